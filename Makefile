@@ -1,0 +1,52 @@
+# The two set-up commands of the README: `make run` and `make test`. Both create and use .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PG_PROBE := import psycopg; psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=2).close()
+
+.PHONY: install run test lint bench migrate seed clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+
+seed: migrate
+	$(BIN)/python manage.py seed_demo
+
+# Web server, Celery worker and beat on the embedded defaults (SQLite, filesystem broker).
+run: seed
+	@mkdir -p var/broker var/broker-processed
+	@echo "Starting Celery worker and beat (logs in var/worker.log, var/beat.log)..."
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A inro worker --loglevel=INFO --concurrency=2 > var/worker.log 2>&1 & \
+	$(BIN)/celery -A inro beat --loglevel=INFO --schedule=var/celerybeat-schedule > var/beat.log 2>&1 & \
+	echo ""; echo "  Inro is running at http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"; \
+	echo "  Demo login: owner@demo.inro.test / demo-password-2026"; echo ""; \
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# Uses DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it answers, else SQLite.
+test: install
+	@if [ -n "$$DATABASE_URL" ]; then db="$$DATABASE_URL"; \
+	elif $(BIN)/python -c '$(PG_PROBE)' >/dev/null 2>&1; then db="postgres://postgres@127.0.0.1:5432/inro"; \
+	else db="sqlite:///$(CURDIR)/var/test.sqlite3"; fi; \
+	echo "make test: running the suite on $$db"; mkdir -p var; \
+	DATABASE_URL="$$db" DJANGO_SETTINGS_MODULE=inro.settings.test $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python bench/activation.py
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3 var/broker var/broker-processed

@@ -1,0 +1,399 @@
+"""The activation gate: the only code that creates ActivationRecords (rules 1 to 4 of PRODUCT.md).
+
+Every automated action asks `activate` (one contact) or `activate_many` (a batch) before it does
+anything to a contact. Manual actions never call it (rule 6).
+
+Concurrency design, the same for both entry points:
+- the month's MonthlyUsage row is the per-workspace lock: the counter is moved by a conditional
+  UPDATE (`activated < quota`), or locked with SELECT ... FOR UPDATE for a batch, *before* any record
+  is inserted, so every writer takes the locks in the same order and cannot deadlock;
+- the record is inserted with ON CONFLICT DO NOTHING in the same transaction; if it already existed
+  (another worker activated the same contact first) the transaction rolls the counter back;
+- the unique constraint (workspace, contact, month) and the CHECK activated <= quota are the last
+  line of defence, not the only one.
+"""
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Workspace
+from billing.models import ActivationRecord, AutomationKind, MonthlyUsage
+from billing.months import month_of
+from billing.quota import quota_for, usage_row_open
+from contacts.models import Contact
+from inro.errors import ApplicationError
+
+ACTIVATED = "activated"
+ALREADY_ACTIVE = "already_active"
+QUOTA_EXHAUSTED = "quota_exhausted"
+
+_RECORDS = ActivationRecord._meta.db_table
+_USAGE = MonthlyUsage._meta.db_table
+_CONTACTS = Contact._meta.db_table
+# SQLite has no arrays: id lists go in chunks below its bound-parameter limit.
+_SQLITE_CHUNK = 900
+
+
+class ActivationInputError(ApplicationError, ValueError):
+    """The gate was called with something it must refuse outright; nothing was written."""
+
+    status = 400
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationResult:
+    allowed: bool
+    newly_activated: bool
+    reason: str
+    month: datetime.date
+
+
+@dataclass(frozen=True, slots=True)
+class BatchActivationResult:
+    """Contacts as given (instances or ids), each list in the order given."""
+
+    allowed: tuple
+    refused: tuple
+    newly_activated: tuple
+    already_active: tuple
+    month: datetime.date
+    limit_reached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSnapshot:
+    month: datetime.date
+    activated: int
+    quota: int
+    remaining: int
+    limit_reached: bool
+    limit_reached_at: datetime.datetime | None = None
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in AutomationKind.values:
+        raise ValueError(
+            f"{kind!r} is not an automated action kind; expected one of {', '.join(AutomationKind.values)}."
+            " Manual actions never go through the activation gate."
+        )
+
+
+def _check_workspace(workspace: Workspace) -> None:
+    if workspace.pk is None or workspace.deleted_at is not None:
+        raise ActivationInputError(
+            f"Workspace {workspace.pk} is deleted: nothing can be activated in it.",
+            code="workspace_deleted",
+        )
+
+
+def _ref(ref: object) -> str:
+    return "" if ref is None else str(ref)[:64]
+
+
+def _adapt(now: datetime.datetime, month: datetime.date) -> tuple:
+    ops = connection.ops
+    return ops.adapt_datetimefield_value(now), ops.adapt_datefield_value(month)
+
+
+def activate(
+    workspace: Workspace, contact: Contact, *, kind: str, ref: object = None, reserve: int = 0
+) -> ActivationResult:
+    """Ask whether an automated action of `kind` may engage `contact` now, activating it if needed.
+
+    `reserve` keeps that many activations out of reach of this call (campaigns leave room for people
+    who write in). Already-active contacts are always allowed (rule 3).
+    """
+    _check_kind(kind)
+    _check_workspace(workspace)
+    if contact.workspace_id != workspace.pk:
+        raise ActivationInputError(
+            f"Contact {contact.pk} does not belong to workspace {workspace.pk}.",
+            code="contact_not_in_workspace",
+        )
+    now = timezone.now()
+    month = month_of(now)
+    db_now, db_month = _adapt(now, month)
+
+    with connection.cursor() as cursor:
+        # One round trip for the common case: the usage row and whether the contact is active.
+        cursor.execute(
+            f"SELECT u.id, EXISTS (SELECT 1 FROM {_RECORDS} r WHERE r.workspace_id = %s"  # noqa: S608
+            f" AND r.contact_id = %s AND r.month = %s) FROM {_USAGE} u"
+            " WHERE u.workspace_id = %s AND u.month = %s",
+            [workspace.pk, contact.pk, db_month, workspace.pk, db_month],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        usage_id = usage_row_open(workspace_id=workspace.pk, month=month).pk
+        already = ActivationRecord.objects.filter(
+            workspace_id=workspace.pk, contact_id=contact.pk, month=month
+        ).exists()
+    else:
+        usage_id, already = row[0], bool(row[1])
+    if already:
+        return ActivationResult(True, False, ALREADY_ACTIVE, month)
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
+            " WHERE id = %s AND activated + %s < quota",
+            [usage_id, max(reserve, 0)],
+        )
+        if cursor.rowcount == 1:
+            cursor.execute(
+                f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"  # noqa: S608
+                " automation_ref) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id",
+                [workspace.pk, contact.pk, db_month, db_now, kind, _ref(ref)],
+            )
+            if cursor.fetchone() is not None:
+                return ActivationResult(True, True, ACTIVATED, month)
+            # Another worker activated this contact between our check and our insert.
+            transaction.set_rollback(True)
+            return ActivationResult(True, False, ALREADY_ACTIVE, month)
+
+        # No headroom. The contact may have been activated meanwhile; that one stays free (rule 3).
+        cursor.execute(
+            f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s AND month = %s",  # noqa: S608
+            [workspace.pk, contact.pk, db_month],
+        )
+        if cursor.fetchone() is not None:
+            return ActivationResult(True, False, ALREADY_ACTIVE, month)
+        _mark_limit_reached(cursor, usage_id, db_now)
+        return ActivationResult(False, False, QUOTA_EXHAUSTED, month)
+
+
+def _mark_limit_reached(cursor, usage_id: int, db_now) -> None:
+    # Rule 4: the workspace is marked "limit reached" when the quota itself is used up.
+    cursor.execute(
+        f"UPDATE {_USAGE} SET limit_reached_at = %s"  # noqa: S608
+        " WHERE id = %s AND limit_reached_at IS NULL AND activated >= quota",
+        [db_now, usage_id],
+    )
+
+
+def _contact_ids(workspace: Workspace, contacts: Sequence) -> list[int]:
+    """Ids of `contacts` (instances or ids), each checked to belong to `workspace`."""
+    ids: list[int] = []
+    unchecked: list[int] = []
+    for item in contacts:
+        if isinstance(item, Contact):
+            if item.workspace_id != workspace.pk:
+                raise ActivationInputError(
+                    f"Contact {item.pk} does not belong to workspace {workspace.pk}.",
+                    code="contact_not_in_workspace",
+                )
+            ids.append(item.pk)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            ids.append(item)
+            unchecked.append(item)
+        else:
+            raise ActivationInputError(f"{item!r} is not a contact.", code="not_a_contact")
+    if unchecked:
+        wanted = set(unchecked)
+        found = _count_in(
+            f"SELECT count(*) FROM {_CONTACTS} WHERE workspace_id = %s AND id",  # noqa: S608
+            [workspace.pk],
+            sorted(wanted),
+        )
+        if found != len(wanted):
+            raise ActivationInputError(
+                f"{len(wanted) - found} of the contacts given does not belong to workspace {workspace.pk}.",
+                code="contact_not_in_workspace",
+            )
+    return ids
+
+
+def _count_in(sql_prefix: str, params: list, ids: list[int]) -> int:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql_prefix + " = ANY(%s)", [*params, ids])
+            return cursor.fetchone()[0]
+        total = 0
+        for start in range(0, len(ids), _SQLITE_CHUNK):
+            chunk = ids[start : start + _SQLITE_CHUNK]
+            cursor.execute(sql_prefix + f" IN ({', '.join(['%s'] * len(chunk))})", [*params, *chunk])
+            total += cursor.fetchone()[0]
+        return total
+
+
+def _active_among(cursor, workspace_id: int, db_month, ids: list[int]) -> set[int]:
+    sql = f"SELECT contact_id FROM {_RECORDS} WHERE workspace_id = %s AND month = %s AND contact_id"  # noqa: S608
+    if connection.vendor == "postgresql":
+        cursor.execute(sql + " = ANY(%s)", [workspace_id, db_month, ids])
+        return {row[0] for row in cursor.fetchall()}
+    active: set[int] = set()
+    for start in range(0, len(ids), _SQLITE_CHUNK):
+        chunk = ids[start : start + _SQLITE_CHUNK]
+        cursor.execute(sql + f" IN ({', '.join(['%s'] * len(chunk))})", [workspace_id, db_month, *chunk])
+        active.update(row[0] for row in cursor.fetchall())
+    return active
+
+
+def _insert_records(cursor, workspace_id: int, ids: list[int], db_month, db_now, kind: str, ref: str) -> int:
+    if not ids:
+        return 0
+    if connection.vendor == "postgresql":
+        cursor.execute(
+            f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
+            " SELECT %s, contact_id, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS t(contact_id)"
+            " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING",
+            [workspace_id, db_month, db_now, kind, ref, ids],
+        )
+        return cursor.rowcount
+    cursor.executemany(
+        f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (workspace_id, contact_id, month) DO NOTHING",
+        [(workspace_id, contact_id, db_month, db_now, kind, ref) for contact_id in ids],
+    )
+    return cursor.rowcount
+
+
+class _LostRace(Exception):
+    """Raised inside the batch transaction to roll it back; never escapes this module."""
+
+
+def activate_many(
+    workspace: Workspace,
+    contacts: Iterable,
+    *,
+    kind: str,
+    ref: object = None,
+    reserve: int = 0,
+) -> BatchActivationResult:
+    """The gate for a batch, with a fixed number of queries whatever its size.
+
+    Contacts (instances or ids) are considered in the order given: the first ones get the headroom,
+    so a caller that orders by engagement activates its most engaged contacts first.
+    """
+    _check_kind(kind)
+    _check_workspace(workspace)
+    items = list(contacts)
+    ids = _contact_ids(workspace, items)
+    now = timezone.now()
+    month = month_of(now)
+    db_now, db_month = _adapt(now, month)
+    unique_ids = list(dict.fromkeys(ids))
+    usage_id = usage_row_open(workspace_id=workspace.pk, month=month).pk
+
+    for _attempt in range(3):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT quota, activated FROM {_USAGE} WHERE id = %s"  # noqa: S608
+                    + (" FOR UPDATE" if connection.features.has_select_for_update else ""),
+                    [usage_id],
+                )
+                quota, activated = cursor.fetchone()
+                active = _active_among(cursor, workspace.pk, db_month, unique_ids) if unique_ids else set()
+                candidates = [contact_id for contact_id in unique_ids if contact_id not in active]
+                headroom = max(quota - max(reserve, 0) - activated, 0)
+                new_ids = candidates[:headroom]
+                inserted = _insert_records(cursor, workspace.pk, new_ids, db_month, db_now, kind, _ref(ref))
+                if inserted != len(new_ids):
+                    # Cannot happen while every writer holds the usage lock; retry rather than miscount.
+                    raise _LostRace
+                if new_ids:
+                    cursor.execute(
+                        f"UPDATE {_USAGE} SET activated = activated + %s WHERE id = %s",  # noqa: S608
+                        [len(new_ids), usage_id],
+                    )
+                refused_any = len(candidates) > len(new_ids)
+                if refused_any:
+                    _mark_limit_reached(cursor, usage_id, db_now)
+            break
+        except _LostRace:
+            continue
+    else:  # pragma: no cover - defensive
+        raise ApplicationError("The activation batch kept conflicting; try again.", code="conflict", status=409)
+
+    new_set = set(new_ids)
+    allowed, refused, newly, already = [], [], [], []
+    seen_new: set[int] = set()
+    for item, contact_id in zip(items, ids, strict=True):
+        if contact_id in active:
+            allowed.append(item)
+            already.append(item)
+        elif contact_id in new_set:
+            allowed.append(item)
+            # A contact listed twice is newly activated once; the repeat is already active.
+            (already if contact_id in seen_new else newly).append(item)
+            seen_new.add(contact_id)
+        else:
+            refused.append(item)
+    return BatchActivationResult(
+        allowed=tuple(allowed),
+        refused=tuple(refused),
+        newly_activated=tuple(newly),
+        already_active=tuple(already),
+        month=month,
+        limit_reached=activated + len(new_ids) >= quota,
+    )
+
+
+def usage(workspace: Workspace, month: datetime.date | None = None) -> UsageSnapshot:
+    """A month's activated count against its quota (default: the current month)."""
+    current = month_of()
+    month = (month or current).replace(day=1)
+    if month == current:
+        row = usage_row_open(workspace_id=workspace.pk, month=month)
+        activated, quota, reached_at = row.activated, row.quota, row.limit_reached_at
+    else:
+        row = MonthlyUsage.objects.filter(workspace_id=workspace.pk, month=month).first()
+        if row is not None:
+            activated, quota, reached_at = row.activated, row.quota, row.limit_reached_at
+        else:
+            activated = ActivationRecord.objects.filter(workspace_id=workspace.pk, month=month).count()
+            quota = max(quota_for(workspace_id=workspace.pk, month=month), activated)
+            reached_at = None
+    return UsageSnapshot(
+        month=month,
+        activated=activated,
+        quota=quota,
+        remaining=max(quota - activated, 0),
+        limit_reached=activated >= quota,
+        limit_reached_at=reached_at,
+    )
+
+
+def history_import(
+    workspace: Workspace, *, month: datetime.date, entries: Sequence[tuple[int, datetime.datetime, str, str]]
+) -> int:
+    """Load activations of a *past* month (migration from another system, demo data).
+
+    `entries` are (contact_id, activated_at, kind, ref). The current month is refused: it only ever
+    moves through the gate. The month's usage row follows the records it gains. Returns rows added.
+    """
+    month = month.replace(day=1)
+    if month >= month_of():
+        raise ActivationInputError("Only past months can be imported.", code="month_not_closed")
+    _check_workspace(workspace)
+    for _, _, kind, _ in entries:
+        _check_kind(kind)
+    ids = _contact_ids(workspace, [contact_id for contact_id, _, _, _ in entries])
+    if len(set(ids)) != len(ids):
+        raise ActivationInputError("A contact appears twice in one month.", code="duplicate_contact")
+    with transaction.atomic():
+        before = ActivationRecord.objects.filter(workspace_id=workspace.pk, month=month).count()
+        ActivationRecord.objects.bulk_create(
+            [
+                ActivationRecord(workspace_id=workspace.pk, contact_id=contact_id, month=month,
+                                 activated_at=at, kind=kind, automation_ref=_ref(ref))
+                for contact_id, at, kind, ref in entries
+            ],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+        after = ActivationRecord.objects.filter(workspace_id=workspace.pk, month=month).count()
+        row, _ = MonthlyUsage.objects.get_or_create(
+            workspace_id=workspace.pk, month=month,
+            defaults={"quota": max(quota_for(workspace_id=workspace.pk, month=month), after), "activated": 0},
+        )
+        MonthlyUsage.objects.filter(pk=row.pk).update(
+            activated=after, quota=max(row.quota, after)
+        )
+    return after - before

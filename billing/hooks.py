@@ -1,0 +1,56 @@
+"""The hook point billing fires when a workspace gains headroom (upgrade, packs, bonus, new month).
+
+Dependencies point automations -> billing, so billing cannot import automations. Instead automations
+registers a listener here at start-up (AutomationsConfig.ready) and billing calls `headroom_raised`
+inside its transaction; listeners run after commit, so they see the new quota and a rolled-back
+change never resumes anything. A listener gets keyword arguments workspace_id and month.
+"""
+
+import datetime
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+HeadroomListener = Callable[..., None]
+_headroom_listeners: list[HeadroomListener] = []
+
+
+def on_headroom_raised(listener: HeadroomListener) -> HeadroomListener:
+    """Register a listener (usable as a decorator). Registering twice is a no-op."""
+    if listener not in _headroom_listeners:
+        _headroom_listeners.append(listener)
+    return listener
+
+
+def headroom_raised(*, workspace_id: int, month: datetime.date) -> None:
+    """Tell listeners, after the current transaction commits, that `workspace_id` may activate more."""
+
+    def notify() -> None:
+        for listener in list(_headroom_listeners):
+            listener(workspace_id=workspace_id, month=month)
+
+    transaction.on_commit(notify)
+
+
+MonthListener = Callable[..., None]
+_month_listeners: list[MonthListener] = []
+
+
+def on_month_opened(listener: MonthListener) -> MonthListener:
+    """Register a listener for a new billing month (keyword argument: month)."""
+    if listener not in _month_listeners:
+        _month_listeners.append(listener)
+    return listener
+
+
+def month_opened(*, month: datetime.date) -> None:
+    """Tell listeners, after commit, that the rollover opened `month`: every workspace has headroom."""
+
+    def notify() -> None:
+        for listener in list(_month_listeners):
+            listener(month=month)
+
+    transaction.on_commit(notify)

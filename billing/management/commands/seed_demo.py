@@ -1,0 +1,125 @@
+"""Demo data for `make run`: a brand on Pro with a few thousand contacts and a history, and a brand
+near its Free limit. Idempotent: a second run finds the demo workspaces and changes nothing."""
+
+import datetime
+import random
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Membership, User, Workspace
+from billing.activation import activate_many, history_import, usage
+from billing.models import AutomationKind, Plan, Subscription
+from billing.months import month_of, previous_month
+from billing.services import quota_refresh
+from contacts.models import Contact, Folder, FolderMembership, Tag
+
+DEMO_EMAIL = "owner@demo.inro.test"
+DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo login on purpose
+SOURCES = [choice for choice, _ in Contact.Source.choices]
+KINDS = [choice for choice, _ in AutomationKind.choices]
+
+
+class Command(BaseCommand):
+    help = "Create demo workspaces, contacts and activations (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--contacts", type=int, default=3000, help="Contacts in the main demo workspace.")
+
+    def handle(self, *args, contacts: int, **options):
+        if contacts < 200 or contacts > 200_000:
+            self.stderr.write("--contacts must be between 200 and 200000.")
+            raise SystemExit(2)
+        rng = random.Random(2026)  # noqa: S311 - demo data, not security
+        owner = self._user(DEMO_EMAIL, "Dana Demo")
+        brand = self._workspace("Sunny Skincare", "sunny-skincare", "17841400000000001", owner)
+        near = self._workspace("Corner Coffee", "corner-coffee", "17841400000000002", owner)
+        if not Subscription.objects.filter(workspace=brand).exists():
+            Subscription.objects.create(
+                workspace=brand, plan=Plan.objects.get(code=Plan.PRO), addon_packs=1,
+                status=Subscription.Status.ACTIVE, stripe_customer_id="cus_demo",
+                current_period_end=timezone.now() + datetime.timedelta(days=20),
+            )
+            quota_refresh(workspace=brand)
+        self._contacts(brand, contacts, rng)
+        self._contacts(near, 400, rng)
+        self._history(brand, rng)
+        self._activate_now(brand, 1300, rng)
+        self._activate_now(near, 92, rng)
+        brand_usage, near_usage = usage(brand), usage(near)
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo ready: {brand.name} {brand_usage.activated}/{brand_usage.quota} activated, "
+            f"{near.name} {near_usage.activated}/{near_usage.quota} (near its Free limit)."
+        ))
+        self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+    def _user(self, email: str, name: str) -> User:
+        user, created = User.objects.get_or_create(email=email, defaults={"full_name": name})
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.save(update_fields=["password"])
+        if not User.objects.filter(email="staff@demo.inro.test").exists():
+            User.objects.create_superuser("staff@demo.inro.test", DEMO_PASSWORD, full_name="Sam Staff")
+        return user
+
+    def _workspace(self, name: str, slug: str, igid: str, owner: User) -> Workspace:
+        workspace, _ = Workspace.objects.get_or_create(
+            slug=slug, defaults={"name": name, "instagram_account_id": igid}
+        )
+        Membership.objects.get_or_create(user=owner, workspace=workspace, defaults={"role": Membership.Role.OWNER})
+        return workspace
+
+    @transaction.atomic
+    def _contacts(self, workspace: Workspace, count: int, rng: random.Random) -> None:
+        existing = workspace.contacts.count()
+        if existing >= count:
+            return
+        now = timezone.now()
+        first_names = ["ava", "leo", "mia", "noah", "zoe", "liam", "ivy", "omar", "nina", "theo", "sara", "yuki"]
+        rows = []
+        for n in range(existing, count):
+            captured = now - datetime.timedelta(days=rng.randint(0, 120), minutes=rng.randint(0, 1440))
+            inbound = captured + datetime.timedelta(days=rng.randint(0, 10)) if rng.random() < 0.8 else None
+            handle = f"{rng.choice(first_names)}.{workspace.slug.split('-')[0]}{n}"
+            rows.append(Contact(
+                workspace=workspace, igsid=f"{workspace.pk}{900000000 + n}", username=handle,
+                name=handle.split(".")[0].title(), source=rng.choice(SOURCES), captured_at=captured,
+                last_inbound_at=min(inbound, now) if inbound else None,
+            ))
+        Contact.objects.bulk_create(rows, batch_size=2000)
+        vip, _ = Folder.objects.get_or_create(workspace=workspace, name="VIP")
+        for tag_name in ("customer", "giveaway", "wholesale"):
+            Tag.objects.get_or_create(workspace=workspace, name=tag_name)
+        FolderMembership.objects.bulk_create(
+            [FolderMembership(folder=vip, contact=c) for c in workspace.contacts.order_by("?")[:25]],
+            ignore_conflicts=True,
+        )
+
+    def _history(self, workspace: Workspace, rng: random.Random) -> None:
+        ids = list(workspace.contacts.values_list("pk", flat=True))
+        month = month_of()
+        for back in range(1, 4):
+            month = previous_month(month)
+            if workspace.monthly_usage.filter(month=month).exists():
+                continue
+            chosen = rng.sample(ids, min(len(ids), 900 + 150 * back))
+            start = datetime.datetime.combine(month, datetime.time(9), tzinfo=datetime.UTC)
+            entries = [
+                (cid, start + datetime.timedelta(days=rng.randint(0, 26), minutes=rng.randint(0, 600)),
+                 rng.choice(KINDS), f"demo:{back}")
+                for cid in chosen
+            ]
+            history_import(workspace, month=month, entries=entries)
+
+    def _activate_now(self, workspace: Workspace, target: int, rng: random.Random) -> None:
+        missing = target - usage(workspace).activated
+        if missing <= 0:
+            return
+        ids = list(workspace.contacts.order_by("-last_inbound_at").values_list("pk", flat=True)[: target + 200])
+        rng.shuffle(ids)
+        ids = ids[:missing]
+        share = max(len(ids) // len(KINDS), 1)
+        for i, kind in enumerate(KINDS):
+            chunk = ids[i * share : (i + 1) * share] if i < len(KINDS) - 1 else ids[i * share :]
+            activate_many(workspace, chunk, kind=kind, ref=f"{kind}:demo")

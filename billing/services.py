@@ -1,0 +1,136 @@
+"""Billing writes: bonus grants, quota refreshes and the monthly rollover."""
+
+import datetime
+import logging
+
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from accounts.models import User, Workspace
+from billing import hooks
+from billing.models import ActivationRecord, BonusGrant, MonthlyUsage, MonthRollover, Subscription
+from billing.months import month_of, months_between, next_month
+from billing.quota import base_quota, free_plan, usage_quota_refresh
+from inro.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+ROLLOVER_BATCH_SIZE = 1000
+
+
+def quota_refresh(*, workspace: Workspace, month: datetime.date | None = None) -> int:
+    """Recompute a month's quota; if it rose, resume paused actions after commit (rules 5, 8)."""
+    month = month or month_of()
+    with transaction.atomic():
+        old, new = usage_quota_refresh(workspace_id=workspace.pk, month=month)
+        if new > old:
+            hooks.headroom_raised(workspace_id=workspace.pk, month=month)
+    return new
+
+
+def bonus_grant(
+    *, workspace: Workspace, amount: int, reason: str, granted_by: User | None,
+    month: datetime.date | None = None,
+) -> BonusGrant:
+    """Grant extra activations for a month (rule 12); paused actions resume at once."""
+    reason = (reason or "").strip()
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise ApplicationError("A bonus must be a whole number of activations above zero.",
+                               code="invalid_amount", fields={"amount": ["Enter a number above 0."]})
+    if amount > 1_000_000:
+        raise ApplicationError("A bonus above 1,000,000 activations is surely a typo.",
+                               code="invalid_amount", fields={"amount": ["Enter at most 1000000."]})
+    if not reason:
+        raise ApplicationError("A bonus needs a reason.", code="reason_required",
+                               fields={"reason": ["Say why this bonus is granted."]})
+    if workspace.deleted_at is not None:
+        raise ApplicationError("This workspace is deleted.", code="workspace_deleted")
+    current = month_of()
+    month = (month or current).replace(day=1)
+    if month < current:
+        raise ApplicationError("Bonuses can only be granted for the current or a future month.",
+                               code="month_closed", fields={"month": ["Choose this month or later."]})
+    with transaction.atomic():
+        grant = BonusGrant.objects.create(
+            workspace=workspace, month=month, amount=amount, reason=reason, granted_by=granted_by
+        )
+        if month == current:
+            quota_refresh(workspace=workspace, month=month)
+    logger.info("bonus granted workspace=%s month=%s amount=%s", workspace.pk, month, amount)
+    return grant
+
+
+def _open_month_for_all(month: datetime.date, *, closed_at: datetime.datetime | None) -> int:
+    """Open `month`'s usage rows for every live workspace, in batches; returns how many were new."""
+    free = free_plan()
+    opened = 0
+    last_id = 0
+    while True:
+        workspace_ids = list(
+            Workspace.objects.filter(deleted_at__isnull=True, pk__gt=last_id)
+            .exclude(monthly_usage__month=month)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:ROLLOVER_BATCH_SIZE]
+        )
+        if not workspace_ids:
+            return opened
+        last_id = workspace_ids[-1]
+        subscriptions = {
+            s.workspace_id: s
+            for s in Subscription.objects.select_related("plan").filter(workspace_id__in=workspace_ids)
+        }
+        bonuses = dict(
+            BonusGrant.objects.filter(workspace_id__in=workspace_ids, month=month)
+            .values("workspace_id")
+            .annotate(total=Sum("amount"))
+            .values_list("workspace_id", "total")
+        )
+        recorded: dict[int, int] = {}
+        if closed_at is not None:
+            recorded = dict(
+                ActivationRecord.objects.filter(workspace_id__in=workspace_ids, month=month)
+                .values_list("workspace_id")
+                .annotate(n=Count("id"))
+                .values_list("workspace_id", "n")
+            )
+        rows = []
+        for ws in workspace_ids:
+            quota = base_quota(subscription=subscriptions.get(ws), free=free) + bonuses.get(ws, 0)
+            activated = recorded.get(ws, 0)
+            rows.append(MonthlyUsage(
+                workspace_id=ws, month=month, quota=max(quota, activated), activated=activated,
+                closed_at=closed_at,
+            ))
+        created = MonthlyUsage.objects.bulk_create(rows, ignore_conflicts=True)
+        opened += len(created)
+
+
+def month_roll_over_as_needed(*, now: datetime.datetime) -> list[datetime.date]:
+    """Close past months and open the current one for every workspace (rule 11).
+
+    Idempotent and catching up: each month from the last completed rollover to `now`'s month is
+    handled once. Activation never depends on this having run (rows open lazily); this makes the
+    figures complete, resets what is per month, and resumes paused actions. Returns the months opened.
+    """
+    current = month_of(now)
+    last_done = (
+        MonthRollover.objects.filter(completed_at__isnull=False)
+        .order_by("-month")
+        .values_list("month", flat=True)
+        .first()
+    )
+    first = next_month(last_done) if last_done else current
+    pending = months_between(first, current) if first <= current else []
+    # Close every earlier month still open (figures frozen; the rows keep matching their records).
+    MonthlyUsage.objects.filter(month__lt=current, closed_at__isnull=True).update(closed_at=now)
+    for month in pending:
+        rollover, _ = MonthRollover.objects.get_or_create(month=month)
+        opened = _open_month_for_all(month, closed_at=now if month < current else None)
+        MonthRollover.objects.filter(pk=rollover.pk).update(
+            completed_at=timezone.now(), workspaces_opened=rollover.workspaces_opened + opened
+        )
+        logger.info("month rollover %s: %s usage rows opened", month, opened)
+    if pending:
+        hooks.month_opened(month=current)
+    return pending

@@ -1,0 +1,12 @@
+"""Billing's Celery tasks: thin wrappers over services, safe to run twice."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from billing import services
+
+
+@shared_task(name="billing.tasks.roll_over_month")
+def roll_over_month() -> list[str]:
+    """Scheduled by celery-beat shortly after 00:00 UTC on the 1st, and hourly as a safety net."""
+    return [m.isoformat() for m in services.month_roll_over_as_needed(now=timezone.now())]

@@ -1,0 +1,97 @@
+"""The contact database: leads captured for free from Instagram, plus folders and tags."""
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import User, Workspace
+
+
+class Contact(models.Model):
+    class Source(models.TextChoices):
+        DM = "dm", "Direct message"
+        ORGANIC_POST = "organic_post", "Comment on a post"
+        PAID_AD = "paid_ad", "Paid ad"
+        COLLABORATION = "collaboration", "Collaboration or mention"
+        STORY = "story", "Story reply or mention"
+        IMPORT = "import", "Import"
+        API = "api", "API"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts")
+    igsid = models.CharField("Instagram-scoped id", max_length=64)
+    username = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=150, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    captured_at = models.DateTimeField(default=timezone.now)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    # Filled by data enrichment (an automated action).
+    follower_count = models.PositiveIntegerField(null=True, blank=True)
+    biography = models.TextField(blank=True)
+    enriched_at = models.DateTimeField(null=True, blank=True)
+    tags = models.ManyToManyField("Tag", blank=True, related_name="contacts")
+    folders = models.ManyToManyField(
+        "Folder", through="FolderMembership", blank=True, related_name="contacts"
+    )
+
+    class Meta:
+        ordering = ["-captured_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "igsid"], name="contacts_contact_igsid_once"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-captured_at"], name="contact_ws_captured"),
+            models.Index(fields=["workspace", "-last_inbound_at"], name="contact_ws_last_inbound"),
+            models.Index(fields=["workspace", "source"], name="contact_ws_source"),
+            models.Index(fields=["workspace", "username"], name="contact_ws_username"),
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.username}" if self.username else self.igsid
+
+
+class Tag(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="contacts_tag_name_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Folder(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="folders")
+    name = models.CharField(max_length=80)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="contacts_folder_name_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FolderMembership(models.Model):
+    """A contact placed in a folder by hand: a manual action, never counted (rule 6)."""
+
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="memberships")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="folder_memberships")
+    added_at = models.DateTimeField(default=timezone.now)
+    added_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["folder", "contact"], name="contacts_folder_member_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} in {self.folder_id}"

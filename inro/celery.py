@@ -1,0 +1,11 @@
+"""The Celery application: `celery -A inro worker` and `celery -A inro beat`."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inro.settings.local")
+
+app = Celery("inro")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,20 @@
+"""Test settings: fast hashing, in-memory email, tasks run inline unless a test says otherwise."""
+
+from inro.settings.base import *  # noqa: F403
+from inro.settings.base import env
+
+DEBUG = False
+SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="memory://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+STRIPE_SECRET_KEY = "sk_test_suite"  # noqa: S105
+STRIPE_WEBHOOK_SECRET = "whsec_test_suite"  # noqa: S105
+META_APP_SECRET = "meta_app_secret_test"  # noqa: S105
+META_VERIFY_TOKEN = "meta_verify_token_test"  # noqa: S105
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
