@@ -1,0 +1,176 @@
+"""Billing reads shared by the usage page, the API and the admin, so their numbers never disagree."""
+
+import datetime
+import math
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from accounts.models import Workspace
+from billing.activation import UsageSnapshot, usage
+from billing.models import ActivationRecord, AutomationKind, MonthlyUsage, Plan, Subscription
+from billing.months import billing_zone, month_end, month_of, month_start, previous_month
+from billing.quota import free_plan
+from contacts.models import Contact
+
+ALERT_THRESHOLDS = (80, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """Linear projection of this month's activations from the pace so far."""
+
+    projected_activations: int
+    limit_date: datetime.date | None  # the day the quota would run out at this pace, if this month
+    daily_rate: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    month: datetime.date
+    activated: int
+    quota: int
+    remaining: int
+    limit_reached: bool
+    percent: int  # 0..100, for the meter
+    level: str  # "ok", "warning" (>= 80%), "limit" (>= 100%)
+    plan: Plan
+    subscription: Subscription | None
+    addon_packs: int
+    resets_at: datetime.datetime
+    forecast: Forecast
+
+
+def plan_of(*, workspace: Workspace) -> tuple[Plan, Subscription | None]:
+    subscription = Subscription.objects.select_related("plan").filter(workspace=workspace).first()
+    if subscription is None:
+        return free_plan(), None
+    return subscription.plan, subscription
+
+
+def usage_forecast(*, snapshot: UsageSnapshot, now: datetime.datetime) -> Forecast:
+    start, end = month_start(snapshot.month), month_end(snapshot.month)
+    elapsed_days = max((now - start).total_seconds() / 86400, 1 / 24)  # at least an hour of pace
+    total_days = (end - start).total_seconds() / 86400
+    rate = snapshot.activated / elapsed_days
+    projected = min(math.ceil(rate * total_days), max(snapshot.quota, snapshot.activated))
+    projected_uncapped = math.ceil(rate * total_days)
+    limit_date = None
+    if snapshot.activated >= snapshot.quota:
+        limit_date = None if snapshot.limit_reached_at is None else snapshot.limit_reached_at.astimezone(
+            billing_zone()).date()
+    elif rate > 0 and projected_uncapped >= snapshot.quota:
+        days_to_limit = snapshot.quota / rate
+        limit_date = (start + datetime.timedelta(days=days_to_limit)).astimezone(billing_zone()).date()
+    return Forecast(
+        projected_activations=max(projected, snapshot.activated),
+        limit_date=limit_date,
+        daily_rate=round(rate, 1),
+        method="Activations so far divided by days elapsed, times the days in the month (capped at the quota).",
+    )
+
+
+def usage_summary(*, workspace: Workspace, now: datetime.datetime | None = None) -> UsageSummary:
+    now = now or timezone.now()
+    snapshot = usage(workspace)
+    plan, subscription = plan_of(workspace=workspace)
+    percent = 100 if snapshot.quota == 0 else min(100, math.floor(100 * snapshot.activated / snapshot.quota))
+    level = "limit" if snapshot.limit_reached else "warning" if percent >= ALERT_THRESHOLDS[0] else "ok"
+    return UsageSummary(
+        month=snapshot.month,
+        activated=snapshot.activated,
+        quota=snapshot.quota,
+        remaining=snapshot.remaining,
+        limit_reached=snapshot.limit_reached,
+        percent=percent,
+        level=level,
+        plan=plan,
+        subscription=subscription,
+        addon_packs=subscription.addon_packs if subscription else 0,
+        resets_at=month_end(snapshot.month),
+        forecast=usage_forecast(snapshot=snapshot, now=now),
+    )
+
+
+def activations_per_day(*, workspace: Workspace, month: datetime.date | None = None) -> list[tuple[datetime.date, int]]:
+    """Every day of the month up to today (or the month's end), with its activations; zeros included."""
+    month = (month or month_of()).replace(day=1)
+    counts = dict(
+        ActivationRecord.objects.filter(workspace=workspace, month=month)
+        .annotate(day=TruncDate("activated_at", tzinfo=billing_zone()))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .values_list("day", "n")
+    )
+    last_day = min(timezone.now().astimezone(billing_zone()).date(),
+                   (month_end(month) - datetime.timedelta(seconds=1)).astimezone(billing_zone()).date())
+    days = []
+    day = month
+    while day <= last_day:
+        days.append((day, counts.get(day, 0)))
+        day += datetime.timedelta(days=1)
+    return days
+
+
+def activations_per_kind(*, workspace: Workspace, month: datetime.date | None = None) -> list[tuple[str, str, int]]:
+    """(kind, label, count) for every automated kind, zeros included, in a fixed order."""
+    month = (month or month_of()).replace(day=1)
+    counts = dict(
+        ActivationRecord.objects.filter(workspace=workspace, month=month)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", "n")
+    )
+    return [(kind, label, counts.get(kind, 0)) for kind, label in AutomationKind.choices]
+
+
+def usage_history(*, workspace: Workspace, months: int = 12) -> list[MonthlyUsage]:
+    """Previous months, newest first (the current month excluded)."""
+    current = month_of()
+    return list(
+        MonthlyUsage.objects.filter(workspace=workspace, month__lt=current).order_by("-month")[:months]
+    )
+
+
+def activation_list(
+    *, workspace: Workspace, month: datetime.date | None = None, kind: str | None = None, search: str | None = None
+) -> QuerySet[ActivationRecord]:
+    """A month's activations, newest first, with the contact joined (no per-row queries)."""
+    month = (month or month_of()).replace(day=1)
+    records = ActivationRecord.objects.filter(workspace=workspace, month=month).select_related("contact")
+    if kind:
+        records = records.filter(kind=kind)
+    if search:
+        search = search.strip().lstrip("@")
+        records = records.filter(contact__username__icontains=search) | records.filter(
+            contact__name__icontains=search
+        )
+    return records.order_by("-activated_at", "-id")
+
+
+def database_contact_count(*, workspace: Workspace) -> int:
+    return Contact.objects.filter(workspace=workspace).count()
+
+
+def contacts_filter_activated(
+    contacts: QuerySet[Contact], *, workspace: Workspace, activated: bool, month: datetime.date | None = None
+) -> QuerySet[Contact]:
+    """Keep contacts activated (or not) in the month: the database-vs-activated split."""
+    month = (month or month_of()).replace(day=1)
+    is_active = Exists(
+        ActivationRecord.objects.filter(workspace=workspace, month=month, contact=OuterRef("pk"))
+    )
+    return contacts.filter(is_active) if activated else contacts.exclude(is_active)
+
+
+def months_with_activity(*, workspace: Workspace, limit: int = 24) -> list[datetime.date]:
+    current = month_of()
+    months = [current]
+    month = current
+    for _ in range(limit - 1):
+        month = previous_month(month)
+        months.append(month)
+    return months

@@ -1,0 +1,99 @@
+"""Contact writes. Everything here is a manual action (rule 6): never counted, never blocked."""
+
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+
+from accounts.models import User, Workspace
+from contacts.models import Contact, Folder, FolderMembership, Tag
+from inro.errors import ApplicationError
+
+
+def _own_contacts(workspace: Workspace, contact_ids: Iterable[int]) -> list[int]:
+    wanted = set(contact_ids)
+    found = set(Contact.objects.filter(workspace=workspace, pk__in=wanted).values_list("pk", flat=True))
+    if found != wanted:
+        raise ApplicationError("Some of these contacts do not exist in this workspace.",
+                               code="not_found", status=404, fields={"contact_ids": sorted(wanted - found)})
+    return sorted(found)
+
+
+def folder_create(*, workspace: Workspace, name: str) -> Folder:
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise ApplicationError("A folder needs a name of 1 to 80 characters.", code="invalid",
+                               fields={"name": ["Enter 1 to 80 characters."]})
+    try:
+        with transaction.atomic():
+            return Folder.objects.create(workspace=workspace, name=name)
+    except IntegrityError:
+        raise ApplicationError(f"A folder named {name!r} already exists.", code="conflict", status=409,
+                               fields={"name": ["This name is taken."]}) from None
+
+
+def folder_rename(*, folder: Folder, name: str) -> Folder:
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise ApplicationError("A folder needs a name of 1 to 80 characters.", code="invalid",
+                               fields={"name": ["Enter 1 to 80 characters."]})
+    try:
+        with transaction.atomic():
+            folder.name = name
+            folder.save(update_fields=["name"])
+    except IntegrityError:
+        raise ApplicationError(f"A folder named {name!r} already exists.", code="conflict", status=409,
+                               fields={"name": ["This name is taken."]}) from None
+    return folder
+
+
+def folder_delete(*, folder: Folder) -> None:
+    folder.delete()
+
+
+@transaction.atomic
+def folder_add_contacts(*, folder: Folder, contact_ids: Iterable[int], added_by: User | None) -> int:
+    """Put contacts in a folder by hand; returns how many were newly added. Manual: no activation."""
+    ids = _own_contacts(folder.workspace, contact_ids)
+    existing = set(
+        FolderMembership.objects.filter(folder=folder, contact_id__in=ids).values_list("contact_id", flat=True)
+    )
+    FolderMembership.objects.bulk_create(
+        [FolderMembership(folder=folder, contact_id=i, added_by=added_by) for i in ids if i not in existing],
+        ignore_conflicts=True,
+    )
+    return len([i for i in ids if i not in existing])
+
+
+@transaction.atomic
+def folder_remove_contacts(*, folder: Folder, contact_ids: Iterable[int]) -> int:
+    ids = _own_contacts(folder.workspace, contact_ids)
+    deleted, _ = FolderMembership.objects.filter(folder=folder, contact_id__in=ids).delete()
+    return deleted
+
+
+@transaction.atomic
+def contact_set_tags(*, contact: Contact, names: Iterable[str]) -> list[str]:
+    """Replace a contact's tags by hand (creating tags as needed). Manual: no activation."""
+    clean = sorted({n.strip().lower() for n in names if n and n.strip()})
+    if any(len(n) > 64 for n in clean):
+        raise ApplicationError("Tags are at most 64 characters.", code="invalid", fields={"tags": ["Too long."]})
+    tags = []
+    for name in clean:
+        tag, _ = Tag.objects.get_or_create(workspace=contact.workspace, name=name)
+        tags.append(tag)
+    contact.tags.set(tags)
+    return clean
+
+
+@transaction.atomic
+def contact_update_fields(*, contact: Contact, **changes) -> Contact:
+    """Edit a contact's fields by hand (name, email, phone, custom_fields). Manual: no activation."""
+    allowed = {"name", "email", "phone", "custom_fields"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ApplicationError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.", code="invalid")
+    for field, value in changes.items():
+        setattr(contact, field, value)
+    contact.full_clean(exclude=["workspace", "igsid", "source", "tags", "folders"])
+    contact.save(update_fields=list(changes))
+    return contact
