@@ -95,3 +95,58 @@ class FolderMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_id} in {self.folder_id}"
+
+
+class Message(models.Model):
+    """A direct message in or out of the workspace's Instagram inbox. Outgoing ones are the outbox."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "in", "Inbound"
+        OUTBOUND = "out", "Outbound"
+
+    class Origin(models.TextChoices):
+        CONTACT = "contact", "Sent by the contact"
+        MANUAL = "manual", "Sent by a member from the inbox"
+        AUTOMATED = "automated", "Sent by an automation"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        SKIPPED_WINDOW = "skipped_window", "Skipped: messaging window closed"
+        FAILED = "failed", "Failed"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="messages")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    origin = models.CharField(max_length=10, choices=Origin.choices)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    text = models.TextField(blank=True)
+    # Private reply to a comment (7-day window) rather than a DM (24-hour window).
+    reply_to_comment_id = models.CharField(max_length=64, blank=True)
+    automation_ref = models.CharField(max_length=64, blank=True)
+    sent_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Meta's message id: inbound deliveries are deduplicated on it, outbound ones get it on send.
+    meta_mid = models.CharField(max_length=255, blank=True)
+    # Outbound: a key derived from what caused the send, so a retried task never sends twice.
+    idempotency_key = models.CharField(max_length=128, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "meta_mid"], condition=~models.Q(meta_mid=""), name="contacts_message_mid_once"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="contacts_message_send_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["contact", "-created_at"], name="message_contact_created")]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.contact_id}: {self.text[:40]}"

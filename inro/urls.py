@@ -1,8 +1,15 @@
-"""Top-level URL configuration."""
+"""Top-level URL configuration. Each include is owned by one app; the paths are public contracts."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("webhooks/instagram/", include("contacts.webhook_urls")),
+    path("webhooks/stripe/", include("billing.webhook_urls")),
+    path("api/", include("inro.api_urls")),
+    path("", include("inro.ops_urls")),
+    path("", include("billing.urls")),
+    path("", include("automations.urls")),
+    path("", include("accounts.urls")),
 ]

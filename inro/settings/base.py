@@ -163,3 +163,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# Outbound Instagram messages: "outbox" (default, stored only) or "graph" (Meta's Graph API).
+INSTAGRAM_SEND_BACKEND = env("INSTAGRAM_SEND_BACKEND", default="outbox")
