@@ -166,3 +166,6 @@ LOGGING = {
 
 # Outbound Instagram messages: "outbox" (default, stored only) or "graph" (Meta's Graph API).
 INSTAGRAM_SEND_BACKEND = env("INSTAGRAM_SEND_BACKEND", default="outbox")
+
+# Data enrichment provider (issue 3): a dotted class path; the default is a deterministic fake.
+ENRICHMENT_BACKEND = env("ENRICHMENT_BACKEND", default="automations.enrichment.FakeEnrichmentBackend")
