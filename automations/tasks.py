@@ -68,6 +68,10 @@ def integration_deliver(self, delivery_id: int) -> str:
     if self.request.retries >= self.max_retries:
         integrations.integration_delivery_give_up(delivery_id=delivery_id)
         return "failed"
+    if self.request.is_eager:
+        # Inline (tests, CELERY_TASK_ALWAYS_EAGER): eager-propagate would surface Retry as an error;
+        # run the next attempt in place, as Celery's eager apply itself does without propagation.
+        return integration_deliver.apply(args=[delivery_id], retries=self.request.retries + 1).result
     # Exponential backoff: 30 s, 1 min, 2 min, ... capped at an hour.
     raise self.retry(countdown=min(30 * 2**self.request.retries, 3600))
 
