@@ -150,3 +150,66 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.contact_id}: {self.text[:40]}"
+
+
+class WebhookDelivery(models.Model):
+    """One POST from Meta's Instagram webhooks, stored raw before anything is done with it.
+
+    The view stores the body and answers 200 at once; a Celery task (and a sweeper, for a broker that
+    was down after the 200) turns it into contacts and events. The body hash is unique, so Meta
+    redelivering the same notification is stored once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+
+    received_at = models.DateTimeField(default=timezone.now)
+    body = models.TextField()
+    body_sha256 = models.CharField(max_length=64)
+    signature_valid = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    events_captured = models.PositiveIntegerField(default=0)
+    note = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["body_sha256"], name="contacts_webhook_delivery_once"),
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="webhook_delivery_status")]
+
+    def __str__(self) -> str:
+        return f"Instagram delivery {self.pk} ({self.status})"
+
+
+class CapturedEvent(models.Model):
+    """An Instagram event already captured: Meta's id (message mid, comment id) once per workspace.
+
+    This row is what makes a redelivered event capture nothing twice and fire nothing twice.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="captured_events")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="captured_events")
+    delivery = models.ForeignKey(
+        WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="captured_events"
+    )
+    meta_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=20)
+    occurred_at = models.DateTimeField()
+    captured_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "meta_id"], name="contacts_captured_event_once"),
+        ]
+        indexes = [models.Index(fields=["contact", "-occurred_at"], name="captured_event_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.meta_id}"
