@@ -420,3 +420,15 @@ def deliveries_sweep(*, now: datetime.datetime, limit: int = 500) -> int:
     for delivery_id in ids:
         delivery_process(delivery_id=delivery_id, now=now)
     return len(ids)
+
+
+def delivery_replay(*, delivery_id: int) -> bool:
+    """Staff replay of a failed delivery: back to pending and queued again; already-captured events stay
+    captured once. Returns False when the delivery was not failed."""
+    with transaction.atomic():
+        replayed = WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.FAILED).update(
+            status=WebhookDelivery.Status.PENDING, error="", processed_at=None
+        )
+        if replayed:
+            transaction.on_commit(lambda: _queue(delivery_id))
+    return bool(replayed)

@@ -4,8 +4,9 @@ from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
 
-from accounts.models import User, Workspace
-from contacts.models import Contact, Folder, FolderMembership, Tag
+from accounts.models import Membership, User, Workspace
+from contacts.messaging import SendResult, send_message
+from contacts.models import Contact, Folder, FolderMembership, Message, Tag
 from inro.errors import ApplicationError
 
 
@@ -97,3 +98,26 @@ def contact_update_fields(*, contact: Contact, **changes) -> Contact:
     contact.full_clean(exclude=["workspace", "igsid", "source", "tags", "folders"])
     contact.save(update_fields=list(changes))
     return contact
+
+
+MANUAL_MESSAGE_MAX_LENGTH = 1000
+
+
+def message_send_manual(*, contact: Contact, text: str, sent_by: User) -> SendResult:
+    """A member sends a DM from the inbox (rule 6): never counted, never blocked by the quota.
+
+    The activation gate is not called. The automated-message window does not apply either: this is a
+    human agent's message; Meta itself may still refuse it, which comes back as status "failed".
+    """
+    text = (text or "").strip()
+    if not text or len(text) > MANUAL_MESSAGE_MAX_LENGTH:
+        raise ApplicationError(
+            f"A message needs 1 to {MANUAL_MESSAGE_MAX_LENGTH} characters.", code="invalid",
+            fields={"text": [f"Enter 1 to {MANUAL_MESSAGE_MAX_LENGTH} characters."]},
+        )
+    if not Membership.objects.filter(user=sent_by, workspace_id=contact.workspace_id).exists():
+        raise ApplicationError("Only members of this workspace can message its contacts.", code="forbidden",
+                               status=403)
+    return send_message(
+        workspace=contact.workspace, contact=contact, text=text, origin=Message.Origin.MANUAL, sent_by=sent_by,
+    )

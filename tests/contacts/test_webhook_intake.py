@@ -435,3 +435,36 @@ def test_the_sweeper_is_in_the_beat_schedule():
     task = PeriodicTask.objects.get(task="contacts.tasks.sweep_pending_deliveries")
     assert task.enabled
     assert (task.interval.every, task.interval.period) == (1, "minutes")
+
+
+def test_a_failed_delivery_can_be_replayed_by_staff(
+    ig_workspace, deliver, monkeypatch, django_capture_on_commit_callbacks
+):
+    original = intake._contact_capture
+
+    def explode(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(intake, "_contact_capture", explode)
+    deliver(meta_fixture("message_text"))
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "failed"
+    monkeypatch.setattr(intake, "_contact_capture", original)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert intake.delivery_replay(delivery_id=delivery.pk) is True
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.error) == ("processed", 2, "")
+    assert Contact.objects.count() == 1
+    assert intake.delivery_replay(delivery_id=delivery.pk) is False
+
+
+def test_admin_lists_deliveries_and_messages(admin_client, ig_workspace, deliver):
+    deliver(meta_fixture("message_text"))
+
+    assert admin_client.get("/admin/contacts/webhookdelivery/").status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    assert admin_client.get(f"/admin/contacts/webhookdelivery/{delivery.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/contacts/message/").status_code == 200
+    assert admin_client.get("/admin/contacts/capturedevent/").status_code == 200
