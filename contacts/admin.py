@@ -1,7 +1,16 @@
 from django.contrib import admin
 
 from contacts import intake
-from contacts.models import CapturedEvent, Contact, Folder, FolderMembership, Message, Tag, WebhookDelivery
+from contacts.models import (
+    CapturedEvent,
+    Contact,
+    DataDeletionRequest,
+    Folder,
+    FolderMembership,
+    Message,
+    Tag,
+    WebhookDelivery,
+)
 
 
 @admin.register(Contact)
@@ -77,3 +86,13 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def replay(self, request, queryset):
         count = sum(intake.delivery_replay(delivery_id=pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} delivery(ies) queued again.")
+
+
+@admin.register(DataDeletionRequest)
+class DataDeletionRequestAdmin(admin.ModelAdmin):
+    list_display = ["confirmation_code", "status", "contacts_erased", "requested_at", "completed_at"]
+    search_fields = ["confirmation_code"]
+    readonly_fields = [f.name for f in DataDeletionRequest._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -30,6 +30,8 @@ class Contact(models.Model):
     follower_count = models.PositiveIntegerField(null=True, blank=True)
     biography = models.TextField(blank=True)
     enriched_at = models.DateTimeField(null=True, blank=True)
+    # Set when the person's personal data was erased at their request (Meta's data deletion callback).
+    erased_at = models.DateTimeField(null=True, blank=True)
     tags = models.ManyToManyField("Tag", blank=True, related_name="contacts")
     folders = models.ManyToManyField(
         "Folder", through="FolderMembership", blank=True, related_name="contacts"
@@ -213,3 +215,29 @@ class CapturedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.meta_id}"
+
+
+class DataDeletionRequest(models.Model):
+    """A person asked Meta to delete their data from this app; the status page shows what was done.
+
+    The person's id is kept only as a SHA-256 hash: the request must not itself keep what it erased.
+    """
+
+    class Status(models.TextChoices):
+        COMPLETED = "completed", "Completed"
+
+    confirmation_code = models.CharField(max_length=32)
+    user_id_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETED)
+    contacts_erased = models.PositiveIntegerField(default=0)
+    requested_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["confirmation_code"], name="contacts_data_deletion_code_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Data deletion {self.confirmation_code} ({self.status})"

@@ -468,3 +468,4 @@ def test_admin_lists_deliveries_and_messages(admin_client, ig_workspace, deliver
     assert admin_client.get(f"/admin/contacts/webhookdelivery/{delivery.pk}/change/").status_code == 200
     assert admin_client.get("/admin/contacts/message/").status_code == 200
     assert admin_client.get("/admin/contacts/capturedevent/").status_code == 200
+    assert admin_client.get("/admin/contacts/datadeletionrequest/").status_code == 200
