@@ -8,6 +8,7 @@ from accounts.models import Workspace
 from automations import services
 from automations.models import EnrichmentJob
 from automations.services import alerts, integrations, scenarios
+from automations.services.campaigns import CampaignBusy
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,15 @@ def paused_actions_resume_many(workspace_ids: list[int]) -> int:
     return resumed
 
 
-@shared_task(name="automations.tasks.campaign_send")
-def campaign_send(campaign_id: int) -> None:
-    services.campaign_send(campaign_id=campaign_id)
+@shared_task(bind=True, name="automations.tasks.campaign_send", max_retries=None)
+def campaign_send(self, campaign_id: int) -> None:
+    try:
+        services.campaign_send(campaign_id=campaign_id)
+    except CampaignBusy:
+        if self.request.is_eager:
+            return  # inline: the worker holding the campaign finishes it
+        # A redelivery while the first worker still sends: come back when it is done (or dead).
+        raise self.retry(countdown=60) from None
 
 
 @shared_task(name="automations.tasks.campaigns_launch_due")

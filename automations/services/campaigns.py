@@ -9,9 +9,11 @@ rows still pending, and a send that happened just before the crash is found by i
 
 import datetime
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -31,6 +33,12 @@ logger = logging.getLogger(__name__)
 
 CAMPAIGN_BATCH_SIZE = 1000
 _FREEZE_CHUNK = 2000
+# Namespace of the PostgreSQL advisory locks that keep one fan-out per campaign at a time.
+_FANOUT_LOCK_NAMESPACE = 7301
+
+
+class CampaignBusy(Exception):
+    """Another worker is sending this campaign right now; try again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,11 +225,40 @@ def _message_key(campaign_id: int, contact_id: int) -> str:
     return f"campaign:{campaign_id}:contact:{contact_id}"
 
 
-def _record(recipient_id: int, status: str, message: Message | None, now: datetime.datetime,
+def _final_status(sent) -> str:
+    # A duplicate still "queued" is a send whose worker died between storing and delivering it: its
+    # outcome is unknown, and sending again could message the contact twice, so it ends as failed.
+    if sent.status == Message.Status.QUEUED:
+        return CampaignRecipient.Status.FAILED
+    return sent.status
+
+
+def _record(recipient_id: int, sent, now: datetime.datetime,
             *, from_status: str = CampaignRecipient.Status.PENDING) -> None:
     CampaignRecipient.objects.filter(pk=recipient_id, status=from_status).update(
-        status=status, message=message, updated_at=now
+        status=_final_status(sent), message=sent.message, updated_at=now
     )
+
+
+@contextmanager
+def _fanout_lock(campaign_id: int) -> Iterator[bool]:
+    """One fan-out per campaign at a time (a redelivered task while the first still runs).
+
+    A session-level advisory lock: released by the unlock below, or by PostgreSQL itself when a
+    killed worker's connection drops, so a crash never leaves the campaign locked.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_FANOUT_LOCK_NAMESPACE, campaign_id])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_FANOUT_LOCK_NAMESPACE, campaign_id])
 
 
 def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient]) -> None:
@@ -261,12 +298,19 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRe
             workspace=workspace, contact=recipient.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
             idempotency_key=_message_key(campaign.pk, recipient.contact_id), automation_ref=campaign.ref,
         )
-        _record(recipient.pk, sent.status, sent.message, now)
+        _record(recipient.pk, sent, now)
 
 
 def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
     """The fan-out (the task's body). Safe to run again after a crash at any point."""
     batch_size = batch_size or CAMPAIGN_BATCH_SIZE
+    with _fanout_lock(campaign_id) as acquired:
+        if not acquired:
+            raise CampaignBusy(f"Campaign {campaign_id} is being sent by another worker.")
+        return _campaign_send_locked(campaign_id, batch_size)
+
+
+def _campaign_send_locked(campaign_id: int, batch_size: int) -> Campaign:
     from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
 
     campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
@@ -306,10 +350,9 @@ def campaign_recipient_resume(*, action: PausedAction, now: datetime.datetime) -
         workspace=campaign.workspace, contact=action.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
         idempotency_key=_message_key(campaign.pk, action.contact_id), automation_ref=campaign.ref,
     )
-    _record(action.payload["recipient_id"], sent.status, sent.message, now,
-            from_status=CampaignRecipient.Status.LIMITED)
+    _record(action.payload["recipient_id"], sent, now, from_status=CampaignRecipient.Status.LIMITED)
     campaign_counters_refresh(campaign_id=campaign.pk)
-    return sent.status
+    return _final_status(sent)
 
 
 def campaign_recipients_expired(*, actions: list[PausedAction], now: datetime.datetime) -> None:
