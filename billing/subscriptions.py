@@ -14,7 +14,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User, Workspace
 from billing.models import Plan, PlanChange, Subscription
-from billing.quota import base_quota, free_plan
+from billing.months import month_of
+from billing.quota import base_quota, free_plan, usage_row_open
 from inro.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,8 @@ def subscription_state_write(
     """
     from billing.services import quota_refresh  # services re-exports this module's callers
 
+    # Open this month's usage row at the old quota first, so the rise is seen as a rise (and fires the hook).
+    usage_row_open(workspace_id=subscription.workspace_id, month=month_of())
     old_plan, old_packs = subscription.plan, subscription.addon_packs
     old_base = base_quota(subscription=subscription)
     subscription.plan = plan
