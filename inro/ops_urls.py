@@ -1,3 +1,10 @@
-"""URL routes (filled in by the app's issue)."""
+"""Operations routes: health probes and the Prometheus scrape endpoint."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from inro import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]

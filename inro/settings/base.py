@@ -166,3 +166,14 @@ LOGGING = {
 
 # Outbound Instagram messages: "outbox" (default, stored only) or "graph" (Meta's Graph API).
 INSTAGRAM_SEND_BACKEND = env("INSTAGRAM_SEND_BACKEND", default="outbox")
+
+# Operations (issue 10): probes, PgBouncer compatibility, request ids, JSON logs, metrics, Sentry.
+READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT", default=2.0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    if env.bool("DATABASE_PGBOUNCER_TRANSACTION_POOLING", default=False):
+        # PgBouncer in transaction mode hands each transaction to any server connection: no
+        # prepared statements (psycopg 3 prepares after 5 runs) and no cursors outliving a transaction.
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
