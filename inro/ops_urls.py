@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from inro import health
+from inro import health, metrics
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

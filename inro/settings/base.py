@@ -204,3 +204,7 @@ LOGGING["handlers"]["console"]["filters"] = ["request_id", "redact_secrets"]
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 # Keep Django's LOGGING (JSON, redaction) in the worker instead of Celery's own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Prometheus scrape token (empty: /metrics answers 404). Counters shared across processes live in
+# the cache: use Redis in production (CACHE_URL=redis://...), locmem is per process.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
