@@ -208,3 +208,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # the cache: use Redis in production (CACHE_URL=redis://...), locmem is per process.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Sentry: errors of web and worker processes are reported when SENTRY_DSN is set, else nothing is.
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from inro.sentry import configure_sentry
+
+    configure_sentry(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", default="production"),
+        release=env("SENTRY_RELEASE", default=""),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )
