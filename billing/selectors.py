@@ -174,3 +174,10 @@ def months_with_activity(*, workspace: Workspace, limit: int = 24) -> list[datet
         month = previous_month(month)
         months.append(month)
     return months
+
+
+def contact_activations(*, workspace: Workspace, contact: Contact, months: int = 24) -> list[ActivationRecord]:
+    """A contact's activations, newest month first: which automation engaged it, and when."""
+    return list(
+        ActivationRecord.objects.filter(workspace=workspace, contact=contact).order_by("-month")[:months]
+    )
