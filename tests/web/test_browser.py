@@ -22,10 +22,6 @@ from billing.months import month_of, month_start, previous_month
 from contacts.models import Contact, Folder, FolderMembership, Message, Tag
 from tests.factories import ContactFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
-# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a thread with
-# a running loop unless told it is safe (it is: the loop only drives the browser).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 PASSWORD = "correct-horse-battery"
@@ -36,8 +32,22 @@ FIRST = ["ava", "leo", "mia", "noah", "zoe", "liam", "ivy", "omar", "nina", "the
 LAST = ["sun", "moon", "rain", "stone", "field", "brook", "vale", "reed"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _async_unsafe_allowed():
+    """Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls from a
+    thread with a running loop unless told it is safe (it is: the loop only drives the browser).
+    Set for this module only: the deploy check elsewhere in the suite must not see it."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
 @pytest.fixture(scope="module")
-def browser():
+def browser(_async_unsafe_allowed):
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with `apt-get install -y chromium` "
                     "(.ci/run does). Browser tests never skip.")
