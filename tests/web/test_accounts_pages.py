@@ -79,3 +79,9 @@ def test_a_deleted_workspace_is_404(owner_client, workspace):
     workspace.deleted_at = timezone.now()
     workspace.save(update_fields=["deleted_at"])
     assert owner_client.get(f"/w/{workspace.pk}/").status_code == 404
+
+
+def test_not_found_pages_are_friendly(owner_client, workspace):
+    response = owner_client.get(f"/w/{workspace.pk + 1000}/")
+    assert response.status_code == 404
+    assert "We can't find that page" in response.content.decode()
