@@ -24,7 +24,7 @@ def quota_refresh(*, workspace: Workspace, month: datetime.date | None = None) -
     month = month or month_of()
     with transaction.atomic():
         old, new = usage_quota_refresh(workspace_id=workspace.pk, month=month)
-        if new > old:
+        if old is None or new > old:
             hooks.headroom_raised(workspace_id=workspace.pk, month=month)
     return new
 
@@ -134,3 +134,23 @@ def month_roll_over_as_needed(*, now: datetime.datetime) -> list[datetime.date]:
     if pending:
         hooks.month_opened(month=current)
     return pending
+
+
+def plan_apply_now(*, plan) -> int:
+    """Recompute this month's quota of every workspace on `plan` after a staff edit ("apply now").
+
+    Without it, an edited plan applies from the next month: this month's rows keep their quota.
+    Quotas never drop below what is already activated (rule 8). Returns the workspaces touched.
+    """
+    from billing.models import Plan
+
+    workspaces = Workspace.objects.filter(deleted_at__isnull=True)
+    if plan.code == Plan.FREE:
+        workspaces = workspaces.filter(subscription__isnull=True) | workspaces.filter(subscription__plan=plan)
+    else:
+        workspaces = workspaces.filter(subscription__plan=plan)
+    touched = 0
+    for workspace in workspaces.distinct().iterator(chunk_size=500):
+        quota_refresh(workspace=workspace)
+        touched += 1
+    return touched
