@@ -3,6 +3,7 @@
 from django import forms
 
 from contacts.models import Contact, Folder, Tag
+from contacts.services import MANUAL_MESSAGE_MAX_LENGTH
 
 ACTIVATED_CHOICES = [("", "Any"), ("yes", "Activated this month"), ("no", "Not activated this month")]
 
@@ -43,10 +44,10 @@ class ContactFilterForm(forms.Form):
 
 class MessageForm(forms.Form):
     text = forms.CharField(
-        label="Message", max_length=1000, strip=True,
+        label="Message", max_length=MANUAL_MESSAGE_MAX_LENGTH, strip=True,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Write a direct message…"}),
         error_messages={"required": "Write a message before sending.",
-                        "max_length": "Instagram messages are at most 1,000 characters."},
+                        "max_length": f"Instagram messages are at most {MANUAL_MESSAGE_MAX_LENGTH:,} characters."},
     )
 
 

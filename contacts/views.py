@@ -95,18 +95,6 @@ def contact_page(request: HttpRequest, membership: Membership, contact_id: int) 
     return _contact_page(request, membership, _contact_or_404(membership, contact_id))
 
 
-def _send_manual(*, membership: Membership, contact: Contact, text: str, user) -> Message:
-    """The intake module's manual-send service when present, else the messaging adapter directly."""
-    send = getattr(services, "message_send_manual", None)
-    if send is not None:
-        result = send(workspace=membership.workspace, contact=contact, text=text, sent_by=user)
-    else:
-        result = messaging.send_message(
-            workspace=membership.workspace, contact=contact, text=text, origin=Message.Origin.MANUAL, sent_by=user
-        )
-    return getattr(result, "message", result)
-
-
 @require_POST
 @workspace_view
 def contact_message(request: HttpRequest, membership: Membership, contact_id: int) -> HttpResponse:
@@ -115,7 +103,13 @@ def contact_message(request: HttpRequest, membership: Membership, contact_id: in
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _contact_page(request, membership, contact, message_form=form, status=400)
-    message = _send_manual(membership=membership, contact=contact, text=form.cleaned_data["text"], user=request.user)
+    try:
+        message = services.message_send_manual(
+            contact=contact, text=form.cleaned_data["text"], sent_by=request.user
+        ).message
+    except ApplicationError as error:
+        form.add_error("text" if "text" in error.fields else None, error.message)
+        return _contact_page(request, membership, contact, message_form=form, status=error.status)
     if message.status == Message.Status.FAILED:
         messages.error(request, f"Instagram refused the message: {message.error or 'no reason given'}. "
                                 "Try again in a moment.")
