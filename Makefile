@@ -25,7 +25,7 @@ seed: migrate
 
 # Web server, Celery worker and beat on the embedded defaults (SQLite, filesystem broker).
 run: seed
-	@mkdir -p var/broker var/broker-processed
+	@mkdir -p var/broker var/broker-processed var/broker-control
 	@echo "Starting Celery worker and beat (logs in var/worker.log, var/beat.log)..."
 	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A inro worker --loglevel=INFO --concurrency=2 > var/worker.log 2>&1 & \
