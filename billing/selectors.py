@@ -257,3 +257,10 @@ def billing_overview(*, workspace: Workspace) -> BillingOverview:
         history=plan_history(workspace=workspace),
         pro_plan=Plan.objects.filter(code=Plan.PRO).first(),
     )
+
+
+def contact_activations(*, workspace: Workspace, contact: Contact, months: int = 24) -> list[ActivationRecord]:
+    """A contact's activations, newest month first: which automation engaged it, and when."""
+    return list(
+        ActivationRecord.objects.filter(workspace=workspace, contact=contact).order_by("-month")[:months]
+    )
