@@ -432,3 +432,13 @@ def delivery_replay(*, delivery_id: int) -> bool:
         if replayed:
             transaction.on_commit(lambda: _queue(delivery_id))
     return bool(replayed)
+
+
+def deliveries_prune(*, now: datetime.datetime) -> int:
+    """Delete processed deliveries past the retention period: their raw bodies quote what people wrote,
+    and what they produced (contacts, messages, captured events) is kept on its own."""
+    cutoff = now - datetime.timedelta(days=settings.META_WEBHOOK_RETENTION_DAYS)
+    deleted, _ = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PROCESSED, received_at__lt=cutoff
+    ).delete()
+    return deleted

@@ -174,3 +174,5 @@ META_WEBHOOK_SWEEP_AFTER_SECONDS = env.int("META_WEBHOOK_SWEEP_AFTER_SECONDS", d
 META_GRAPH_MAX_ATTEMPTS = env.int("META_GRAPH_MAX_ATTEMPTS", default=4)
 META_GRAPH_RETRY_BASE_SECONDS = env.float("META_GRAPH_RETRY_BASE_SECONDS", default=1.0)
 META_GRAPH_TIMEOUT_SECONDS = env.float("META_GRAPH_TIMEOUT_SECONDS", default=10.0)
+# Processed webhook deliveries (raw bodies quote people's messages) are deleted after this many days.
+META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)
