@@ -501,3 +501,15 @@ def test_processed_deliveries_are_pruned_after_the_retention_period(ig_workspace
 
     assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {recent.pk, stale_pending.pk}
     assert Message.objects.count() == 1 and CapturedEvent.objects.count() == 2
+
+
+def test_an_unsent_message_is_blanked_and_fires_nothing(ig_workspace, deliver, captured_events):
+    deliver(meta_fixture("message_text"))
+    unsend = meta_fixture("message_text")
+    unsend["entry"][0]["messaging"][0]["message"] = {"mid": MESSAGE_MID, "is_deleted": True}
+
+    assert deliver(unsend).status_code == 200
+
+    assert Message.objects.get(meta_mid=MESSAGE_MID).text == ""
+    assert len(captured_events) == 1
+    assert WebhookDelivery.objects.order_by("id").last().events_captured == 0
