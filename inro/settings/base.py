@@ -231,3 +231,6 @@ if SENTRY_DSN:
         release=env("SENTRY_RELEASE", default=""),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
+
+# Processed webhook deliveries (raw bodies quote people's messages) are deleted after this many days.
+META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)
