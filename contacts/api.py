@@ -3,7 +3,9 @@
 Everything here is a manual action (rule 6): never counted, never blocked at the limit.
 """
 
-from drf_spectacular.utils import extend_schema
+import json
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -18,27 +20,45 @@ from inro.api import IDEMPOTENCY_PARAMETER, MAX_ID, WorkspaceView, cursor_page, 
 
 
 class ContactSerializer(serializers.Serializer):
-    id = serializers.IntegerField(read_only=True)
-    igsid = serializers.CharField(read_only=True, help_text="Instagram-scoped user id.")
-    username = serializers.CharField(read_only=True)
-    name = serializers.CharField(max_length=150, allow_blank=True, required=False)
-    source = serializers.ChoiceField(choices=Contact.Source.choices, read_only=True)
-    captured_at = serializers.DateTimeField(read_only=True)
-    last_inbound_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    email = serializers.EmailField(allow_blank=True, required=False)
-    phone = serializers.CharField(max_length=32, allow_blank=True, required=False)
-    custom_fields = serializers.DictField(required=False)
-    follower_count = serializers.IntegerField(read_only=True, allow_null=True)
-    biography = serializers.CharField(read_only=True)
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=100, required=False,
-                                 help_text="Tag names; setting them replaces the contact's tags.")
-    folders = serializers.ListField(child=serializers.IntegerField(), read_only=True, help_text="Folder ids.")
+    id = serializers.IntegerField()
+    igsid = serializers.CharField(help_text="Instagram-scoped user id.")
+    username = serializers.CharField()
+    name = serializers.CharField()
+    source = serializers.ChoiceField(choices=Contact.Source.choices)
+    captured_at = serializers.DateTimeField()
+    last_inbound_at = serializers.DateTimeField(allow_null=True)
+    email = serializers.CharField()
+    phone = serializers.CharField()
+    custom_fields = serializers.DictField()
+    follower_count = serializers.IntegerField(allow_null=True)
+    biography = serializers.CharField()
+    tags = serializers.SerializerMethodField(help_text="Tag names.")
+    folders = serializers.SerializerMethodField(help_text="Folder ids.")
 
-    def to_representation(self, contact):
-        data = super().to_representation(contact)
-        data["tags"] = sorted(tag.name for tag in contact.tags.all())
-        data["folders"] = sorted(membership.folder_id for membership in contact.folder_memberships.all())
-        return data
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_tags(self, contact) -> list[str]:
+        return sorted(tag.name for tag in contact.tags.all())
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_folders(self, contact) -> list[int]:
+        return sorted(membership.folder_id for membership in contact.folder_memberships.all())
+
+
+class ContactUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+    email = serializers.EmailField(max_length=254, allow_blank=True, required=False)
+    phone = serializers.CharField(max_length=32, allow_blank=True, required=False)
+    custom_fields = serializers.DictField(required=False, help_text="Your own fields; at most 10,000 characters.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=100, required=False,
+                                 help_text="Tag names; replaces the contact's tags.")
+
+    def validate_custom_fields(self, value: dict) -> dict:
+        encoded = json.dumps(value)
+        if len(encoded) > 10_000:
+            raise serializers.ValidationError("Keep custom fields under 10,000 characters.")
+        if "\\u0000" in encoded:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
 
 
 class ContactQuerySerializer(serializers.Serializer):
@@ -94,11 +114,12 @@ class ContactDetailView(_ContactMixin, WorkspaceView):
         contact = _with_relations(Contact.objects.filter(pk=self.get_contact(contact_id).pk)).get()
         return Response(ContactSerializer(contact).data)
 
-    @extend_schema(operation_id="contacts_partial_update", tags=["contacts"])
+    @extend_schema(operation_id="contacts_partial_update", request=ContactUpdateSerializer,
+                   responses={200: ContactSerializer}, tags=["contacts"])
     def patch(self, request, workspace_id, contact_id):
         """Edit a contact by hand (name, email, phone, custom fields, tags): manual, no activation."""
         contact = self.get_contact(contact_id)
-        serializer = ContactSerializer(data=request.data, partial=True)
+        serializer = ContactUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
         tags = changes.pop("tags", None)

@@ -12,6 +12,7 @@ import json
 import re
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404
 from drf_spectacular.openapi import AutoSchema
@@ -106,7 +107,9 @@ def exception_handler(exc, context):
         return error_response(status=exc.status, code=exc.code, message=exc.message,
                               fields={k: [str(m) for m in (v if isinstance(v, list | tuple) else [v])]
                                       for k, v in exc.fields.items()})
-    if isinstance(exc, Http404):
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(serializers.as_serializer_error(exc))
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found, or not in a workspace of yours.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -207,8 +210,10 @@ class ApiAutoSchema(AutoSchema):
             statuses.add(400)
         if not any(isinstance(p, AllowAny) for p in view.get_permissions()):
             statuses.add(401)
-        if self.path_regex and "(?P<" in self.path_regex:
+        if "{" in self.path:
             statuses.add(404)
+        if getattr(getattr(view, method.lower(), None), "idempotent", False):
+            statuses.add(409)
         if method in ("POST", "PUT", "PATCH") or (method == "DELETE" and getattr(view, "delete_has_body", False)):
             statuses.add(415)
         statuses |= set(getattr(view, "extra_error_statuses", {}).get(method, ()))
@@ -311,6 +316,7 @@ def idempotent(handler):
             idempotency_release(record=claim.record)
         return response
 
+    wrapper.idempotent = True
     return wrapper
 
 
