@@ -146,7 +146,8 @@ class ActivationListView(WorkspaceView):
         query = validated_query(ActivationQuerySerializer, self.request)
         return selectors.activation_list(workspace=self.workspace, month=query.get("month"), kind=query.get("kind"))
 
-    @extend_schema(operation_id="activations_list", parameters=[ActivationQuerySerializer], tags=["usage"])
+    @extend_schema(operation_id="activations_list", parameters=[ActivationQuerySerializer],
+                   responses={200: ActivationSerializer(many=True)}, tags=["usage"])
     def get(self, request, workspace_id):
         """A month's activated contacts (the ledger), newest first."""
         page = self.paginate_queryset(self.get_queryset())

@@ -62,10 +62,11 @@ class ContactUpdateSerializer(serializers.Serializer):
 
 
 class ContactQuerySerializer(serializers.Serializer):
-    search = serializers.CharField(max_length=100, required=False, help_text="Username, name or exact IGSID.")
+    search = serializers.CharField(max_length=100, required=False, allow_blank=True,
+                                   help_text="Username, name or exact IGSID.")
     source = serializers.ChoiceField(choices=Contact.Source.choices, required=False)
     folder = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Folder id.")
-    tag = serializers.CharField(max_length=64, required=False, help_text="Tag name.")
+    tag = serializers.CharField(max_length=64, required=False, allow_blank=True, help_text="Tag name.")
     activated = serializers.BooleanField(required=False, allow_null=True, default=None,
                                          help_text="Activated this month (true) or not (false).")
 
@@ -90,7 +91,8 @@ class ContactListView(WorkspaceView):
             contacts = contacts_filter_activated(contacts, workspace=self.workspace, activated=query["activated"])
         return _with_relations(contacts)
 
-    @extend_schema(operation_id="contacts_list", parameters=[ContactQuerySerializer], tags=["contacts"])
+    @extend_schema(operation_id="contacts_list", parameters=[ContactQuerySerializer],
+                   responses={200: ContactSerializer(many=True)}, tags=["contacts"])
     def get(self, request, workspace_id):
         """The contact database, newest first, with search and filters."""
         page = self.paginate_queryset(self.get_queryset())
@@ -155,7 +157,8 @@ class ContactMessagesView(_ContactMixin, WorkspaceView):
     serializer_class = MessageSerializer
     pagination_class = cursor_page("-created_at", "-id")
 
-    @extend_schema(operation_id="contacts_messages_list", tags=["contacts"])
+    @extend_schema(operation_id="contacts_messages_list", responses={200: MessageSerializer(many=True)},
+                   tags=["contacts"])
     def get(self, request, workspace_id, contact_id):
         """The conversation with this contact, newest first."""
         contact = self.get_contact(contact_id)
@@ -226,7 +229,9 @@ class FolderDetailView(_FolderMixin, WorkspaceView):
         """One folder with its size."""
         return Response(FolderSerializer(self.get_folder(folder_id)).data)
 
-    @extend_schema(operation_id="folders_partial_update", tags=["folders"])
+    @extend_schema(operation_id="folders_partial_update", tags=["folders"], request={"application/json": {
+        "type": "object", "required": ["name"],
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 80}}}})
     def patch(self, request, workspace_id, folder_id):
         """Rename a folder (409 when the name is taken)."""
         folder = self.get_folder(folder_id)

@@ -147,6 +147,22 @@ class CursorPage(CursorPagination):
     max_page_size = 200
     ordering = ("-id",)
 
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"Enter a whole number from 1 to {self.max_page_size}."]})
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+        return parameters
+
     def decode_cursor(self, request):
         try:
             return super().decode_cursor(request)
@@ -206,7 +222,9 @@ class ApiAutoSchema(AutoSchema):
     def error_statuses(self) -> set[int]:
         view, method = self.view, self.method
         statuses = {429}
-        if method in ("POST", "PUT", "PATCH") or getattr(view, "pagination_class", None) is not None:
+        has_body = method in ("POST", "PUT", "PATCH") or (
+            method == "DELETE" and getattr(view, "delete_has_body", False))
+        if has_body or getattr(view, "pagination_class", None) is not None:
             statuses.add(400)
         if not any(isinstance(p, AllowAny) for p in view.get_permissions()):
             statuses.add(401)
@@ -214,7 +232,7 @@ class ApiAutoSchema(AutoSchema):
             statuses.add(404)
         if getattr(getattr(view, method.lower(), None), "idempotent", False):
             statuses.add(409)
-        if method in ("POST", "PUT", "PATCH") or (method == "DELETE" and getattr(view, "delete_has_body", False)):
+        if has_body:
             statuses.add(415)
         statuses |= set(getattr(view, "extra_error_statuses", {}).get(method, ()))
         return statuses
@@ -231,7 +249,8 @@ class ApiAutoSchema(AutoSchema):
 
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    name="Idempotency-Key", location=OpenApiParameter.HEADER, required=False, type=str,
+    name="Idempotency-Key", location=OpenApiParameter.HEADER, required=False,
+    type={"type": "string", "pattern": "^[!-~]{1,255}$", "minLength": 1, "maxLength": 255},
     description="Any unique string (e.g. a UUID), at most 255 printable characters. Sending the same "
                 "key again within 24 hours returns the first answer and does nothing twice.",
 )
@@ -248,6 +267,7 @@ class ApiView(GenericAPIView):
     throttle_classes = [UserThrottle]
     parser_classes = [JSONParser]
     schema = ApiAutoSchema()
+    metadata_class = None  # OPTIONS is a 405: the schema at /api/schema/ describes every endpoint
     # {"POST": (403, 409)}: statuses besides the common ones that an operation may return.
     extra_error_statuses: dict[str, tuple[int, ...]] = {}
 

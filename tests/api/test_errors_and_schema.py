@@ -24,6 +24,13 @@ def test_a_method_not_allowed_is_a_405_in_the_error_shape(api, workspace):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
+def test_options_is_a_405_in_the_error_shape(api):
+    response = api.options("/api/v1/me/")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_a_non_json_body_is_a_415_in_the_error_shape(api, workspace):
     response = api.post(ws_url(workspace, "folders/"), "name=VIP", content_type="application/x-www-form-urlencoded")
 
