@@ -1,5 +1,6 @@
 """Stripe webhooks: signatures, exactly-once handling, ordering, cancellation, failed payments (issue 4)."""
 
+import datetime
 import json
 import threading
 import time
@@ -272,3 +273,54 @@ def test_subscription_of_an_unknown_workspace_is_ignored(fake_stripe, deliver, o
 
     assert StripeEvent.objects.get(event_id=created["id"]).status == "ignored"
     assert not Subscription.objects.filter(workspace=workspace).exists()
+
+
+def _cancelled_at_period_end(client, workspace, fake, deliver):
+    subscription = upgrade_to_pro(client, workspace, fake, deliver, packs=1)
+    deliver(fake.subscription_cancel_at_period_end(subscription.stripe_subscription_id))
+    subscription.refresh_from_db()
+    return subscription
+
+
+def test_period_over_without_the_deleted_event_returns_to_free_after_asking_stripe(
+        owner_client, workspace, fake_stripe, deliver):
+    from billing.subscriptions import subscriptions_lapse_as_needed
+
+    subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
+    end = subscription.current_period_end
+    assert subscriptions_lapse_as_needed(now=end) == []  # not over yet (grace)
+    fake_stripe.subscriptions[subscription.stripe_subscription_id]["status"] = "canceled"  # event lost
+
+    assert subscriptions_lapse_as_needed(now=end + datetime.timedelta(hours=2)) == [workspace.pk]
+
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("free", 0, "canceled")
+    assert usage(workspace).quota == 100
+    assert subscriptions_lapse_as_needed(now=end + datetime.timedelta(hours=3)) == []
+
+
+def test_period_over_with_stripe_unreachable_still_returns_to_free(
+        owner_client, workspace, fake_stripe, deliver, settings):
+    from billing.subscriptions import subscriptions_lapse_as_needed
+
+    subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+
+    assert subscriptions_lapse_as_needed(now=subscription.current_period_end + datetime.timedelta(days=1)) == [
+        workspace.pk]
+    assert Subscription.objects.get(workspace=workspace).plan.code == "free"
+
+
+def test_renewed_subscription_is_not_lapsed(owner_client, workspace, fake_stripe, deliver):
+    from billing.subscriptions import subscriptions_lapse_as_needed
+
+    subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
+    remote = fake_stripe.subscriptions[subscription.stripe_subscription_id]
+    remote["cancel_at_period_end"] = False  # the customer changed their mind; the event was lost
+    for item in remote["items"]["data"]:
+        item["current_period_start"] = item["current_period_end"]
+        item["current_period_end"] += 30 * 24 * 3600
+
+    assert subscriptions_lapse_as_needed(now=subscription.current_period_end + datetime.timedelta(hours=2)) == []
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.cancel_at_period_end) == ("pro", False)
