@@ -324,3 +324,19 @@ def test_renewed_subscription_is_not_lapsed(owner_client, workspace, fake_stripe
     assert subscriptions_lapse_as_needed(now=subscription.current_period_end + datetime.timedelta(hours=2)) == []
     subscription.refresh_from_db()
     assert (subscription.plan.code, subscription.cancel_at_period_end) == ("pro", False)
+
+
+def test_incomplete_subscription_first_then_paid_checkout_grants_pro(owner_client, workspace, fake_stripe, deliver):
+    completed, created, paid = _paid_checkout_events(owner_client, workspace, fake_stripe, packs=1)
+    created["data"]["object"]["status"] = "incomplete"  # Stripe's first word, before the payment settled
+
+    deliver(created)
+    assert Subscription.objects.get(workspace=workspace).plan.code == "free"
+    assert usage(workspace).quota == 100
+
+    deliver(completed, paid, fake_stripe.subscription_updated_event(created["data"]["object"]["id"]))
+
+    subscription = Subscription.objects.get(workspace=workspace)
+    assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("pro", 1, "active")
+    assert usage(workspace).quota == 2000
+    assert PlanChange.objects.filter(workspace=workspace).count() == 1
