@@ -105,12 +105,12 @@ class FakeStripe:
 
     # --- the HTTP API
     def handle(self, method: str, path: str, body: str = "", *, idempotency_key: str = "",
-               authorization: str = "") -> tuple[int, dict]:
+               authorization: str = "", stripe_version: str = "") -> tuple[int, dict]:
         method = method.upper()
         params = form_decode(body) if body else {}
         with self.lock:
             self.requests.append({"method": method, "path": path, "params": params,
-                                  "idempotency_key": idempotency_key})
+                                  "idempotency_key": idempotency_key, "stripe_version": stripe_version})
             if not authorization.startswith("Bearer sk_"):
                 return 401, FakeStripeError(401, "invalid_request_error", "Invalid API Key provided.").body()
             for index, (fail_method, prefix, error) in enumerate(self.failures):

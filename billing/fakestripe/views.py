@@ -50,6 +50,7 @@ def api(request: HttpRequest, path: str) -> HttpResponse:
     status, payload = fake().handle(
         request.method, f"/v1/{path}", body, idempotency_key=request.headers.get("Idempotency-Key", ""),
         authorization=request.headers.get("Authorization", ""),
+        stripe_version=request.headers.get("Stripe-Version", ""),
     )
     return JsonResponse(payload, status=status)
 

@@ -49,6 +49,7 @@ def test_upgrade_end_to_end_raises_quota_and_resumes_paused_actions(
     assert response.url == row.url == f"https://fake-stripe.invalid/checkout/pay/{row.stripe_session_id}"
     [call] = fake_stripe.calls("POST", "/v1/checkout/sessions")
     assert call["idempotency_key"] == f"checkout:{row.pk}"
+    assert call["stripe_version"] == "2025-11-17.clover"  # pinned, whatever the account's default
     params = call["params"]
     assert params["mode"] == "subscription"
     assert params["client_reference_id"] == str(workspace.pk)
