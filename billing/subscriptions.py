@@ -202,10 +202,11 @@ def subscription_object_apply(
     deleted = event_type == "customer.subscription.deleted"
     state = stripe_subscription_state(obj, deleted=deleted)
     row = subscription_locked(workspace_id=workspace_id)
-    if row.stripe_subscription_id and row.stripe_subscription_id != state.subscription_id:
+    if row.stripe_subscription_id != state.subscription_id:
+        # Only the subscription the workspace runs on can end it (not, say, an abandoned checkout's).
         if deleted or state.status in ENDED_STATUSES:
-            return "an ended subscription that is no longer the workspace's current one"
-        if not row.plan.is_free and row.status not in ENDED_STATUSES:
+            return "an ended subscription that is not the workspace's current one"
+        if row.stripe_subscription_id and not row.plan.is_free and row.status not in ENDED_STATUSES:
             logger.warning("workspace %s has a second live subscription %s (current %s)", workspace_id,
                            state.subscription_id, row.stripe_subscription_id)
             return "the workspace already has another live subscription"

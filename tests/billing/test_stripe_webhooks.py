@@ -340,3 +340,19 @@ def test_incomplete_subscription_first_then_paid_checkout_grants_pro(owner_clien
     assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("pro", 1, "active")
     assert usage(workspace).quota == 2000
     assert PlanChange.objects.filter(workspace=workspace).count() == 1
+
+
+def test_an_abandoned_checkouts_expired_subscription_does_not_touch_the_current_plan(
+        owner_client, workspace, fake_stripe, deliver):
+    subscription = upgrade_to_pro(owner_client, workspace, fake_stripe, deliver, packs=1)
+    stray = dict(fake_stripe.subscriptions[subscription.stripe_subscription_id], id="sub_abandoned",
+                 status="incomplete_expired")
+
+    deliver(fake_stripe.event("customer.subscription.updated", stray),
+            fake_stripe.event("customer.subscription.deleted", stray))
+
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.addon_packs) == ("pro", 1)
+    assert usage(workspace).quota == 2000
+    stray_events = StripeEvent.objects.filter(payload__data__object__id="sub_abandoned")
+    assert sorted(stray_events.values_list("status", flat=True)) == ["ignored", "ignored"]
