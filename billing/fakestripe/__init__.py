@@ -85,6 +85,8 @@ class FakeStripe:
         self.failures: list[tuple[str, str, FakeStripeError]] = []
         self._idempotent: dict[str, tuple[str, tuple[int, dict]]] = {}
         self.clock: int | None = None
+        # Tests: called with (method, path, params) before answering, e.g. to look at the database then.
+        self.before_request = None
 
     # --- helpers
     def now(self) -> int:
@@ -108,6 +110,8 @@ class FakeStripe:
                authorization: str = "", stripe_version: str = "") -> tuple[int, dict]:
         method = method.upper()
         params = form_decode(body) if body else {}
+        if self.before_request is not None:
+            self.before_request(method, path, params)
         with self.lock:
             self.requests.append({"method": method, "path": path, "params": params,
                                   "idempotency_key": idempotency_key, "stripe_version": stripe_version})

@@ -317,3 +317,26 @@ def test_portal_without_a_payment_account_says_upgrade_first(owner_client, works
     response = owner_client.post(f"/w/{workspace.pk}/billing/portal/")
     assert _messages(response) == ["There is no payment account yet: upgrade to Pro first."]
     assert fake_stripe.requests == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_local_row_is_committed_before_stripe_is_called_and_no_transaction_spans_the_call(workspace, owner,
+                                                                                          fake_stripe):
+    from django.db import connection
+
+    seen_by_stripe_time: list[tuple] = []
+
+    def look_at_the_database(method, path, params):
+        # Runs in the fake's server thread, on its own connection: it sees only committed rows.
+        try:
+            seen_by_stripe_time.append(tuple(CheckoutSession.objects.values_list("status", "stripe_session_id")))
+        finally:
+            connection.close()
+
+    fake_stripe.before_request = look_at_the_database
+
+    checkout_start(workspace=workspace, user=owner, plan_code="pro", addon_packs=1)
+
+    assert seen_by_stripe_time == [(("pending", ""),)]
+    assert CheckoutSession.objects.get().status == "open"
