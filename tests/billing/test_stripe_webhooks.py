@@ -194,6 +194,13 @@ def test_cancellation_takes_effect_at_period_end_never_below_activated(
     assert (last.from_plan.code, last.to_plan.code, last.source_event_id) == ("pro", "free", ended["id"])
     assert billing_alerts(workspace) == []
 
+    # A late `updated` from before the end (out of order) does not bring the plan back.
+    alive = dict(ended["data"]["object"], status="active", ended_at=None, canceled_at=None)
+    deliver(fake_stripe.event("customer.subscription.updated", alive, created=ended["created"] - 1))
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.status) == ("free", "canceled")
+    assert usage(workspace).quota == 150
+
 
 def test_payment_failure_keeps_plan_marks_past_due_and_emails_owners_once(
         owner_client, workspace, owner, fake_stripe, deliver):
@@ -209,6 +216,9 @@ def test_payment_failure_keeps_plan_marks_past_due_and_emails_owners_once(
     assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("pro", 1, "past_due")
     assert usage(workspace).quota == 2000
     assert [a.code for a in billing_alerts(workspace)] == ["past_due"]
+    page = owner_client.get(f"/w/{workspace.pk}/billing/").content.decode()
+    assert 'data-alert="past_due"' in page
+    assert '<dd data-field="status">Past due</dd>' in page
     [email] = mail.outbox
     assert sorted(email.to) == sorted([owner.email, second_owner.email])
     assert email.subject == f"Payment failed for {workspace.name}"
