@@ -340,3 +340,21 @@ def test_local_row_is_committed_before_stripe_is_called_and_no_transaction_spans
 
     assert seen_by_stripe_time == [(("pending", ""),)]
     assert CheckoutSession.objects.get().status == "open"
+
+
+def test_stripe_error_on_quantity_change_keeps_packs_and_says_so(owner_client, workspace, fake_stripe, deliver):
+    subscription = upgrade_to_pro(owner_client, workspace, fake_stripe, deliver, packs=1)
+    fake_stripe.fail_next("POST", "/v1/subscriptions/", status=402, type_="card_error", message="Card declined.")
+
+    response = _checkout(owner_client, workspace, "4")
+
+    assert _messages(response) == [
+        "Our payment provider could not process this request. Nothing was charged; please try again later "
+        "or contact support if it keeps happening."
+    ]
+    subscription.refresh_from_db()
+    assert subscription.addon_packs == 1
+    assert usage(workspace).quota == 2000
+    assert CheckoutSession.objects.get(workspace=workspace, kind="quantity").status == "failed"
+    remote = fake_stripe.subscriptions[subscription.stripe_subscription_id]
+    assert [item["quantity"] for item in remote["items"]["data"]] == [1, 1]

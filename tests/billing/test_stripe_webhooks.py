@@ -366,3 +366,37 @@ def test_an_abandoned_checkouts_expired_subscription_does_not_touch_the_current_
     assert usage(workspace).quota == 2000
     stray_events = StripeEvent.objects.filter(payload__data__object__id="sub_abandoned")
     assert sorted(stray_events.values_list("status", flat=True)) == ["ignored", "ignored"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_checkout_completed_and_subscription_created_at_the_same_moment(workspace, owner, fake_stripe,
+                                                                        headroom_calls):
+    client = Client()
+    client.force_login(owner)
+    completed, created, paid = _paid_checkout_events(client, workspace, fake_stripe, packs=3)
+    events = [completed, created, paid, completed, created]
+    barrier = threading.Barrier(len(events))
+    statuses: list[int] = []
+
+    def deliver_one(event):
+        try:
+            barrier.wait()
+            statuses.append(signed_post(Client(), event).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver_one, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * len(events)
+    subscription = Subscription.objects.get(workspace=workspace)
+    assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("pro", 3, "active")
+    assert subscription.stripe_subscription_id == created["data"]["object"]["id"]
+    assert PlanChange.objects.filter(workspace=workspace).count() == 1
+    assert usage(workspace).quota == 4000
+    assert len(headroom_calls) == 1
+    assert StripeEvent.objects.count() == 3
