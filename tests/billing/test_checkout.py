@@ -92,7 +92,7 @@ def test_upgrade_end_to_end_raises_quota_and_resumes_paused_actions(
 
     overview = owner_client.get(f"/w/{workspace.pk}/billing/").content.decode()
     assert '<dd data-field="plan">Pro</dd>' in overview
-    assert '<dd data-field="addon-packs">2 (+2000 activations)</dd>' in overview
+    assert '<dd data-field="addon-packs">2 (+2,000 activations)</dd>' in overview
     assert "Manage payment and invoices" in overview
 
 
