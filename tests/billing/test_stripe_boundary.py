@@ -12,11 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_only_the_stripe_client_imports_stripe():
+    source_dirs = [d for d in ROOT.iterdir() if d.is_dir() and (d / "__init__.py").exists() and d.name != "tests"]
     importers = sorted(
         str(path.relative_to(ROOT))
-        for path in ROOT.rglob("*.py")
-        if ".venv" not in path.parts and "tests" not in path.parts
-        and re.search(r"^\s*(import stripe\b|from stripe\b)", path.read_text(), re.MULTILINE)
+        for directory in source_dirs
+        for path in directory.rglob("*.py")
+        if re.search(r"^\s*(import stripe\b|from stripe\b)", path.read_text(), re.MULTILINE)
     )
     assert importers == ["billing/stripe_client.py"]
 
