@@ -9,12 +9,13 @@ rows still pending, and a send that happened just before the crash is found by i
 
 import datetime
 import logging
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connection, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db import transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -33,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 CAMPAIGN_BATCH_SIZE = 1000
 _FREEZE_CHUNK = 2000
-# Namespace of the PostgreSQL advisory locks that keep one fan-out per campaign at a time.
-_FANOUT_LOCK_NAMESPACE = 7301
+# How long a fan-out may go without renewing its lease before another worker may take over.
+FANOUT_LEASE = datetime.timedelta(minutes=10)
 
 
 class CampaignBusy(Exception):
@@ -241,24 +242,30 @@ def _record(recipient_id: int, sent, now: datetime.datetime,
 
 
 @contextmanager
-def _fanout_lock(campaign_id: int) -> Iterator[bool]:
+def _fanout_lease(campaign_id: int) -> Iterator[Callable[[], bool] | None]:
     """One fan-out per campaign at a time (a redelivered task while the first still runs).
 
-    A session-level advisory lock: released by the unlock below, or by PostgreSQL itself when a
-    killed worker's connection drops, so a crash never leaves the campaign locked.
+    A lease in the campaign row, taken and renewed with conditional UPDATEs (no session state, so
+    it works behind PgBouncer's transaction pooling). Yields a `renew` function, or None when
+    another worker holds a live lease. A killed worker's lease runs out after FANOUT_LEASE.
     """
-    if connection.vendor != "postgresql":
-        yield True
+    token = str(uuid.uuid4())
+
+    def take() -> bool:
+        now = timezone.now()
+        return bool(
+            Campaign.objects.filter(pk=campaign_id)
+            .filter(Q(fanout_lease_until__isnull=True) | Q(fanout_lease_until__lt=now) | Q(fanout_token=token))
+            .update(fanout_token=token, fanout_lease_until=now + FANOUT_LEASE)
+        )
+
+    if not take():
+        yield None
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_FANOUT_LOCK_NAMESPACE, campaign_id])
-        acquired = bool(cursor.fetchone()[0])
     try:
-        yield acquired
+        yield take
     finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_FANOUT_LOCK_NAMESPACE, campaign_id])
+        Campaign.objects.filter(pk=campaign_id, fanout_token=token).update(fanout_token="", fanout_lease_until=None)
 
 
 def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient]) -> None:
@@ -304,13 +311,13 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRe
 def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
     """The fan-out (the task's body). Safe to run again after a crash at any point."""
     batch_size = batch_size or CAMPAIGN_BATCH_SIZE
-    with _fanout_lock(campaign_id) as acquired:
-        if not acquired:
+    with _fanout_lease(campaign_id) as renew:
+        if renew is None:
             raise CampaignBusy(f"Campaign {campaign_id} is being sent by another worker.")
-        return _campaign_send_locked(campaign_id, batch_size)
+        return _campaign_send_leased(campaign_id, batch_size, renew)
 
 
-def _campaign_send_locked(campaign_id: int, batch_size: int) -> Campaign:
+def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[], bool]) -> Campaign:
     from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
 
     campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
@@ -328,6 +335,8 @@ def _campaign_send_locked(campaign_id: int, batch_size: int) -> Campaign:
         )
         if not batch:
             break
+        if not renew():
+            raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
         _send_batch(campaign, workspace, batch)
         campaign_counters_refresh(campaign_id=campaign_id)
     campaign_counters_refresh(campaign_id=campaign_id)
