@@ -108,7 +108,7 @@ def test_pro_workspace_sees_its_packs_in_the_quota(owner_client, workspace):
 
 def test_the_activated_list_is_searchable_and_paginated(owner_client, workspace):
     ava = ContactFactory(workspace=workspace, username="ava.sun", name="Ava Sun")
-    others = [ContactFactory(workspace=workspace, username=f"lead_{i:02}") for i in range(30)]
+    others = [ContactFactory(workspace=workspace, username=f"lead_{i:02}", name=f"Lead {i}") for i in range(30)]
     activate_many(workspace, [ava, *others], kind="campaign", ref="campaign:7")
 
     first = owner_client.get(usage_url(workspace))
