@@ -112,13 +112,20 @@ def day_chart(*, days: list[tuple[datetime.date, int]], month: datetime.date, qu
                     busiest=busiest)
 
 
-def paused_actions_waiting(*, workspace: Workspace) -> int | None:
-    """Paused actions waiting for headroom, when the automations app provides the count (else None)."""
-    try:
-        from automations.selectors import paused_actions_waiting_count  # noqa: PLC0415
-    except ImportError:
-        return None
-    return paused_actions_waiting_count(workspace=workspace)
+def automation_state(*, workspace: Workspace) -> dict:
+    """Paused actions waiting (and for which automation) and this month's usage alerts (rule 10).
+
+    Read through the automations selectors, imported here because billing does not depend on
+    automations (the web page is an interface over both)."""
+    from automations import selectors as automation_selectors  # noqa: PLC0415
+
+    waiting = automation_selectors.paused_actions_waiting_count(workspace)
+    return {
+        "paused_waiting": waiting,
+        "paused_by_automation": automation_selectors.paused_actions_by_automation(workspace=workspace)[:6]
+        if waiting else [],
+        "usage_alerts": automation_selectors.usage_alerts_active(workspace),
+    }
 
 
 def _pro_plan() -> Plan | None:
@@ -148,14 +155,16 @@ def usage_page(request: HttpRequest, membership: Membership) -> HttpResponse:
         month=summary.month, quota=summary.quota,
     )
     not_activated = max(database_total - summary.activated, 0)
+    billing_alerts = selectors.billing_alerts(workspace)
     quota_packs = summary.addon_packs * summary.plan.addon_pack_size
     context = {
         "section": "usage",
         "summary": summary,
         "reset_words": reset_wording(resets_at=summary.resets_at, now=now),
         "reset_zone": billing_zone().key,
-        "past_due": summary.subscription is not None and summary.subscription.status == "past_due",
-        "paused_waiting": paused_actions_waiting(workspace=workspace),
+        "billing_alerts": billing_alerts,
+        "past_due": any(alert.code == "past_due" for alert in billing_alerts),
+        **automation_state(workspace=workspace),
         "chart": chart,
         "kinds": kinds,
         "kind_max": max([n for _, _, n in kinds] + [1]),
