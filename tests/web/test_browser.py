@@ -185,6 +185,10 @@ def test_reach_the_limit_see_the_banner_and_act_by_hand(page, live_server, brand
     newcomer = contacts[150]
     records_before = ActivationRecord.objects.filter(workspace=workspace).count()
     page.goto(f"{live_server.url}/w/{workspace.pk}/contacts/{newcomer.pk}/")
+    page.get_by_role("button", name="Send message").click()  # empty: the error sits under the field
+    assert page.locator("#id_text_error").inner_text() == "Write a message before sending."
+    assert page.get_by_role("textbox", name="Message").get_attribute("aria-invalid") == "true"
+    assert not Message.objects.filter(contact=newcomer).exists()
     page.get_by_role("textbox", name="Message").fill("Thanks for writing! Here is your discount code.")
     page.get_by_role("button", name="Send message").click()
     page.wait_for_url("**#conversation")
