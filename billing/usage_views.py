@@ -56,6 +56,8 @@ class Bar:
     count: int
     future: bool
     label: str  # day of month shown under the axis, or ""
+    title: str  # "3 November: 5 activations" (tooltip), built here: template filters are slow in a loop
+    day_label: str  # "Tue 3 November", for the table under the chart
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class DayChart:
     baseline: float
     total: int
     busiest: tuple[datetime.date, int] | None
+    label_y: int
 
 
 def _nice_ceiling(value: float) -> int:
@@ -98,18 +101,21 @@ def day_chart(*, days: list[tuple[datetime.date, int]], month: datetime.date, qu
     for index in range(days_in_month):
         day = month.replace(day=1) + datetime.timedelta(days=index)
         count = counts.get(day, 0)
-        height = plot_height * count / top
+        # Days to come get a 2-px stub so the month's shape shows.
+        height = 2 if day not in counts else plot_height * count / top
         bars.append(Bar(
             x=round(CHART_LEFT + index * slot + slot * 0.15, 2), y=round(baseline - height, 2),
             width=round(slot * 0.7, 2), height=round(height, 2), day=day, count=count,
             future=day not in counts, label=str(day.day) if day.day in (1, 8, 15, 22, 29) else "",
+            title=f"{day.day} {day:%B}: {count:,} activation{'' if count == 1 else 's'}",
+            day_label=f"{day:%a} {day.day} {day:%B}",
         ))
     ticks = [(round(baseline - plot_height * value / top, 2), value) for value in (0, top // 2, top)]
     pace_y = round(baseline - plot_height * pace / top, 2) if 0 < pace <= top else None
     busiest = max(days, key=lambda item: item[1]) if days and max(n for _, n in days) > 0 else None
     return DayChart(bars=bars, ticks=ticks, pace_y=pace_y, pace=round(pace, 1), width=CHART_WIDTH,
                     height=CHART_HEIGHT, left=CHART_LEFT, baseline=baseline, total=sum(counts.values()),
-                    busiest=busiest)
+                    busiest=busiest, label_y=CHART_HEIGHT - 6)
 
 
 def automation_state(*, workspace: Workspace) -> dict:
