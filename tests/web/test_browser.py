@@ -134,6 +134,7 @@ def sign_in(page, live_server, email: str, workspace=None) -> None:
 def test_sign_in_and_read_the_meter(page, live_server, brand):
     workspace, owner, _ = brand
     page.goto(f"{live_server.url}/login/")
+    assert page.evaluate("document.activeElement.id") == "id_username"  # the email field has the focus
     shot(page, "login")
     sign_in(page, live_server, owner.email)
     # Two workspaces: "/" opens the first by name; the switcher goes to the other one.
@@ -141,6 +142,9 @@ def test_sign_in_and_read_the_meter(page, live_server, brand):
     page.locator(".switcher summary").click()
     page.get_by_role("link", name="Sunny Skincare").click()
     page.wait_for_url(f"**/w/{workspace.pk}/")
+    page.keyboard.press("Tab")  # keyboard users get the skip link first, and it shows
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert page.locator(".skip-link").bounding_box()["x"] >= 0
 
     meter = page.get_by_role("meter", name="Activated contacts this month")
     row = MonthlyUsage.objects.get(workspace=workspace, month=month_of())
