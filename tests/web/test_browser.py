@@ -140,6 +140,9 @@ def test_sign_in_and_read_the_meter(page, live_server, brand):
     # Two workspaces: "/" opens the first by name; the switcher goes to the other one.
     assert page.locator(".switcher summary").inner_text() == "Corner Coffee"
     page.locator(".switcher summary").click()
+    page.keyboard.press("Escape")  # app.js: the menu closes like a menu
+    assert page.locator("details.switcher").get_attribute("open") is None
+    page.locator(".switcher summary").click()
     page.get_by_role("link", name="Sunny Skincare").click()
     page.wait_for_url(f"**/w/{workspace.pk}/")
     page.keyboard.press("Tab")  # keyboard users get the skip link first, and it shows
