@@ -124,16 +124,24 @@ def month_roll_over_as_needed(*, now: datetime.datetime) -> list[datetime.date]:
     pending = months_between(first, current) if first <= current else []
     # Close every earlier month still open (figures frozen; the rows keep matching their records).
     MonthlyUsage.objects.filter(month__lt=current, closed_at__isnull=True).update(closed_at=now)
+    done = []
     for month in pending:
-        rollover, _ = MonthRollover.objects.get_or_create(month=month)
-        opened = _open_month_for_all(month, closed_at=now if month < current else None)
-        MonthRollover.objects.filter(pk=rollover.pk).update(
-            completed_at=timezone.now(), workspaces_opened=rollover.workspaces_opened + opened
-        )
+        # Two beats by accident (issue 10): the month's row is claimed under a row lock; a second run
+        # waits for the first to commit, finds the month completed and leaves it (hooks fire once).
+        with transaction.atomic():
+            MonthRollover.objects.get_or_create(month=month)
+            rollover = MonthRollover.objects.select_for_update().get(month=month)
+            if rollover.completed_at is not None:
+                continue
+            opened = _open_month_for_all(month, closed_at=now if month < current else None)
+            MonthRollover.objects.filter(pk=rollover.pk).update(
+                completed_at=timezone.now(), workspaces_opened=rollover.workspaces_opened + opened
+            )
+        done.append(month)
         logger.info("month rollover %s: %s usage rows opened", month, opened)
-    if pending:
+    if done:
         hooks.month_opened(month=current)
-    return pending
+    return done
 
 
 def plan_apply_now(*, plan) -> int:

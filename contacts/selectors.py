@@ -46,3 +46,8 @@ def contact_messages(*, contact: Contact, limit: int = 50) -> list[Message]:
         Message.objects.filter(contact=contact).select_related("sent_by").order_by("-created_at", "-id")[:limit]
     )
     return latest[::-1]
+
+
+def message_list(*, workspace: Workspace, contact: Contact) -> QuerySet[Message]:
+    """A contact's conversation, newest first (API history, inbox)."""
+    return Message.objects.filter(workspace=workspace, contact=contact).order_by("-created_at", "-id")
