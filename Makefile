@@ -25,9 +25,9 @@ seed: migrate
 
 # Web server, Celery worker and beat on the embedded defaults (SQLite, filesystem broker).
 run: seed
-	@mkdir -p var/broker var/broker-processed
+	@mkdir -p var/broker var/broker-processed var/broker-control
 	@echo "Starting Celery worker and beat (logs in var/worker.log, var/beat.log)..."
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A inro worker --loglevel=INFO --concurrency=2 > var/worker.log 2>&1 & \
 	$(BIN)/celery -A inro beat --loglevel=INFO --schedule=var/celerybeat-schedule > var/beat.log 2>&1 & \
 	echo ""; echo "  Inro is running at http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"; \

@@ -3,6 +3,18 @@
 Dependencies point automations -> contacts, so contacts cannot import automations. Automations
 registers a listener here at start-up (AutomationsConfig.ready) to fire scenarios. A listener gets
 one `InboundEvent`; it runs after the capturing transaction commits.
+
+Intake (contacts/intake.py) fires exactly one event per Meta event, once: a redelivery fires nothing.
+Types and where they come from:
+- message, quick_reply (payload = quick_reply.payload), postback (text = button title, payload),
+  story_reply (media_id = story id, extra["story_url"]), story_mention (extra["story_url"]):
+  direct messages, also stored as inbound Messages;
+- referral: an ad click or ig.me link that opened the thread without a message (payload = ref);
+- comment, live_comment: comment_id is what a private reply answers, media_id the post or reel;
+- mention: the account was @mentioned in a comment (media_id, comment_id).
+An ad is recognised by `referral_source == "ADS"` whatever the type: a message sent from a
+click-to-DM ad is type "message" with referral_source "ADS" and ad_id set, a comment on an ad is type
+"comment" with them set. extra["delivery_id"] names the stored webhook delivery.
 """
 
 import datetime

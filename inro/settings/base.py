@@ -115,6 +115,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(VAR_DIR / "broker"),
         "data_folder_out": str(VAR_DIR / "broker"),
         "processed_folder": str(VAR_DIR / "broker-processed"),
+        "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
@@ -168,6 +169,17 @@ LOGGING = {
 # Outbound Instagram messages: "outbox" (default, stored only) or "graph" (Meta's Graph API).
 INSTAGRAM_SEND_BACKEND = env("INSTAGRAM_SEND_BACKEND", default="outbox")
 
+# Instagram webhook intake and the Graph API send backend (issue 3).
+META_WEBHOOK_MAX_BYTES = env.int("META_WEBHOOK_MAX_BYTES", default=1024 * 1024)
+# A delivery still pending this long after it arrived is processed by the sweeper (broker outage).
+META_WEBHOOK_SWEEP_AFTER_SECONDS = env.int("META_WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+META_GRAPH_MAX_ATTEMPTS = env.int("META_GRAPH_MAX_ATTEMPTS", default=4)
+META_GRAPH_RETRY_BASE_SECONDS = env.float("META_GRAPH_RETRY_BASE_SECONDS", default=1.0)
+META_GRAPH_TIMEOUT_SECONDS = env.float("META_GRAPH_TIMEOUT_SECONDS", default=10.0)
+
+# Data enrichment provider (issue 3): a dotted class path; the default is a deterministic fake.
+ENRICHMENT_BACKEND = env("ENRICHMENT_BACKEND", default="automations.enrichment.FakeEnrichmentBackend")
+
 # Operations (issue 10): probes, PgBouncer compatibility, request ids, JSON logs, metrics, Sentry.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT", default=2.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -175,7 +187,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"]["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     if env.bool("DATABASE_PGBOUNCER_TRANSACTION_POOLING", default=False):
         # PgBouncer in transaction mode hands each transaction to any server connection: no
-        # prepared statements (psycopg 3 prepares after 5 runs) and no cursors outliving a transaction.
+        # prepared statements (pinned off) and no cursors outliving a transaction.
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 MIDDLEWARE.insert(0, "inro.observability.RequestIdMiddleware")

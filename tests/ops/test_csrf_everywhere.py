@@ -6,8 +6,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.views import APIView
 
-# Callers that cannot hold a CSRF token; each verifies a signature instead (HMAC over the body).
-SIGNED_WEBHOOK_PREFIXES = ("webhooks/", "privacy/meta/")
+# Callers that cannot hold a CSRF token; each authenticates otherwise: Meta and Stripe sign the body
+# (HMAC), Meta's data-deletion callback signs `signed_request`, scenario webhooks need a secret header
+# (a browser cannot add one cross-site without a CORS preflight, which is never granted).
+SIGNED_WEBHOOK_PREFIXES = ("webhooks/", "hooks/scenarios/")
 
 
 def walk(patterns, prefix=""):
