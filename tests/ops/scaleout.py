@@ -50,7 +50,7 @@ ENV = {
     "EMAIL_URL": "consolemail://",
     "STRIPE_SECRET_KEY": "sk_test_scaleout",
     "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
-    "STRIPE_API_BASE": "http://127.0.0.1:9",  # nothing listens: no call can leave the machine
+    "STRIPE_API_BASE": "http://127.0.0.1:9",  # replaced by the local fake Stripe's address at start
     "META_APP_SECRET": META_APP_SECRET,
     "META_VERIFY_TOKEN": "scaleout-verify",
     "META_GRAPH_API_BASE": "http://127.0.0.1:9",
@@ -145,27 +145,32 @@ def wait_ready() -> None:
 # --- HTTP and signatures ----------------------------------------------------------------------------
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def http(method: str, port: int, path: str, body: bytes | None = None, headers: dict | None = None,
-         timeout: float = 30) -> tuple[int, bytes]:
+         timeout: float = 30, follow: bool = False) -> tuple[int, str]:
+    """One request on loopback; redirects are not followed. Returns (status, body or Location)."""
     request = urllib.request.Request(  # noqa: S310 (loopback only)
         f"http://127.0.0.1:{port}{path}", data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.status, response.read()
+        with _OPENER.open(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (urllib.error.URLError, TimeoutError, ConnectionError):
-        return 0, b""
+        if 300 <= error.code < 400:
+            return error.code, error.headers.get("Location", "")
+        return error.code, error.read().decode(errors="replace")
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError):
+        return 0, ""
 
 
 def meta_signature(body: bytes) -> str:
     return "sha256=" + hmac.new(META_APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-
-
-def stripe_signature(body: bytes, timestamp: int | None = None) -> str:
-    timestamp = timestamp or int(time.time())
-    signed = f"{timestamp}.".encode() + body
-    return f"t={timestamp},v1=" + hmac.new(STRIPE_WEBHOOK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
 
 
 # --- The load ---------------------------------------------------------------------------------------
@@ -198,7 +203,8 @@ def drive(actions: list[tuple[str, int, object]], duration: float, clients: int,
             port = WEB_PORTS[rng.randrange(len(WEB_PORTS))]
             started = time.monotonic()
             status = calls[name](port, rng)
-            stats.record(name, status, time.monotonic() - started)
+            if status is not None:  # None: nothing left to do for this action (e.g. every upgrade done)
+                stats.record(name, status, time.monotonic() - started)
 
     threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
     for thread in threads:
@@ -241,7 +247,9 @@ def main() -> int:
     fresh_redis()
     manage("migrate", "--noinput", "-v", "0")
     setup_django()
-    plan = scenario.seed()
+    stripe_server = scenario.start_fake_stripe()
+    ENV["STRIPE_API_BASE"] = stripe_server.base_url  # the fleet talks to the local fake only
+    plan = scenario.seed(stripe_server.fake)
 
     fleet = Processes(args.logdir)
     stats = Stats()
@@ -251,9 +259,8 @@ def main() -> int:
         print(f"fleet up: {', '.join(name for name, _ in fleet.procs)}; driving {args.clients} clients "
               f"for {args.duration:.0f} s")
         started = time.monotonic()
-        drive(scenario.actions(plan, http=http, meta_signature=meta_signature,
-                               stripe_signature=stripe_signature),
-              args.duration, args.clients, stats)
+        plan.started_at, plan.ends_at = started, started + args.duration
+        drive(scenario.actions(plan, http=http, meta_signature=meta_signature), args.duration, args.clients, stats)
         load_seconds = time.monotonic() - started
         drained = wait_for_queues_to_drain()
         scenario.settle(plan)
@@ -261,6 +268,7 @@ def main() -> int:
         alive = fleet.alive()
     finally:
         fleet.stop()
+        stripe_server.stop()
 
     latencies = sorted(stats.latencies)
     total = len(latencies)
