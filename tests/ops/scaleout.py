@@ -263,7 +263,7 @@ def main() -> int:
         drive(scenario.actions(plan, http=http, meta_signature=meta_signature), args.duration, args.clients, stats)
         load_seconds = time.monotonic() - started
         drained = wait_for_queues_to_drain()
-        scenario.settle(plan)
+        late_upgrades = scenario.settle(plan, http, WEB_PORTS[0])
         drained += wait_for_queues_to_drain()
         alive = fleet.alive()
     finally:
@@ -279,9 +279,11 @@ def main() -> int:
           f"queues drained in {drained:.1f} s")
     for name, counter in sorted(stats.by_action.items()):
         print(f"  {name:<24} {sum(counter.values()):>6}  statuses {dict(sorted(counter.items()))}")
+    print(f"late upgrades (after the load, at the limit): statuses {late_upgrades}")
     print(f"processes alive at the end: {alive}")
 
     results = scenario.check(plan)
+    errors += sum(1 for status in late_upgrades if status != 200)
     results.append(("no 5xx and every request answered", errors == 0, f"{errors} failed"))
     results.append(("every process survived the load", all(alive.values()), str(alive)))
     print("\nchecks:")

@@ -20,7 +20,8 @@ class Plan:
     workspace_ids: list[int]
     ig_accounts: dict[int, str]
     cookies: dict[int, str]
-    upgradable: set[int]
+    upgradable: set[int]  # upgraded during the load
+    upgrade_after_load: set[int]  # upgraded once the load is over, at their limit with actions paused
     fake_stripe: object
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     senders: int = 0
@@ -28,7 +29,8 @@ class Plan:
     campaigns: dict[int, int] = dataclasses.field(default_factory=dict)
     max_campaigns: int = 2
     started_at: float = 0.0
-    ends_at: float = 0.0  # set by the driver; upgrades come in the last 40 % (after some hit the limit)
+    paused_before_late_upgrades: int = 0
+    ends_at: float = 0.0  # set by the driver
 
     def next_sender(self) -> int:
         with self.lock:
@@ -61,8 +63,8 @@ def seed(fake_stripe) -> Plan:
         ids.append(workspace.pk)
         accounts[workspace.pk] = workspace.instagram_account_id
         cookies[workspace.pk] = f"sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}"
-    return Plan(workspace_ids=ids, ig_accounts=accounts, cookies=cookies, upgradable=set(ids[::2]),
-                fake_stripe=fake_stripe)
+    return Plan(workspace_ids=ids, ig_accounts=accounts, cookies=cookies, upgradable=set(ids[::4]),
+                upgrade_after_load=set(ids[2::4]), fake_stripe=fake_stripe)
 
 
 def actions(plan: Plan, *, http, meta_signature) -> list:
@@ -108,41 +110,72 @@ def actions(plan: Plan, *, http, meta_signature) -> list:
             connection.close()
 
     def upgrade(port, rng):
-        from django.conf import settings
-
-        from billing.fakestripe import sign_payload
-
-        if time.monotonic() < plan.ends_at - 0.4 * (plan.ends_at - plan.started_at):
-            return None
-        with plan.lock:
-            waiting = sorted(plan.upgradable - plan.upgraded)
-            if not waiting:
-                return None
-            workspace_id = rng.choice(waiting)
-            plan.upgraded.add(workspace_id)
-        form = f"plan=pro&addon_packs=0&csrfmiddlewaretoken={CSRF}".encode()
-        status, location = http("POST", port, f"/w/{workspace_id}/billing/checkout/", form, {
-            "Cookie": plan.cookies[workspace_id], "Content-Type": "application/x-www-form-urlencoded",
-        }, follow=False)
-        if status != 302 or "/checkout/pay/" not in location:
-            print(f"checkout for workspace {workspace_id}: {status} {location[:200]!r}")
-            return status if status >= 400 else 500
-        session_id = location.rsplit("/", 1)[-1]
-        worst = 200
-        for event in plan.fake_stripe.checkout_complete(session_id):
-            body = json.dumps(event)
-            header = sign_payload(body, settings.STRIPE_WEBHOOK_SECRET)
-            code = http("POST", port, "/webhooks/stripe/", body.encode(),
-                        {"Content-Type": "application/json", "Stripe-Signature": header})[0]
-            worst = max(worst, code) if code else 0
-        return worst
+        return _upgrade_during_load(plan, http, port, rng)
 
     return [("meta_webhook", 12, webhook), ("usage_page", 4, usage_read), ("campaign_launch", 1, campaign_launch),
             ("stripe_upgrade", 1, upgrade)]
 
 
-def settle(plan: Plan) -> None:
-    """After the load: nothing time-based to wait for (paused actions resume on headroom at once)."""
+def _upgrade_during_load(plan, http, port, rng):
+    from django.db import connection
+
+    from billing.models import MonthlyUsage
+
+    # Upgrade a workspace once it is at its limit (so paused actions must resume), or late anyway.
+    late = time.monotonic() > plan.started_at + 0.8 * (plan.ends_at - plan.started_at)
+    with plan.lock:
+        candidates = sorted(plan.upgradable - plan.upgraded)
+    if not late:
+        candidates = list(MonthlyUsage.objects.filter(workspace_id__in=candidates, limit_reached_at__isnull=False)
+                          .values_list("workspace_id", flat=True))
+        connection.close()
+    with plan.lock:
+        candidates = sorted(set(candidates) - plan.upgraded)
+        if not candidates:
+            return None
+        workspace_id = rng.choice(candidates)
+        plan.upgraded.add(workspace_id)
+    return upgrade_workspace(plan, http, port, workspace_id)
+
+
+def upgrade_workspace(plan, http, port, workspace_id) -> int:
+    """The customer's path: the Checkout form (CSRF), Stripe's page, then Stripe's signed events."""
+    from django.conf import settings
+
+    from billing.fakestripe import sign_payload
+
+    form = f"plan=pro&addon_packs=0&csrfmiddlewaretoken={CSRF}".encode()
+    status, location = http("POST", port, f"/w/{workspace_id}/billing/checkout/", form, {
+        "Cookie": plan.cookies[workspace_id], "Content-Type": "application/x-www-form-urlencoded",
+    }, follow=False)
+    if status != 302 or "/checkout/pay/" not in location:
+        print(f"checkout for workspace {workspace_id}: {status} {location[:200]!r}")
+        return status if status >= 400 else 500
+    session_id = location.rsplit("/", 1)[-1]
+    worst = 200
+    for event in plan.fake_stripe.checkout_complete(session_id):
+        body = json.dumps(event)
+        header = sign_payload(body, settings.STRIPE_WEBHOOK_SECRET)
+        code = http("POST", port, "/webhooks/stripe/", body.encode(),
+                    {"Content-Type": "application/json", "Stripe-Signature": header})[0]
+        worst = max(worst, code) if code else 0
+    return worst
+
+
+def settle(plan: Plan, http, port: int) -> list[int]:
+    """After the load: upgrade the workspaces kept at their limit; their paused actions must resume."""
+    from django.db import connection
+
+    from automations.models import PausedAction
+
+    plan.paused_before_late_upgrades = PausedAction.objects.filter(
+        workspace_id__in=plan.upgrade_after_load, status="waiting").count()
+    connection.close()
+    statuses = []
+    for workspace_id in sorted(plan.upgrade_after_load):
+        plan.upgraded.add(workspace_id)
+        statuses.append(upgrade_workspace(plan, http, port, workspace_id))
+    return statuses
 
 
 def check(plan: Plan) -> list[tuple[str, bool, str]]:
@@ -188,8 +221,11 @@ def check(plan: Plan) -> list[tuple[str, bool, str]]:
     with_headroom = [w for w, activated, quota in usage_rows if activated < quota]
     stuck = PausedAction.objects.filter(workspace_id__in=with_headroom, status="waiting").count()
     by_status = dict(PausedAction.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    results.append(("paused actions resumed where headroom came", stuck == 0,
-                    f"by status {by_status}; waiting despite headroom: {stuck}"))
+    resumed = PausedAction.objects.filter(workspace_id__in=plan.upgrade_after_load, status="resumed").count()
+    before = plan.paused_before_late_upgrades
+    results.append(("paused actions resumed where headroom came", stuck == 0 and resumed >= before,
+                    f"by status {by_status}; waiting before the late upgrades {before}, resumed after them "
+                    f"{resumed}; waiting despite headroom: {stuck}"))
 
     recipients = dict(CampaignRecipient.objects.values_list("status").annotate(n=Count("id"))
                       .values_list("status", "n"))
