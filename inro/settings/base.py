@@ -193,10 +193,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 MIDDLEWARE.insert(0, "inro.observability.RequestIdMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "inro.middleware.ContentSecurityPolicyMiddleware")
-# Same-origin everything, no inline scripts or styles, no framing, forms post only here.
+# Same-origin everything, no inline scripts, no framing, forms post only here. Inline styles are
+# allowed: the usage meters set their widths with style attributes (no script can run from CSS).
 CONTENT_SECURITY_POLICY = env(
     "CONTENT_SECURITY_POLICY",
-    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'",
 )
