@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
-PG_PROBE := import psycopg; psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=2).close()
-
 .PHONY: install run test lint bench migrate seed clean
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -36,9 +34,7 @@ run: seed
 
 # Uses DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it answers, else SQLite.
 test: install
-	@if [ -n "$$DATABASE_URL" ]; then db="$$DATABASE_URL"; \
-	elif $(BIN)/python -c '$(PG_PROBE)' >/dev/null 2>&1; then db="postgres://postgres@127.0.0.1:5432/inro"; \
-	else db="sqlite:///$(CURDIR)/var/test.sqlite3"; fi; \
+	@db="$$($(BIN)/python tests/choose_database.py)"; \
 	echo "make test: running the suite on $$db"; mkdir -p var; \
 	DATABASE_URL="$$db" DJANGO_SETTINGS_MODULE=inro.settings.test $(BIN)/pytest $(PYTEST_ARGS)
 

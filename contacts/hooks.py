@@ -18,10 +18,13 @@ click-to-DM ad is type "message" with referral_source "ADS" and ad_id set, a com
 """
 
 import datetime
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +56,15 @@ def on_inbound_event(listener: InboundListener) -> InboundListener:
 
 
 def inbound_event_captured(event: InboundEvent) -> None:
+    """Notify every listener after commit. The capture is final by then (a redelivery fires nothing),
+    so one listener failing is logged and does not keep the others, or the next events, from running;
+    a listener that needs retries should queue its own Celery task."""
+
     def notify() -> None:
         for listener in list(_inbound_listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("Inbound event listener %r failed on %s %s", listener, event.type, event.meta_id)
 
     transaction.on_commit(notify)

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 # Events that are direct messages in the inbox: stored as inbound Messages.
 DM_TYPES = frozenset({"message", "quick_reply", "story_reply", "story_mention", "postback"})
+UNSEND = "unsend"
 MESSAGING_CHANGE_FIELDS = frozenset({"messages", "messaging_postbacks", "messaging_referral"})
 # Errors worth retrying: the database went away or timed out, not a bug in the payload or the code.
 RETRYABLE_ERRORS = (OperationalError, InterfaceError)
@@ -189,9 +190,12 @@ def _parse_messaging(account_id, item, entry_time, now, events, notes) -> None:
         return  # the professional account itself
     base = {"account_id": account_id, "sender_id": sender_id, "occurred_at": occurred_at}
     if message:
-        if message.get("is_deleted"):
-            return
         mid = _str(message.get("mid"))
+        if message.get("is_deleted"):
+            # The person unsent the message: its text is blanked where we stored it; nothing fires.
+            if mid and len(mid) <= _MAX_META_ID:
+                events.append(ParsedEvent(**base, type=UNSEND, meta_id=mid, source=Contact.Source.DM))
+            return
         if not mid or len(mid) > _MAX_META_ID:
             notes.append(f"Skipped a message from {sender_id} without a usable mid.")
             return
@@ -360,6 +364,11 @@ def _capture_delivery(delivery: WebhookDelivery, now: datetime.datetime) -> tupl
 
 def _capture_event(workspace: Workspace, event: ParsedEvent, delivery: WebhookDelivery, now) -> bool:
     """Capture one event unless its Meta id was captured before; True when it was new."""
+    if event.type == UNSEND:
+        Message.objects.filter(
+            workspace=workspace, meta_mid=event.meta_id, direction=Message.Direction.INBOUND
+        ).update(text="")
+        return False
     if CapturedEvent.objects.filter(workspace=workspace, meta_id=event.meta_id).exists():
         return False
     try:
@@ -432,3 +441,13 @@ def delivery_replay(*, delivery_id: int) -> bool:
         if replayed:
             transaction.on_commit(lambda: _queue(delivery_id))
     return bool(replayed)
+
+
+def deliveries_prune(*, now: datetime.datetime) -> int:
+    """Delete processed deliveries past the retention period: their raw bodies quote what people wrote,
+    and what they produced (contacts, messages, captured events) is kept on its own."""
+    cutoff = now - datetime.timedelta(days=settings.META_WEBHOOK_RETENTION_DAYS)
+    deleted, _ = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PROCESSED, received_at__lt=cutoff
+    ).delete()
+    return deleted

@@ -22,5 +22,9 @@ def process_instagram_delivery(delivery_id: int) -> str | None:
 
 @shared_task(name="contacts.tasks.sweep_pending_deliveries")
 def sweep_pending_deliveries() -> int:
-    """Every minute (celery-beat, contacts 0004): deliveries whose task was lost to a broker outage."""
-    return intake.deliveries_sweep(now=timezone.now())
+    """Every minute (celery-beat, contacts 0004): deliveries whose task was lost to a broker outage;
+    also drops processed deliveries past their retention period."""
+    now = timezone.now()
+    swept = intake.deliveries_sweep(now=now)
+    intake.deliveries_prune(now=now)
+    return swept

@@ -144,6 +144,19 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+# REST API (issue 6): one error shape, throttle rates, Swagger UI served from our own static files.
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "inro.api.exception_handler"
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "user": env("API_THROTTLE_USER", default="1200/min"),
+    "auth_token": env("API_THROTTLE_AUTH_TOKEN", default="10/min"),  # per client IP: password guessing
+}
+# Client IP for throttles: REMOTE_ADDR unless this many proxies in front add X-Forwarded-For.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=0)
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+})
 
 # Stripe (issue: billing). Secrets have no defaults in production.
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="sk_test_local")
@@ -232,3 +245,6 @@ if SENTRY_DSN:
         release=env("SENTRY_RELEASE", default=""),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
+
+# Processed webhook deliveries (raw bodies quote people's messages) are deleted after this many days.
+META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)

@@ -469,3 +469,47 @@ def test_admin_lists_deliveries_and_messages(admin_client, ig_workspace, deliver
     assert admin_client.get("/admin/contacts/message/").status_code == 200
     assert admin_client.get("/admin/contacts/capturedevent/").status_code == 200
     assert admin_client.get("/admin/contacts/datadeletionrequest/").status_code == 200
+
+
+def test_a_failing_listener_does_not_keep_the_others_from_hearing(ig_workspace, deliver, captured_events):
+    from contacts import hooks
+
+    def broken(event):
+        raise RuntimeError("listener bug")
+
+    hooks._inbound_listeners.insert(0, broken)
+    payload = meta_fixture("message_text")
+    payload["entry"].append(meta_fixture("comments")["entry"][0])
+
+    assert deliver(payload).status_code == 200
+
+    assert [e.type for e in captured_events] == ["message", "comment"]
+    assert WebhookDelivery.objects.get().status == "processed"
+
+
+def test_processed_deliveries_are_pruned_after_the_retention_period(ig_workspace, deliver, settings):
+    settings.META_WEBHOOK_RETENTION_DAYS = 30
+    deliver(meta_fixture("message_text"))
+    deliver(meta_fixture("comments"))
+    old, recent = WebhookDelivery.objects.order_by("id")
+    WebhookDelivery.objects.filter(pk=old.pk).update(received_at=timezone.now() - datetime.timedelta(days=31))
+    stale_pending = WebhookDelivery.objects.create(body="{}", body_sha256="f" * 64,
+                                                   received_at=timezone.now() - datetime.timedelta(days=40))
+    WebhookDelivery.objects.filter(pk=stale_pending.pk).update(status="failed")
+
+    sweep_pending_deliveries()
+
+    assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {recent.pk, stale_pending.pk}
+    assert Message.objects.count() == 1 and CapturedEvent.objects.count() == 2
+
+
+def test_an_unsent_message_is_blanked_and_fires_nothing(ig_workspace, deliver, captured_events):
+    deliver(meta_fixture("message_text"))
+    unsend = meta_fixture("message_text")
+    unsend["entry"][0]["messaging"][0]["message"] = {"mid": MESSAGE_MID, "is_deleted": True}
+
+    assert deliver(unsend).status_code == 200
+
+    assert Message.objects.get(meta_mid=MESSAGE_MID).text == ""
+    assert len(captured_events) == 1
+    assert WebhookDelivery.objects.order_by("id").last().events_captured == 0

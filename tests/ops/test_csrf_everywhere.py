@@ -10,6 +10,9 @@ from rest_framework.views import APIView
 # (HMAC), Meta's data-deletion callback signs `signed_request`, scenario webhooks need a secret header
 # (a browser cannot add one cross-site without a CORS preflight, which is never granted).
 SIGNED_WEBHOOK_PREFIXES = ("webhooks/", "hooks/scenarios/")
+# The offline demo's stand-in for Stripe's API: 404 everywhere unless FAKE_STRIPE_ENABLED, which only
+# local settings (DEBUG) set; the test below proves it is off here and in production.
+DEMO_ONLY_PREFIXES = ("_fake_stripe/",)
 
 
 def walk(patterns, prefix=""):
@@ -35,4 +38,10 @@ def test_no_view_is_exempt_from_csrf_unless_it_is_a_signed_webhook(route, callba
         assert all(c.enforce_csrf is SessionAuthentication.enforce_csrf for c in sessions), route
         return
     if getattr(callback, "csrf_exempt", False):
-        assert route.startswith(SIGNED_WEBHOOK_PREFIXES), f"{route} skips CSRF"
+        assert route.startswith(SIGNED_WEBHOOK_PREFIXES + DEMO_ONLY_PREFIXES), f"{route} skips CSRF"
+
+
+@pytest.mark.django_db
+def test_the_demo_stripe_stand_in_is_off_outside_local_settings(client):
+    assert getattr(settings, "FAKE_STRIPE_ENABLED", False) is False
+    assert client.post("/_fake_stripe/v1/customers", data="x=1", content_type="text/plain").status_code == 404
