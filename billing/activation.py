@@ -17,7 +17,8 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -36,6 +37,80 @@ _USAGE = MonthlyUsage._meta.db_table
 _CONTACTS = Contact._meta.db_table
 # SQLite has no arrays: id lists go in chunks below its bound-parameter limit.
 _SQLITE_CHUNK = 900
+_KINDS = frozenset(AutomationKind.values)
+_ONLY_EXPLICIT_PREPARE = 2**31 - 1
+
+
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - SQLite-only installs
+    psycopg = None
+
+if psycopg is not None:
+
+    class _PreparedCursor(psycopg.Cursor):
+        """Server-side binding, each statement prepared once per connection (psycopg caches them).
+
+        The gate's single-contact statements run thousands of times a second with the same text;
+        preparing them spares PostgreSQL the parse and plan of every call (bench/activation.py).
+        Django keeps prepare_threshold off by default (a pooler in transaction mode that does not
+        track prepared statements cannot keep them), so only the gate's hot path opts in; the
+        setting BILLING_GATE_PREPARED_STATEMENTS = False turns it off.
+        """
+
+        def execute(self, query, params=None, *, prepare=True, binary=None):
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+class _GateCursor:
+    """The gate's hot statements on a prepared cursor kept per connection, with Django's error
+    translation; logged and passed through execute wrappers like any query whenever Django is
+    logging queries (DEBUG, CaptureQueriesContext) or a wrapper is installed."""
+
+    __slots__ = ("db", "cursor")
+
+    def __init__(self, db, cursor) -> None:
+        self.db, self.cursor = db, cursor
+
+    def __enter__(self) -> "_GateCursor":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def execute(self, sql: str, params: list) -> None:
+        db = self.db
+        if db.queries_logged or db.execute_wrappers:
+            db._prepare_cursor(self.cursor).execute(sql, params)
+            return
+        with db.wrap_database_errors:
+            self.cursor.execute(sql, params)
+
+    def fetchone(self):
+        return self.cursor.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+
+def _hot_cursor():
+    """A cursor for the gate's repeated single-contact statements (see _PreparedCursor)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or psycopg is None or not getattr(settings, "BILLING_GATE_PREPARED_STATEMENTS", True):
+        return db.cursor()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = db.connection
+    cursor = getattr(db, "_billing_gate_cursor", None)
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        if raw.prepare_threshold is None:
+            # psycopg ignores prepare=True while the threshold is None (Django's default). A threshold
+            # no query reaches keeps every other statement unprepared, as Django wants.
+            raw.prepare_threshold = _ONLY_EXPLICIT_PREPARE
+        cursor = db._billing_gate_cursor = _PreparedCursor(raw)
+    return _GateCursor(db, cursor)
 
 
 class ActivationInputError(ApplicationError, ValueError):
@@ -75,7 +150,7 @@ class UsageSnapshot:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in AutomationKind.values:
+    if kind not in _KINDS:
         raise ValueError(
             f"{kind!r} is not an automated action kind; expected one of {', '.join(AutomationKind.values)}."
             " Manual actions never go through the activation gate."
@@ -118,53 +193,89 @@ def activate(
     month = month_of(now)
     db_now, db_month = _adapt(now, month)
 
-    with connection.cursor() as cursor:
-        # One round trip for the common case: the usage row and whether the contact is active.
-        cursor.execute(
-            f"SELECT u.id, EXISTS (SELECT 1 FROM {_RECORDS} r WHERE r.workspace_id = %s"  # noqa: S608
-            f" AND r.contact_id = %s AND r.month = %s) FROM {_USAGE} u"
-            " WHERE u.workspace_id = %s AND u.month = %s",
-            [workspace.pk, contact.pk, db_month, workspace.pk, db_month],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        usage_id = usage_row_open(workspace_id=workspace.pk, month=month).pk
-        already = ActivationRecord.objects.filter(
-            workspace_id=workspace.pk, contact_id=contact.pk, month=month
-        ).exists()
-    else:
-        usage_id, already = row[0], bool(row[1])
-    if already:
-        return ActivationResult(True, False, ALREADY_ACTIVE, month)
-
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
-            " WHERE id = %s AND activated + %s < quota",
-            [usage_id, max(reserve, 0)],
-        )
-        if cursor.rowcount == 1:
-            cursor.execute(
-                f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"  # noqa: S608
-                " automation_ref) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id",
-                [workspace.pk, contact.pk, db_month, db_now, kind, _ref(ref)],
-            )
-            if cursor.fetchone() is not None:
-                return ActivationResult(True, True, ACTIVATED, month)
-            # Another worker activated this contact between our check and our insert.
-            transaction.set_rollback(True)
-            return ActivationResult(True, False, ALREADY_ACTIVE, month)
-
-        # No headroom. The contact may have been activated meanwhile; that one stays free (rule 3).
+    with _hot_cursor() as cursor:
+        # The common case (repeated engagement) in one round trip on one unique index.
         cursor.execute(
             f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s AND month = %s",  # noqa: S608
             [workspace.pk, contact.pk, db_month],
         )
         if cursor.fetchone() is not None:
             return ActivationResult(True, False, ALREADY_ACTIVE, month)
-        _mark_limit_reached(cursor, usage_id, db_now)
-        return ActivationResult(False, False, QUOTA_EXHAUSTED, month)
+
+    for _attempt in range(2):
+        with transaction.atomic(), _hot_cursor() as cursor:
+            counted, inserted, usage_id = _count_and_record(
+                cursor, workspace.pk, contact.pk, db_month, db_now, kind, _ref(ref), max(reserve, 0)
+            )
+            if counted:
+                if inserted:
+                    return ActivationResult(True, True, ACTIVATED, month)
+                # Another worker activated this contact between our check and our insert.
+                transaction.set_rollback(True)
+                return ActivationResult(True, False, ALREADY_ACTIVE, month)
+            if usage_id is not None:
+                # No headroom. The contact may have been activated meanwhile; it stays free (rule 3).
+                cursor.execute(
+                    f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s"  # noqa: S608
+                    " AND month = %s",
+                    [workspace.pk, contact.pk, db_month],
+                )
+                if cursor.fetchone() is not None:
+                    return ActivationResult(True, False, ALREADY_ACTIVE, month)
+                _mark_limit_reached(cursor, usage_id, db_now)
+                return ActivationResult(False, False, QUOTA_EXHAUSTED, month)
+        # First use this month: open the row (lazily, rule 11) and try again.
+        usage_row_open(workspace_id=workspace.pk, month=month)
+    raise ApplicationError(  # pragma: no cover - the row was just opened
+        "The month's usage row could not be opened; try again.", code="conflict", status=409
+    )
+
+
+def _count_and_record(
+    cursor, workspace_id: int, contact_id: int, db_month, db_now, kind: str, ref: str, reserve: int
+) -> tuple[bool, bool, int | None]:
+    """Move the month's counter if there is headroom, then insert the record.
+
+    Returns (counted, inserted, usage row id or None when the month's row is not open yet). The
+    counter moves first, so the usage-row lock orders all writers of a workspace; the record is
+    inserted only when the counter moved. The caller rolls back when counted but not inserted.
+    """
+    if connection.vendor == "postgresql":
+        # One statement, one round trip: the INSERT reads the UPDATE's row, so it runs after it; the
+        # last column tells, in the statement's snapshot, whether the row existed at all.
+        cursor.execute(
+            f"WITH u AS (UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
+            " WHERE workspace_id = %s AND month = %s AND activated + %s < quota RETURNING id),"
+            f" i AS (INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"
+            " automation_ref) SELECT %s::bigint, %s::bigint, %s::date, %s::timestamptz, %s::text,"
+            " %s::text FROM u ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id)"
+            " SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM i),"
+            f" (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s)",
+            [workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref,
+             workspace_id, db_month],
+        )
+        counted, inserted, usage_id = cursor.fetchone()
+        return bool(counted), bool(inserted), usage_id
+    # SQLite: writers are serialised (IMMEDIATE transactions), so statement by statement is exact.
+    cursor.execute(
+        f"UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
+        " WHERE workspace_id = %s AND month = %s AND activated + %s < quota",
+        [workspace_id, db_month, reserve],
+    )
+    if cursor.rowcount != 1:
+        cursor.execute(
+            f"SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s",  # noqa: S608
+            [workspace_id, db_month],
+        )
+        row = cursor.fetchone()
+        return False, False, row[0] if row else None
+    cursor.execute(
+        f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"  # noqa: S608
+        " automation_ref) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id",
+        [workspace_id, contact_id, db_month, db_now, kind, ref],
+    )
+    return True, cursor.fetchone() is not None, None
 
 
 def _mark_limit_reached(cursor, usage_id: int, db_now) -> None:
