@@ -319,6 +319,7 @@ def _half_active_twin(n: int, label: str):
     rest = n - active
     workspace = new_workspace(label, quota=max(active + rest // 2, 1000))
     ids = seed_contacts(workspace.pk, n)
+    vacuum_analyze("contacts_contact")
     pre = ids[::2]
     result = activate_many(workspace, pre, kind=KIND, ref="bench-seed")
     if len(result.newly_activated) != len(pre):

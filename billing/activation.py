@@ -287,8 +287,11 @@ def _mark_limit_reached(cursor, usage_id: int, db_now) -> None:
     )
 
 
-def _contact_ids(workspace: Workspace, contacts: Sequence) -> list[int]:
-    """Ids of `contacts` (instances or ids), each checked to belong to `workspace`."""
+def _split_contacts(workspace: Workspace, contacts: Sequence) -> tuple[list[int], list[int]]:
+    """Ids of `contacts` (instances or ids) and, among them, the bare ids still to check in the database.
+
+    Instances are checked here against `workspace`; anything else is refused outright.
+    """
     ids: list[int] = []
     unchecked: list[int] = []
     for item in contacts:
@@ -304,39 +307,84 @@ def _contact_ids(workspace: Workspace, contacts: Sequence) -> list[int]:
             unchecked.append(item)
         else:
             raise ActivationInputError(f"{item!r} is not a contact.", code="not_a_contact")
+    return ids, unchecked
+
+
+def _foreign_error(workspace: Workspace, how_many: int) -> ActivationInputError:
+    return ActivationInputError(
+        f"{how_many} of the contacts given does not belong to workspace {workspace.pk}.",
+        code="contact_not_in_workspace",
+    )
+
+
+def _contact_ids(workspace: Workspace, contacts: Sequence) -> list[int]:
+    """Ids of `contacts` (instances or ids), each checked to belong to `workspace`."""
+    ids, unchecked = _split_contacts(workspace, contacts)
     if unchecked:
         wanted = set(unchecked)
-        found = _count_in(
-            f"SELECT count(*) FROM {_CONTACTS} WHERE workspace_id = %s AND id",  # noqa: S608
-            [workspace.pk],
-            sorted(wanted),
-        )
+        found = _count_contacts(workspace.pk, sorted(wanted))
         if found != len(wanted):
-            raise ActivationInputError(
-                f"{len(wanted) - found} of the contacts given does not belong to workspace {workspace.pk}.",
-                code="contact_not_in_workspace",
-            )
+            raise _foreign_error(workspace, len(wanted) - found)
     return ids
 
 
-def _count_in(sql_prefix: str, params: list, ids: list[int]) -> int:
+def _count_contacts(workspace_id: int, ids: list[int]) -> int:
+    """How many of `ids` (distinct) are contacts of the workspace."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(sql_prefix + " = ANY(%s)", [*params, ids])
+            # Driven by the array: one primary-key probe per id, whatever the table's statistics say
+            # (a filter `id = ANY(array)` on a stale row estimate degenerates into ids x rows).
+            cursor.execute(
+                f"SELECT count(*) FROM unnest(%s::bigint[]) AS t(id) JOIN {_CONTACTS} c"  # noqa: S608
+                " ON c.id = t.id AND c.workspace_id = %s",
+                [ids, workspace_id],
+            )
             return cursor.fetchone()[0]
         total = 0
         for start in range(0, len(ids), _SQLITE_CHUNK):
             chunk = ids[start : start + _SQLITE_CHUNK]
-            cursor.execute(sql_prefix + f" IN ({', '.join(['%s'] * len(chunk))})", [*params, *chunk])
+            cursor.execute(
+                f"SELECT count(*) FROM {_CONTACTS} WHERE workspace_id = %s"  # noqa: S608
+                f" AND id IN ({', '.join(['%s'] * len(chunk))})",
+                [workspace_id, *chunk],
+            )
             total += cursor.fetchone()[0]
         return total
 
 
+def _foreign_and_active(
+    cursor, workspace_id: int, db_month, ids: list[int], *, check: bool
+) -> tuple[set[int], set[int]]:
+    """PostgreSQL, one query driven by the id array: ids that are not contacts of the workspace (only
+    looked up when `check`) and ids already active this month."""
+    if check:
+        cursor.execute(
+            "SELECT t.id, c.id IS NULL, r.contact_id IS NOT NULL FROM unnest(%s::bigint[]) AS t(id)"  # noqa: S608
+            f" LEFT JOIN {_CONTACTS} c ON c.id = t.id AND c.workspace_id = %s"
+            f" LEFT JOIN {_RECORDS} r ON r.contact_id = t.id AND r.workspace_id = %s AND r.month = %s"
+            " WHERE c.id IS NULL OR r.contact_id IS NOT NULL",
+            [ids, workspace_id, workspace_id, db_month],
+        )
+        foreign: set[int] = set()
+        active: set[int] = set()
+        for contact_id, is_foreign, is_active in cursor.fetchall():
+            if is_foreign:
+                foreign.add(contact_id)
+            if is_active:
+                active.add(contact_id)
+        return foreign, active
+    cursor.execute(
+        f"SELECT r.contact_id FROM unnest(%s::bigint[]) AS t(id) JOIN {_RECORDS} r"  # noqa: S608
+        " ON r.contact_id = t.id AND r.workspace_id = %s AND r.month = %s",
+        [ids, workspace_id, db_month],
+    )
+    return set(), {row[0] for row in cursor.fetchall()}
+
+
 def _active_among(cursor, workspace_id: int, db_month, ids: list[int]) -> set[int]:
-    sql = f"SELECT contact_id FROM {_RECORDS} WHERE workspace_id = %s AND month = %s AND contact_id"  # noqa: S608
     if connection.vendor == "postgresql":
-        cursor.execute(sql + " = ANY(%s)", [workspace_id, db_month, ids])
-        return {row[0] for row in cursor.fetchall()}
+        return _foreign_and_active(cursor, workspace_id, db_month, ids, check=False)[1]
+    sql = f"SELECT contact_id FROM {_RECORDS} WHERE workspace_id = %s AND month = %s AND contact_id"  # noqa: S608
     active: set[int] = set()
     for start in range(0, len(ids), _SQLITE_CHUNK):
         chunk = ids[start : start + _SQLITE_CHUNK]
@@ -384,7 +432,12 @@ def activate_many(
     _check_kind(kind)
     _check_workspace(workspace)
     items = list(contacts)
-    ids = _contact_ids(workspace, items)
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        # Bare ids are checked inside the batch's one lookup query, under the usage-row lock.
+        ids, unchecked = _split_contacts(workspace, items)
+    else:
+        ids, unchecked = _contact_ids(workspace, items), []
     now = timezone.now()
     month = month_of(now)
     db_now, db_month = _adapt(now, month)
@@ -400,7 +453,15 @@ def activate_many(
                     [usage_id],
                 )
                 quota, activated = cursor.fetchone()
-                active = _active_among(cursor, workspace.pk, db_month, unique_ids) if unique_ids else set()
+                if postgres and unique_ids:
+                    foreign, active = _foreign_and_active(
+                        cursor, workspace.pk, db_month, unique_ids, check=bool(unchecked)
+                    )
+                    foreign.intersection_update(unchecked)  # instances were checked already
+                    if foreign:
+                        raise _foreign_error(workspace, len(foreign))  # rolls back: nothing written
+                else:
+                    active = _active_among(cursor, workspace.pk, db_month, unique_ids) if unique_ids else set()
                 candidates = [contact_id for contact_id in unique_ids if contact_id not in active]
                 headroom = max(quota - max(reserve, 0) - activated, 0)
                 new_ids = candidates[:headroom]
