@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
-PG_PROBE := import psycopg; psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=2).close()
-
 .PHONY: install run test lint bench migrate seed clean
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -25,9 +23,9 @@ seed: migrate
 
 # Web server, Celery worker and beat on the embedded defaults (SQLite, filesystem broker).
 run: seed
-	@mkdir -p var/broker var/broker-processed
+	@mkdir -p var/broker var/broker-processed var/broker-control
 	@echo "Starting Celery worker and beat (logs in var/worker.log, var/beat.log)..."
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A inro worker --loglevel=INFO --concurrency=2 > var/worker.log 2>&1 & \
 	$(BIN)/celery -A inro beat --loglevel=INFO --schedule=var/celerybeat-schedule > var/beat.log 2>&1 & \
 	echo ""; echo "  Inro is running at http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"; \
@@ -36,9 +34,7 @@ run: seed
 
 # Uses DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it answers, else SQLite.
 test: install
-	@if [ -n "$$DATABASE_URL" ]; then db="$$DATABASE_URL"; \
-	elif $(BIN)/python -c '$(PG_PROBE)' >/dev/null 2>&1; then db="postgres://postgres@127.0.0.1:5432/inro"; \
-	else db="sqlite:///$(CURDIR)/var/test.sqlite3"; fi; \
+	@db="$$($(BIN)/python tests/choose_database.py)"; \
 	echo "make test: running the suite on $$db"; mkdir -p var; \
 	DATABASE_URL="$$db" DJANGO_SETTINGS_MODULE=inro.settings.test $(BIN)/pytest $(PYTEST_ARGS)
 

@@ -1,7 +1,10 @@
+"""Users and memberships in the staff admin. Workspaces are registered by billing/admin.py, which
+can show their usage and ledgers (admin pages sit on top of every app)."""
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from accounts.models import Membership, User, Workspace
+from accounts.models import Membership, User
 
 
 @admin.register(User)
@@ -9,7 +12,7 @@ class UserAdmin(BaseUserAdmin):
     ordering = ["email"]
     list_display = ["email", "full_name", "is_staff", "is_active", "date_joined"]
     search_fields = ["email", "full_name"]
-    list_filter = ["is_staff", "is_superuser", "is_active"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Profile", {"fields": ("full_name",)}),
@@ -23,15 +26,6 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
-
-
-@admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "instagram_account_id", "created_at", "deleted_at"]
-    search_fields = ["name", "slug", "instagram_account_id", "memberships__user__email"]
-    list_filter = ["deleted_at"]
-    inlines = [MembershipInline]
-    prepopulated_fields = {"slug": ["name"]}
 
 
 @admin.register(Membership)

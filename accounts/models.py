@@ -2,6 +2,7 @@
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
@@ -110,3 +111,45 @@ class Membership(models.Model):
     def can_manage(self) -> bool:
         """Owners and admins launch campaigns and buy upgrades; members do not."""
         return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+class ApiToken(models.Model):
+    """A mobile device's API key. Only the key's SHA-256 is stored; several per user (one per device)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, blank=True, help_text="Device name given at login, if any.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"token {self.pk} of {self.user}"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a side-effecting API POST, replayed for the same key (per user and route).
+
+    The unique constraint is what settles two concurrent requests with the same key: one inserts the
+    row and runs, the other finds it and gets a conflict while the first is still in flight.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    route = models.CharField(max_length=255, help_text="Method and path, e.g. POST /api/v1/...")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Null while the first request is running; then the answer it gave.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "route", "key"], name="accounts_idempotency_key_once"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.route} [{self.key}]"

@@ -1,9 +1,18 @@
-"""Account writes: creating workspaces and memberships."""
+"""Account writes: creating workspaces and memberships, passwords and API tokens."""
 
-from django.db import transaction
+import datetime
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.models import Membership, User, Workspace
+from accounts.models import ApiToken, IdempotencyKey, Membership, User, Workspace
+from inro.errors import ApplicationError
 
 
 def _unique_slug(name: str) -> str:
@@ -33,3 +42,115 @@ def membership_add(*, workspace: Workspace, user: User, role: str = Membership.R
         workspace=workspace, user=user, defaults={"role": role}
     )
     return membership
+
+
+def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """A new API key for one device; returns the row and the key, which is shown only this once."""
+    key = secrets.token_hex(20)
+    token = ApiToken.objects.create(user=user, key_hash=api_token_hash(key), name=(name or "").strip()[:100])
+    return token, key
+
+
+def api_token_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk).delete()
+
+
+def api_token_touch(*, token: ApiToken, now: datetime.datetime | None = None) -> None:
+    """Record use, at most once a minute per token so authenticated reads don't all write."""
+    now = now or timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > datetime.timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+
+
+@transaction.atomic
+def user_set_password(*, user: User, password: str) -> None:
+    """Change a password (validated by AUTH_PASSWORD_VALIDATORS) and revoke every API token of the user."""
+    try:
+        password_validation.validate_password(password, user)
+    except DjangoValidationError as error:
+        raise ApplicationError(
+            "This password cannot be used: " + " ".join(error.messages),
+            code="invalid", fields={"password": list(error.messages)},
+        ) from None
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    # A changed password means a device may be in the wrong hands: every device logs in again.
+    ApiToken.objects.filter(user=user).delete()
+
+
+IDEMPOTENCY_WINDOW = datetime.timedelta(hours=24)
+# A first request still marked running after this long died with its process; its key is free again.
+IDEMPOTENCY_ABANDONED_AFTER = datetime.timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    record: IdempotencyKey
+    replay: bool  # True: the key answered before; send record.response_status/response_body back
+
+
+def idempotency_claim(
+    *, user: User, route: str, key: str, request_hash: str, now: datetime.datetime | None = None
+) -> IdempotencyClaim:
+    """Take a key for a first request, or find the answer it already gave.
+
+    Raises a 409 ApplicationError when the key was used with another body, or its first request is
+    still running (a concurrent duplicate: the unique constraint let only one of them in).
+    """
+    now = now or timezone.now()
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                record = IdempotencyKey.objects.create(
+                    user=user, route=route, key=key, request_hash=request_hash, created_at=now
+                )
+            return IdempotencyClaim(record=record, replay=False)
+        except IntegrityError:
+            pass
+        with transaction.atomic():
+            record = IdempotencyKey.objects.select_for_update().filter(user=user, route=route, key=key).first()
+            if record is None:  # released by its first request in between: try to take it again
+                continue
+            expired = now - record.created_at >= IDEMPOTENCY_WINDOW
+            abandoned = record.response_status is None and now - record.created_at >= IDEMPOTENCY_ABANDONED_AFTER
+            if expired or abandoned:
+                record.request_hash, record.created_at = request_hash, now
+                record.response_status, record.response_body = None, None
+                record.save(update_fields=["request_hash", "created_at", "response_status", "response_body"])
+                return IdempotencyClaim(record=record, replay=False)
+            if record.request_hash != request_hash:
+                raise ApplicationError(
+                    "This Idempotency-Key was already used with a different request. Use a new key for a new request.",
+                    code="idempotency_key_reused", status=409,
+                )
+            if record.response_status is None:
+                raise ApplicationError(
+                    "A request with this Idempotency-Key is still being processed. Retry in a moment.",
+                    code="idempotency_in_progress", status=409,
+                )
+            return IdempotencyClaim(record=record, replay=True)
+    raise ApplicationError(
+        "A request with this Idempotency-Key is still being processed. Retry in a moment.",
+        code="idempotency_in_progress", status=409,
+    )
+
+
+def idempotency_complete(*, record: IdempotencyKey, status: int, body) -> None:
+    IdempotencyKey.objects.filter(pk=record.pk).update(response_status=status, response_body=body)
+
+
+def idempotency_release(*, record: IdempotencyKey) -> None:
+    """The first request did not succeed: forget the key so the client can retry with it."""
+    IdempotencyKey.objects.filter(pk=record.pk, response_status__isnull=True).delete()
+
+
+def idempotency_purge(*, now: datetime.datetime | None = None) -> int:
+    """Delete keys past their 24-hour window; returns how many."""
+    now = now or timezone.now()
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=now - IDEMPOTENCY_WINDOW).delete()
+    return deleted

@@ -1,3 +1,25 @@
-"""URL routes (filled in by the app's issue)."""
+"""The customer web app's pages (mounted at ""): sign-in, the workspace pages. Paths are contracts."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from accounts import views
+from billing import usage_views
+from contacts import views as contact_views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.SignInView.as_view(), name="login"),
+    path("logout/", views.SignOutView.as_view(), name="logout"),
+    path("password-reset/", views.ResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", views.ResetDoneView.as_view(), name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", views.ResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("password-reset/complete/", views.ResetCompleteView.as_view(), name="password_reset_complete"),
+    path("w/<int:workspace_id>/", usage_views.usage_page, name="usage"),
+    path("w/<int:workspace_id>/activations.csv", usage_views.activations_csv, name="activations_csv"),
+    path("w/<int:workspace_id>/contacts/", contact_views.contact_list_page, name="contacts"),
+    path("w/<int:workspace_id>/contacts/<int:contact_id>/", contact_views.contact_page, name="contact"),
+    path("w/<int:workspace_id>/contacts/<int:contact_id>/message/", contact_views.contact_message,
+         name="contact_message"),
+    path("w/<int:workspace_id>/contacts/<int:contact_id>/folders/", contact_views.contact_folder_add,
+         name="contact_folder_add"),
+]

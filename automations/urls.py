@@ -1,3 +1,9 @@
-"""URL routes (filled in by the app's issue)."""
+"""Automations' public routes (mounted at the site root by inro/urls.py)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from automations import views
+
+urlpatterns = [
+    path("hooks/scenarios/<int:scenario_id>/", views.scenario_webhook, name="scenario_webhook"),
+]

@@ -54,8 +54,8 @@ if psycopg is not None:
         The gate's single-contact statements run thousands of times a second with the same text;
         preparing them spares PostgreSQL the parse and plan of every call (bench/activation.py).
         Django keeps prepare_threshold off by default (a pooler in transaction mode that does not
-        track prepared statements cannot keep them), so only the gate's hot path opts in; the
-        setting BILLING_GATE_PREPARED_STATEMENTS = False turns it off.
+        track prepared statements cannot keep them), so only the gate's hot path opts in; see
+        _prepared_allowed for when it stays off.
         """
 
         def execute(self, query, params=None, *, prepare=True, binary=None):
@@ -94,10 +94,20 @@ class _GateCursor:
         return self.cursor.rowcount
 
 
+def _prepared_allowed(db) -> bool:
+    """Off with BILLING_GATE_PREPARED_STATEMENTS = False, and whenever the database settings pin
+    prepare_threshold to None (DATABASE_PGBOUNCER_TRANSACTION_POOLING: a pooler in transaction mode
+    hands each transaction to any server connection, where our prepared statements do not exist)."""
+    if not getattr(settings, "BILLING_GATE_PREPARED_STATEMENTS", True):
+        return False
+    options = db.settings_dict.get("OPTIONS") or {}
+    return not ("prepare_threshold" in options and options["prepare_threshold"] is None)
+
+
 def _hot_cursor():
     """A cursor for the gate's repeated single-contact statements (see _PreparedCursor)."""
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or psycopg is None or not getattr(settings, "BILLING_GATE_PREPARED_STATEMENTS", True):
+    if db.vendor != "postgresql" or psycopg is None or not _prepared_allowed(db):
         return db.cursor()
     db.close_if_health_check_failed()
     db.ensure_connection()

@@ -72,9 +72,18 @@ class Subscription(models.Model):
     cancel_at_period_end = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Out-of-order webhooks (issue 4): the `created` second of the last Stripe event applied to this
+    # subscription, and how far along its life that event was (created < updated < deleted), so an
+    # older or same-second-but-earlier event never moves the subscription back.
+    stripe_state_at = models.BigIntegerField(null=True, blank=True)
+    stripe_state_rank = models.PositiveSmallIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.workspace} on {self.plan}"
+
+    @property
+    def is_past_due(self) -> bool:
+        return self.status == self.Status.PAST_DUE
 
 
 class MonthlyUsage(models.Model):
@@ -168,3 +177,121 @@ class MonthRollover(models.Model):
 
     def __str__(self) -> str:
         return f"rollover {self.month:%Y-%m}"
+
+
+class CheckoutSession(models.Model):
+    """A local record of one attempt to change a plan through Stripe, written BEFORE calling Stripe.
+
+    Its id makes the idempotency key of the Stripe call (`checkout:<id>`), so a retry never creates
+    a second session or charge; a failed call leaves the row `failed`, never half-created.
+    """
+
+    class Kind(models.TextChoices):
+        CHECKOUT = "checkout", "Checkout (Free to Pro)"
+        QUANTITY = "quantity", "Add-on quantity change"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (calling Stripe)"
+        OPEN = "open", "Open (customer at Stripe)"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="checkout_sessions")
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHECKOUT)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    addon_packs = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    stripe_session_id = models.CharField(max_length=255, blank=True)
+    url = models.URLField(max_length=2000, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_session_id"], condition=~Q(stripe_session_id=""),
+                name="billing_checkout_unique_stripe_session",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pk} for {self.workspace_id}: {self.status}"
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.kind}:{self.pk}"
+
+
+class StripeEvent(models.Model):
+    """Every Stripe webhook event, stored first under its unique id, then handled once."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=255)
+    created = models.BigIntegerField(help_text="Stripe's `created` (Unix seconds) of the event.")
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField(help_text="The event as received, card details removed.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    error = models.TextField(blank=True, help_text="Why handling failed, or why the event was ignored.")
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "received_at"], name="stripe_event_status")]
+        permissions = [("replay_stripeevent", "Can replay Stripe events")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type} ({self.status})"
+
+
+class PlanChange(models.Model):
+    """Append-only history of plan and pack changes: who or which event, from what, to what, when."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="plan_changes")
+    from_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    from_addon_packs = models.PositiveIntegerField()
+    to_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    to_addon_packs = models.PositiveIntegerField()
+    source_event_id = models.CharField(max_length=255, blank=True, help_text="Stripe event that caused it.")
+    changed_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="plan_change_ws_at")]
+
+    def __str__(self) -> str:
+        return (f"{self.workspace_id}: {self.from_plan_id}+{self.from_addon_packs} -> "
+                f"{self.to_plan_id}+{self.to_addon_packs}")
+
+
+class PaymentFailure(models.Model):
+    """One row per unpaid invoice (rule 9): owners are emailed once per invoice; cleared when paid."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="payment_failures")
+    stripe_invoice_id = models.CharField(max_length=255, unique=True)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True)
+    amount_due_cents = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="usd")
+    attempt_count = models.PositiveIntegerField(default=0)
+    hosted_invoice_url = models.URLField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_invoice_id} unpaid for {self.workspace_id}"

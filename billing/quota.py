@@ -57,14 +57,16 @@ def usage_row_open(*, workspace_id: int, month: datetime.date) -> MonthlyUsage:
         return MonthlyUsage.objects.get(workspace_id=workspace_id, month=month)
 
 
-def usage_quota_refresh(*, workspace_id: int, month: datetime.date) -> tuple[int, int]:
+def usage_quota_refresh(*, workspace_id: int, month: datetime.date) -> tuple[int | None, int]:
     """Recompute a month's quota after a plan, pack or bonus change; returns (old, new).
 
-    Never below what is already activated (rule 8). Call inside the transaction that changed the
-    inputs; the caller decides whether a rise should resume paused actions.
+    `old` is None when the month's row did not exist yet (it opens with the new quota). Never below
+    what is already activated (rule 8). Call inside the transaction that changed the inputs; the
+    caller decides whether a rise should resume paused actions.
     """
-    row = usage_row_open(workspace_id=workspace_id, month=month)
-    row = MonthlyUsage.objects.select_for_update().get(pk=row.pk)
+    row = MonthlyUsage.objects.select_for_update().filter(workspace_id=workspace_id, month=month).first()
+    if row is None:
+        return None, usage_row_open(workspace_id=workspace_id, month=month).quota
     old = row.quota
     new_quota = quota_for(workspace_id=workspace_id, month=month)
     MonthlyUsage.objects.filter(pk=row.pk).update(quota=Greatest(Value(new_quota), F("activated")))

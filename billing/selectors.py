@@ -174,3 +174,95 @@ def months_with_activity(*, workspace: Workspace, limit: int = 24) -> list[datet
         month = previous_month(month)
         months.append(month)
     return months
+
+
+# --- Stripe billing (issue 4): the billing page, banners and the plan history.
+
+
+@dataclass(frozen=True, slots=True)
+class BillingAlert:
+    code: str  # "past_due", "ending"
+    level: str  # "error", "warning", "info"
+    message: str
+
+
+def billing_alerts(workspace: Workspace) -> list[BillingAlert]:
+    """Banners for the usage and billing pages: a failed payment (rule 9), a plan ending at period end."""
+    from billing.models import PaymentFailure  # noqa: PLC0415
+
+    alerts = []
+    subscription = Subscription.objects.select_related("plan").filter(workspace=workspace).first()
+    unpaid = PaymentFailure.objects.filter(workspace=workspace, resolved_at__isnull=True).exists()
+    if subscription is not None and not subscription.plan.is_free and (subscription.is_past_due or unpaid):
+        alerts.append(BillingAlert(
+            code="past_due", level="error",
+            message="Your last payment failed. Your plan stays active while we retry; update your payment "
+                    "method to keep it.",
+        ))
+    if subscription is not None and not subscription.plan.is_free and subscription.cancel_at_period_end:
+        end = subscription.current_period_end
+        local_end = end.astimezone(billing_zone()) if end else None
+        when = f"on {local_end:%B} {local_end.day}, {local_end.year}" if local_end else "at the end of the paid period"
+        alerts.append(BillingAlert(
+            code="ending", level="warning",
+            message=f"Your {subscription.plan.name} plan ends {when}; the workspace then returns to Free.",
+        ))
+    return alerts
+
+
+def plan_history(*, workspace: Workspace, limit: int = 50):
+    from billing.models import PlanChange  # noqa: PLC0415
+
+    return list(
+        PlanChange.objects.filter(workspace=workspace)
+        .select_related("from_plan", "to_plan", "changed_by")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BillingOverview:
+    plan: Plan
+    subscription: Subscription | None
+    addon_packs: int
+    addon_activations: int
+    plan_quota: int  # plan activations plus packs, before bonuses
+    quota_this_month: int
+    activated_this_month: int
+    status: str
+    next_renewal: datetime.datetime | None
+    cancel_at_period_end: bool
+    has_payment_account: bool
+    alerts: list
+    history: list
+    pro_plan: Plan | None
+
+
+def billing_overview(*, workspace: Workspace) -> BillingOverview:
+    plan, subscription = plan_of(workspace=workspace)
+    snapshot = usage(workspace)
+    packs = subscription.addon_packs if subscription else 0
+    live = subscription is not None and not plan.is_free
+    return BillingOverview(
+        plan=plan,
+        subscription=subscription,
+        addon_packs=packs,
+        addon_activations=packs * plan.addon_pack_size,
+        plan_quota=plan.monthly_activations + packs * plan.addon_pack_size,
+        quota_this_month=snapshot.quota,
+        activated_this_month=snapshot.activated,
+        status=subscription.get_status_display() if live else "Free",
+        next_renewal=subscription.current_period_end if live and not subscription.cancel_at_period_end else None,
+        cancel_at_period_end=live and subscription.cancel_at_period_end,
+        has_payment_account=bool(subscription and subscription.stripe_customer_id),
+        alerts=billing_alerts(workspace),
+        history=plan_history(workspace=workspace),
+        pro_plan=Plan.objects.filter(code=Plan.PRO).first(),
+    )
+
+
+def contact_activations(*, workspace: Workspace, contact: Contact, months: int = 24) -> list[ActivationRecord]:
+    """A contact's activations, newest month first: which automation engaged it, and when."""
+    return list(
+        ActivationRecord.objects.filter(workspace=workspace, contact=contact).order_by("-month")[:months]
+    )

@@ -24,7 +24,7 @@ def quota_refresh(*, workspace: Workspace, month: datetime.date | None = None) -
     month = month or month_of()
     with transaction.atomic():
         old, new = usage_quota_refresh(workspace_id=workspace.pk, month=month)
-        if new > old:
+        if old is None or new > old:
             hooks.headroom_raised(workspace_id=workspace.pk, month=month)
     return new
 
@@ -124,13 +124,85 @@ def month_roll_over_as_needed(*, now: datetime.datetime) -> list[datetime.date]:
     pending = months_between(first, current) if first <= current else []
     # Close every earlier month still open (figures frozen; the rows keep matching their records).
     MonthlyUsage.objects.filter(month__lt=current, closed_at__isnull=True).update(closed_at=now)
+    done = []
     for month in pending:
-        rollover, _ = MonthRollover.objects.get_or_create(month=month)
-        opened = _open_month_for_all(month, closed_at=now if month < current else None)
-        MonthRollover.objects.filter(pk=rollover.pk).update(
-            completed_at=timezone.now(), workspaces_opened=rollover.workspaces_opened + opened
-        )
+        # Two beats by accident (issue 10): the month's row is claimed under a row lock; a second run
+        # waits for the first to commit, finds the month completed and leaves it (hooks fire once).
+        with transaction.atomic():
+            MonthRollover.objects.get_or_create(month=month)
+            rollover = MonthRollover.objects.select_for_update().get(month=month)
+            if rollover.completed_at is not None:
+                continue
+            opened = _open_month_for_all(month, closed_at=now if month < current else None)
+            MonthRollover.objects.filter(pk=rollover.pk).update(
+                completed_at=timezone.now(), workspaces_opened=rollover.workspaces_opened + opened
+            )
+        done.append(month)
         logger.info("month rollover %s: %s usage rows opened", month, opened)
-    if pending:
+    if done:
         hooks.month_opened(month=current)
-    return pending
+    return done
+
+
+def plan_apply_now(*, plan) -> int:
+    """Recompute this month's quota of every workspace on `plan` after a staff edit ("apply now").
+
+    Without it, an edited plan applies from the next month: this month's rows keep their quota.
+    Quotas never drop below what is already activated (rule 8). Returns the workspaces touched.
+    """
+    from billing.models import Plan
+
+    workspaces = Workspace.objects.filter(deleted_at__isnull=True)
+    if plan.code == Plan.FREE:
+        workspaces = workspaces.filter(subscription__isnull=True) | workspaces.filter(subscription__plan=plan)
+    else:
+        workspaces = workspaces.filter(subscription__plan=plan)
+    touched = 0
+    for workspace in workspaces.distinct().iterator(chunk_size=500):
+        quota_refresh(workspace=workspace)
+        touched += 1
+    return touched
+
+
+# --- Stripe billing (issue 4). Implemented in billing/checkout.py and billing/webhooks.py; exported
+# here so interfaces (web pages, API, admin) call services only.
+from billing.checkout import checkout_begin, checkout_session_verify, checkout_start, portal_start  # noqa: E402
+from billing.webhooks import stripe_event_receive, stripe_event_replay  # noqa: E402
+
+__all__ = [
+    "bonus_grant", "checkout_begin", "checkout_session_verify", "checkout_start", "month_roll_over_as_needed",
+    "payment_failure_email", "portal_start", "quota_refresh", "stripe_event_receive", "stripe_event_replay",
+]
+
+
+def payment_failure_email(*, failure_id: int) -> bool:
+    """Tell the owners a payment failed (rule 9). Claims the row first so a retry never sends twice."""
+    from django.core.mail import send_mail
+
+    from accounts.models import Membership
+    from billing.checkout import billing_page_url
+    from billing.models import PaymentFailure
+
+    claimed = PaymentFailure.objects.filter(pk=failure_id, emailed_at__isnull=True).update(emailed_at=timezone.now())
+    if not claimed:
+        return False
+    failure = PaymentFailure.objects.select_related("workspace").get(pk=failure_id)
+    owners = list(
+        Membership.objects.filter(workspace=failure.workspace, role=Membership.Role.OWNER, user__is_active=True)
+        .values_list("user__email", flat=True)
+    )
+    if not owners:
+        return False
+    amount = f"{failure.amount_due_cents / 100:.2f} {failure.currency.upper()}"
+    body = (
+        f"Hello,\n\nWe could not collect the payment of {amount} for {failure.workspace.name}'s Pro plan.\n"
+        "Your plan and its activations stay as they are while our payment provider retries the card over "
+        "the next days. To avoid returning to the Free plan, update your payment method:\n\n"
+        f"{billing_page_url(failure.workspace)}\n\n— Inro billing\n"
+    )
+    try:
+        send_mail(f"Payment failed for {failure.workspace.name}", body, None, owners)
+    except Exception:
+        PaymentFailure.objects.filter(pk=failure_id).update(emailed_at=None)  # let the retry send it
+        raise
+    return True

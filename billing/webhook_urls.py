@@ -1,3 +1,11 @@
-"""URL routes (filled in by the app's issue)."""
+"""Stripe's webhook endpoint, mounted at /webhooks/stripe/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from billing import views
+
+app_name = "billing_webhooks"
+
+urlpatterns = [
+    path("", views.stripe_webhook, name="stripe"),
+]

@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from contacts.models import Contact, Folder, FolderMembership, Tag
+from contacts import intake
+from contacts.models import (
+    CapturedEvent,
+    Contact,
+    DataDeletionRequest,
+    Folder,
+    FolderMembership,
+    Message,
+    Tag,
+    WebhookDelivery,
+)
 
 
 @admin.register(Contact)
@@ -36,3 +46,53 @@ class TagAdmin(admin.ModelAdmin):
     search_fields = ["name", "workspace__name"]
     list_select_related = ["workspace"]
     raw_id_fields = ["workspace"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """The outbox (outbound) and the inbox (inbound) of every workspace."""
+
+    list_display = ["__str__", "workspace", "direction", "origin", "status", "created_at", "sent_at"]
+    list_filter = ["direction", "origin", "status"]
+    search_fields = ["text", "meta_mid", "contact__igsid", "contact__username", "workspace__name"]
+    list_select_related = ["workspace", "contact"]
+    raw_id_fields = ["workspace", "contact", "sent_by"]
+    show_full_result_count = False
+
+
+@admin.register(CapturedEvent)
+class CapturedEventAdmin(admin.ModelAdmin):
+    list_display = ["type", "meta_id", "workspace", "contact", "occurred_at", "delivery"]
+    list_filter = ["type"]
+    search_fields = ["meta_id", "contact__igsid", "workspace__name"]
+    list_select_related = ["workspace", "contact"]
+    raw_id_fields = ["workspace", "contact", "delivery"]
+    show_full_result_count = False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "received_at", "status", "attempts", "events_captured", "processed_at"]
+    list_filter = ["status"]
+    search_fields = ["body_sha256", "note", "error"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["replay"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Replay the selected failed deliveries")
+    def replay(self, request, queryset):
+        count = sum(intake.delivery_replay(delivery_id=pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} delivery(ies) queued again.")
+
+
+@admin.register(DataDeletionRequest)
+class DataDeletionRequestAdmin(admin.ModelAdmin):
+    list_display = ["confirmation_code", "status", "contacts_erased", "requested_at", "completed_at"]
+    search_fields = ["confirmation_code"]
+    readonly_fields = [f.name for f in DataDeletionRequest._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -51,6 +51,7 @@ class OutboxBackend:
 def backend():
     path = {
         "outbox": "contacts.messaging.OutboxBackend",
+        "graph": "contacts.meta.GraphBackend",
     }.get(settings.INSTAGRAM_SEND_BACKEND, settings.INSTAGRAM_SEND_BACKEND)
     return import_string(path)()
 

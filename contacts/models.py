@@ -30,6 +30,8 @@ class Contact(models.Model):
     follower_count = models.PositiveIntegerField(null=True, blank=True)
     biography = models.TextField(blank=True)
     enriched_at = models.DateTimeField(null=True, blank=True)
+    # Set when the person's personal data was erased at their request (Meta's data deletion callback).
+    erased_at = models.DateTimeField(null=True, blank=True)
     tags = models.ManyToManyField("Tag", blank=True, related_name="contacts")
     folders = models.ManyToManyField(
         "Folder", through="FolderMembership", blank=True, related_name="contacts"
@@ -150,3 +152,92 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.contact_id}: {self.text[:40]}"
+
+
+class WebhookDelivery(models.Model):
+    """One POST from Meta's Instagram webhooks, stored raw before anything is done with it.
+
+    The view stores the body and answers 200 at once; a Celery task (and a sweeper, for a broker that
+    was down after the 200) turns it into contacts and events. The body hash is unique, so Meta
+    redelivering the same notification is stored once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+
+    received_at = models.DateTimeField(default=timezone.now)
+    body = models.TextField()
+    body_sha256 = models.CharField(max_length=64)
+    signature_valid = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    events_captured = models.PositiveIntegerField(default=0)
+    note = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["body_sha256"], name="contacts_webhook_delivery_once"),
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="webhook_delivery_status")]
+
+    def __str__(self) -> str:
+        return f"Instagram delivery {self.pk} ({self.status})"
+
+
+class CapturedEvent(models.Model):
+    """An Instagram event already captured: Meta's id (message mid, comment id) once per workspace.
+
+    This row is what makes a redelivered event capture nothing twice and fire nothing twice.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="captured_events")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="captured_events")
+    delivery = models.ForeignKey(
+        WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="captured_events"
+    )
+    meta_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=20)
+    occurred_at = models.DateTimeField()
+    captured_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "meta_id"], name="contacts_captured_event_once"),
+        ]
+        indexes = [models.Index(fields=["contact", "-occurred_at"], name="captured_event_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.meta_id}"
+
+
+class DataDeletionRequest(models.Model):
+    """A person asked Meta to delete their data from this app; the status page shows what was done.
+
+    The person's id is kept only as a SHA-256 hash: the request must not itself keep what it erased.
+    """
+
+    class Status(models.TextChoices):
+        COMPLETED = "completed", "Completed"
+
+    confirmation_code = models.CharField(max_length=32)
+    user_id_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETED)
+    contacts_erased = models.PositiveIntegerField(default=0)
+    requested_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["confirmation_code"], name="contacts_data_deletion_code_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Data deletion {self.confirmation_code} ({self.status})"

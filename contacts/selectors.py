@@ -3,7 +3,7 @@
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Workspace
-from contacts.models import Contact, Folder, Tag
+from contacts.models import Contact, Folder, Message, Tag
 
 
 def contact_list(
@@ -38,3 +38,16 @@ def folder_list(*, workspace: Workspace) -> QuerySet[Folder]:
 
 def tag_list(*, workspace: Workspace) -> QuerySet[Tag]:
     return Tag.objects.filter(workspace=workspace).order_by("name")
+
+
+def contact_messages(*, contact: Contact, limit: int = 50) -> list[Message]:
+    """The contact's latest messages, oldest first (a conversation reads top to bottom)."""
+    latest = list(
+        Message.objects.filter(contact=contact).select_related("sent_by").order_by("-created_at", "-id")[:limit]
+    )
+    return latest[::-1]
+
+
+def message_list(*, workspace: Workspace, contact: Contact) -> QuerySet[Message]:
+    """A contact's conversation, newest first (API history, inbox)."""
+    return Message.objects.filter(workspace=workspace, contact=contact).order_by("-created_at", "-id")

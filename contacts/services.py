@@ -1,11 +1,26 @@
-"""Contact writes. Everything here is a manual action (rule 6): never counted, never blocked."""
+"""Contact writes. Everything here is a manual action (rule 6): never counted, never blocked.
 
+Also the privacy services (issue 10): export, delete, and erasure at the person's request."""
+
+import hashlib
+import json
+import secrets
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from accounts.models import User, Workspace
-from contacts.models import Contact, Folder, FolderMembership, Tag
+from accounts.models import Membership, User, Workspace
+from contacts.messaging import SendResult, send_message
+from contacts.models import (
+    Contact,
+    DataDeletionRequest,
+    Folder,
+    FolderMembership,
+    Message,
+    Tag,
+    WebhookDelivery,
+)
 from inro.errors import ApplicationError
 
 
@@ -97,3 +112,95 @@ def contact_update_fields(*, contact: Contact, **changes) -> Contact:
     contact.full_clean(exclude=["workspace", "igsid", "source", "tags", "folders"])
     contact.save(update_fields=list(changes))
     return contact
+
+
+MANUAL_MESSAGE_MAX_LENGTH = 1000
+
+
+def message_send_manual(*, contact: Contact, text: str, sent_by: User) -> SendResult:
+    """A member sends a DM from the inbox (rule 6): never counted, never blocked by the quota.
+
+    The activation gate is not called. The automated-message window does not apply either: this is a
+    human agent's message; Meta itself may still refuse it, which comes back as status "failed".
+    """
+    text = (text or "").strip()
+    if not text or len(text) > MANUAL_MESSAGE_MAX_LENGTH:
+        raise ApplicationError(
+            f"A message needs 1 to {MANUAL_MESSAGE_MAX_LENGTH} characters.", code="invalid",
+            fields={"text": [f"Enter 1 to {MANUAL_MESSAGE_MAX_LENGTH} characters."]},
+        )
+    if not Membership.objects.filter(user=sent_by, workspace_id=contact.workspace_id).exists():
+        raise ApplicationError("Only members of this workspace can message its contacts.", code="forbidden",
+                               status=403)
+    return send_message(
+        workspace=contact.workspace, contact=contact, text=text, origin=Message.Origin.MANUAL, sent_by=sent_by,
+    )
+
+
+# --- privacy (issue 10) ----------------------------------------------------------------------
+
+# What erasure blanks: every field that says who the person is or what they wrote.
+_PERSONAL_BLANKS = {"username": "", "name": "", "email": "", "phone": "", "custom_fields": {}, "biography": "",
+                    "follower_count": None}
+REDACTED_BODY = json.dumps({"redacted": "personal data erased at the person's request"})
+
+
+def contact_export(*, contact: Contact) -> dict:
+    """Everything the workspace holds about one contact, as plain JSON-ready data."""
+    return {
+        "igsid": contact.igsid,
+        "username": contact.username,
+        "name": contact.name,
+        "email": contact.email,
+        "phone": contact.phone,
+        "source": contact.source,
+        "captured_at": contact.captured_at.isoformat(),
+        "last_inbound_at": contact.last_inbound_at.isoformat() if contact.last_inbound_at else None,
+        "custom_fields": contact.custom_fields,
+        "follower_count": contact.follower_count,
+        "biography": contact.biography,
+        "erased_at": contact.erased_at.isoformat() if contact.erased_at else None,
+        "tags": sorted(contact.tags.values_list("name", flat=True)),
+        "folders": sorted(contact.folders.values_list("name", flat=True)),
+        "messages": [
+            {"direction": m.direction, "origin": m.origin, "status": m.status, "text": m.text,
+             "created_at": m.created_at.isoformat(), "sent_at": m.sent_at.isoformat() if m.sent_at else None}
+            for m in contact.messages.order_by("created_at", "id")
+        ],
+        "events": [
+            {"type": e.type, "occurred_at": e.occurred_at.isoformat()}
+            for e in contact.captured_events.order_by("occurred_at", "id")
+        ],
+    }
+
+
+@transaction.atomic
+def contact_delete(*, contact: Contact) -> None:
+    """Delete a contact and what it wrote. Its activation records stay (their contact becomes empty,
+    ActivationRecord.contact is SET_NULL), so the month's activated count never changes."""
+    contact.delete()
+
+
+def _user_id_hash(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
+@transaction.atomic
+def contact_erase_for_meta_user(*, user_id: str) -> DataDeletionRequest:
+    """Meta's data deletion callback: erase this person's personal data in every workspace.
+
+    The contact rows stay (blanked, `erased_at` set) so activation ledgers and counts are unchanged; the
+    texts of their messages and the raw webhook deliveries that mention them are blanked too.
+    """
+    now = timezone.now()
+    contacts = Contact.objects.filter(igsid=user_id)
+    contact_ids = list(contacts.values_list("pk", flat=True))
+    contacts.update(**_PERSONAL_BLANKS, erased_at=now)
+    Message.objects.filter(contact_id__in=contact_ids).update(text="", error="")
+    # Raw deliveries quote the person's id next to their words and username: redact those bodies.
+    # The body hash stays, so a redelivery of the same notification is still recognised and ignored.
+    WebhookDelivery.objects.filter(body__contains=json.dumps(user_id)).update(body=REDACTED_BODY)
+    return DataDeletionRequest.objects.create(
+        confirmation_code=secrets.token_hex(10), user_id_sha256=_user_id_hash(user_id),
+        contacts_erased=len(contact_ids), requested_at=now, completed_at=now,
+    )

@@ -4,6 +4,9 @@ import os
 
 from celery import Celery
 
+import inro.metrics  # noqa: F401  (counts task failures in every worker)
+import inro.observability  # noqa: F401  (request ids follow requests into tasks, in every process)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inro.settings.local")
 
 app = Celery("inro")

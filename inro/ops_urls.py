@@ -1,3 +1,11 @@
-"""URL routes (filled in by the app's issue)."""
+"""Operations routes: health probes and the Prometheus scrape endpoint."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from inro import health, metrics
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
+]

@@ -42,7 +42,8 @@ class ContactFactory(factory.django.DjangoModelFactory):
     workspace = factory.SubFactory(WorkspaceFactory)
     igsid = factory.Sequence(lambda n: f"{17841400000000000 + n}")
     username = factory.Sequence(lambda n: f"lead_{n}")
-    name = factory.Faker("name")
+    # Deterministic names: a random one could match a search term in a test ("ava" in "Savannah").
+    name = factory.Sequence(lambda n: f"Lead {n}")
     source = Contact.Source.DM
     captured_at = factory.LazyFunction(timezone.now)
     last_inbound_at = factory.LazyFunction(timezone.now)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -114,6 +115,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(VAR_DIR / "broker"),
         "data_folder_out": str(VAR_DIR / "broker"),
         "processed_folder": str(VAR_DIR / "broker-processed"),
+        "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
@@ -142,6 +144,19 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+# REST API (issue 6): one error shape, throttle rates, Swagger UI served from our own static files.
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "inro.api.exception_handler"
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "user": env("API_THROTTLE_USER", default="1200/min"),
+    "auth_token": env("API_THROTTLE_AUTH_TOKEN", default="10/min"),  # per client IP: password guessing
+}
+# Client IP for throttles: REMOTE_ADDR unless this many proxies in front add X-Forwarded-For.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=0)
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+})
 
 # Stripe (issue: billing). Secrets have no defaults in production.
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="sk_test_local")
@@ -166,3 +181,69 @@ LOGGING = {
 
 # Outbound Instagram messages: "outbox" (default, stored only) or "graph" (Meta's Graph API).
 INSTAGRAM_SEND_BACKEND = env("INSTAGRAM_SEND_BACKEND", default="outbox")
+
+# Instagram webhook intake and the Graph API send backend (issue 3).
+META_WEBHOOK_MAX_BYTES = env.int("META_WEBHOOK_MAX_BYTES", default=1024 * 1024)
+# A delivery still pending this long after it arrived is processed by the sweeper (broker outage).
+META_WEBHOOK_SWEEP_AFTER_SECONDS = env.int("META_WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+META_GRAPH_MAX_ATTEMPTS = env.int("META_GRAPH_MAX_ATTEMPTS", default=4)
+META_GRAPH_RETRY_BASE_SECONDS = env.float("META_GRAPH_RETRY_BASE_SECONDS", default=1.0)
+META_GRAPH_TIMEOUT_SECONDS = env.float("META_GRAPH_TIMEOUT_SECONDS", default=10.0)
+
+# Data enrichment provider (issue 3): a dotted class path; the default is a deterministic fake.
+ENRICHMENT_BACKEND = env("ENRICHMENT_BACKEND", default="automations.enrichment.FakeEnrichmentBackend")
+
+# Operations (issue 10): probes, PgBouncer compatibility, request ids, JSON logs, metrics, Sentry.
+READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT", default=2.0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    if env.bool("DATABASE_PGBOUNCER_TRANSACTION_POOLING", default=False):
+        # PgBouncer in transaction mode hands each transaction to any server connection: no
+        # prepared statements (psycopg 3 prepares after 5 runs) and no cursors outliving a transaction.
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+MIDDLEWARE.insert(0, "inro.observability.RequestIdMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "inro.middleware.ContentSecurityPolicyMiddleware")
+# Same-origin everything, no inline scripts or styles, no framing, forms post only here.
+CONTENT_SECURITY_POLICY = env(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+LOG_FORMAT = env("LOG_FORMAT", default="plain")  # "json" (the production default) or "plain"
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
+LOGGING["filters"] = {
+    "request_id": {"()": "inro.observability.RequestIdFilter"},
+    "redact_secrets": {"()": "inro.observability.RedactSecretsFilter"},
+}
+LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+LOGGING["formatters"]["json"] = {"()": "inro.observability.JsonFormatter"}
+LOGGING["handlers"]["console"]["filters"] = ["request_id", "redact_secrets"]
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+# Keep Django's LOGGING (JSON, redaction) in the worker instead of Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Prometheus scrape token (empty: /metrics answers 404). Counters shared across processes live in
+# the cache: use Redis in production (CACHE_URL=redis://...), locmem is per process.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Sentry: errors of web and worker processes are reported when SENTRY_DSN is set, else nothing is.
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from inro.sentry import configure_sentry
+
+    configure_sentry(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", default="production"),
+        release=env("SENTRY_RELEASE", default=""),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )
+
+# Processed webhook deliveries (raw bodies quote people's messages) are deleted after this many days.
+META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)

@@ -1,0 +1,36 @@
+"""Listeners automations registers on billing's and contacts' hook points (see AutomationsConfig.ready).
+
+They run after the caller's transaction has committed, so they only queue work.
+"""
+
+import datetime
+
+from automations.models import PausedAction
+from contacts.hooks import InboundEvent
+
+RESUME_FANOUT_CHUNK = 200
+
+
+def headroom_raised(*, workspace_id: int, month: datetime.date) -> None:
+    """Quota rose (upgrade, pack, bonus): resume this workspace's paused actions at once (rule 5)."""
+    from automations import tasks  # noqa: PLC0415
+
+    if PausedAction.objects.filter(workspace_id=workspace_id, status=PausedAction.Status.WAITING).exists():
+        tasks.paused_actions_resume.delay(workspace_id)
+
+
+def month_opened(*, month: datetime.date) -> None:
+    """A new month: every workspace with waiting actions has headroom again (rules 5, 11)."""
+    from automations import tasks  # noqa: PLC0415
+    from automations.services.paused import workspaces_with_waiting_actions  # noqa: PLC0415
+
+    ids = workspaces_with_waiting_actions()
+    for start in range(0, len(ids), RESUME_FANOUT_CHUNK):
+        tasks.paused_actions_resume_many.delay(ids[start : start + RESUME_FANOUT_CHUNK])
+
+
+def inbound_event(event: InboundEvent) -> None:
+    """An Instagram event was captured: answer open questions, start matching scenarios."""
+    from automations.services.scenarios import inbound_event_handle  # noqa: PLC0415
+
+    inbound_event_handle(event)

@@ -1,0 +1,78 @@
+"""Automation reads for the usage page, the API and the admin (one source for every surface)."""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+
+from accounts.models import Workspace
+from automations.models import Campaign, CampaignRecipient, PausedAction, Scenario, ScenarioRun, Segment, UsageAlert
+from automations.services.segments import segment_size
+from billing.months import month_of
+
+
+def campaign_list(*, workspace: Workspace) -> QuerySet[Campaign]:
+    """Campaigns newest first; counters are columns kept exact by the fan-out."""
+    return Campaign.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+
+
+def campaign_get(*, workspace: Workspace, campaign_id: int) -> Campaign | None:
+    return Campaign.objects.filter(workspace=workspace, pk=campaign_id).first()
+
+
+def campaign_recipient_list(*, campaign: Campaign, status: str | None = None) -> QuerySet[CampaignRecipient]:
+    rows = campaign.recipients.select_related("contact")
+    return rows.filter(status=status) if status else rows.order_by("rank")
+
+
+def scenario_list(*, workspace: Workspace) -> QuerySet[Scenario]:
+    Status = ScenarioRun.Status
+    return Scenario.objects.filter(workspace=workspace).annotate(
+        runs_total=Count("runs"),
+        runs_completed=Count("runs", filter=Q(runs__status=Status.COMPLETED)),
+        runs_limited=Count("runs", filter=Q(runs__status=Status.LIMITED)),
+        runs_waiting=Count("runs", filter=Q(runs__status__in=[Status.WAITING, Status.WAITING_ANSWER])),
+    ).order_by("name", "id")
+
+
+def scenario_run_list(*, scenario: Scenario) -> QuerySet[ScenarioRun]:
+    return scenario.runs.select_related("contact").prefetch_related("step_logs").order_by("-started_at", "-id")
+
+
+def paused_action_list(
+    *, workspace: Workspace, status: str | None = PausedAction.Status.WAITING
+) -> QuerySet[PausedAction]:
+    actions = PausedAction.objects.filter(workspace=workspace).select_related("contact")
+    if status:
+        actions = actions.filter(status=status)
+    return actions.order_by("created_at", "id")
+
+
+def paused_actions_waiting_count(workspace: Workspace) -> int:
+    return PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).count()
+
+
+def paused_actions_by_automation(*, workspace: Workspace) -> list[tuple[str, str, int]]:
+    """(kind, automation_ref, waiting) per automation, most waiting first."""
+    return list(
+        PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING)
+        .values_list("kind", "automation_ref")
+        .annotate(n=Count("id"))
+        .order_by("-n", "automation_ref")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSummary:
+    segment: Segment
+    size: int
+
+
+def segment_list(*, workspace: Workspace) -> list[SegmentSummary]:
+    """Segments with their size (a count per segment: rules differ; counting is free)."""
+    return [SegmentSummary(segment=s, size=segment_size(segment=s))
+            for s in Segment.objects.filter(workspace=workspace).order_by("name", "id")]
+
+
+def usage_alerts_active(workspace: Workspace) -> list[UsageAlert]:
+    """This month's alerts (80 and/or 100), for the usage page banner and the API."""
+    return list(UsageAlert.objects.filter(workspace=workspace, month=month_of()).order_by("threshold"))

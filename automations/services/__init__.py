@@ -1,0 +1,39 @@
+"""Automation writes, one module per automation; import from here."""
+
+from automations.services.alerts import usage_alert_send, usage_alerts_check
+from automations.services.campaigns import (
+    CampaignPreview,
+    campaign_audience,
+    campaign_cancel,
+    campaign_create,
+    campaign_launch,
+    campaign_preview,
+    campaign_send,
+    campaigns_launch_due,
+)
+from automations.services.enrichment import enrichment_job_create, enrichment_job_run
+from automations.services.integrations import integration_create, integration_push
+from automations.services.paused import (
+    ResumeResult,
+    paused_action_cancel,
+    paused_actions_cancel,
+    paused_actions_resume,
+)
+from automations.services.scenarios import (
+    inbound_event_handle,
+    scenario_create,
+    scenario_run_execute,
+    scenario_set_enabled,
+    scenario_start,
+    scenario_webhook_fire,
+)
+from automations.services.segments import segment_create, segment_run, segment_size, segment_update
+
+__all__ = [
+    "CampaignPreview", "ResumeResult", "campaign_audience", "campaign_cancel", "campaign_create", "campaign_launch",
+    "campaign_preview", "campaign_send", "campaigns_launch_due", "enrichment_job_create", "enrichment_job_run",
+    "inbound_event_handle", "integration_create", "integration_push", "paused_action_cancel",
+    "paused_actions_cancel", "paused_actions_resume", "scenario_create", "scenario_run_execute",
+    "scenario_set_enabled", "scenario_start", "scenario_webhook_fire", "segment_create", "segment_run",
+    "segment_size", "segment_update", "usage_alert_send", "usage_alerts_check",
+]

@@ -1,0 +1,322 @@
+"""Campaigns: one message to an audience, engaged contacts first, each contact sent at most once.
+
+The fan-out freezes the audience into CampaignRecipient rows (one per contact, unique), then works
+through the pending ones in batches: the gate decides for the whole batch (`activate_many`, keeping
+the workspace's reserve out of reach), refused contacts become paused actions, allowed ones are sent
+with the idempotency key `campaign:<id>:contact:<id>`. A task retried after a crash picks up the
+rows still pending, and a send that happened just before the crash is found by its key, not repeated.
+"""
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import User, Workspace
+from automations.models import Campaign, CampaignRecipient, PausedAction, Segment
+from automations.services.paused import PauseItem, paused_actions_cancel, paused_actions_create
+from automations.services.segments import segment_contacts
+from billing.activation import activate_many, usage
+from billing.models import ActivationRecord, AutomationKind
+from billing.months import month_of
+from contacts.messaging import DM_WINDOW, send_message
+from contacts.models import Contact, Folder, FolderMembership, Message
+from inro.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+CAMPAIGN_BATCH_SIZE = 1000
+_FREEZE_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignPreview:
+    """What a launch now would do: the same order and headroom rules as the fan-out."""
+
+    audience: int
+    already_active: int
+    would_activate: int
+    would_be_limited: int
+    outside_window: int  # not messaged (24-hour window closed), so never activated
+
+
+def _clean_text(text: str) -> str:
+    text = (text or "").strip()
+    if not text or len(text) > 1000:
+        raise ApplicationError("A campaign message needs 1 to 1000 characters.", code="invalid",
+                               fields={"text": ["Enter 1 to 1000 characters."]})
+    return text
+
+
+def campaign_create(
+    *, workspace: Workspace, name: str, text: str, audience: str = Campaign.Audience.ALL,
+    segment: Segment | None = None, folder: Folder | None = None, scheduled_at: datetime.datetime | None = None,
+) -> Campaign:
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        raise ApplicationError("A campaign needs a name of 1 to 120 characters.", code="invalid",
+                               fields={"name": ["Enter 1 to 120 characters."]})
+    text = _clean_text(text)
+    if audience not in Campaign.Audience.values:
+        raise ApplicationError("Choose an audience: all contacts, a segment or a folder.", code="invalid",
+                               fields={"audience": [f"One of {', '.join(Campaign.Audience.values)}."]})
+    if audience == Campaign.Audience.SEGMENT and (segment is None or segment.workspace_id != workspace.pk):
+        raise ApplicationError("Choose a segment of this workspace.", code="invalid", fields={"segment": ["Required."]})
+    if audience == Campaign.Audience.FOLDER and (folder is None or folder.workspace_id != workspace.pk):
+        raise ApplicationError("Choose a folder of this workspace.", code="invalid", fields={"folder": ["Required."]})
+    if scheduled_at is not None and timezone.is_naive(scheduled_at):
+        raise ApplicationError("The schedule needs a time zone.", code="invalid",
+                               fields={"scheduled_at": ["Give a date and time with its time zone."]})
+    return Campaign.objects.create(
+        workspace=workspace, name=name, text=text, audience=audience,
+        segment=segment if audience == Campaign.Audience.SEGMENT else None,
+        folder=folder if audience == Campaign.Audience.FOLDER else None, scheduled_at=scheduled_at,
+    )
+
+
+def engaged_first(contacts: QuerySet[Contact]) -> QuerySet[Contact]:
+    """Most recently engaged first (latest inbound message), never-engaged last, then oldest id."""
+    return contacts.order_by(F("last_inbound_at").desc(nulls_last=True), "id")
+
+
+def campaign_audience(*, campaign: Campaign) -> QuerySet[Contact]:
+    if campaign.audience == Campaign.Audience.SEGMENT:
+        contacts = segment_contacts(segment=campaign.segment)
+    elif campaign.audience == Campaign.Audience.FOLDER:
+        contacts = Contact.objects.filter(workspace_id=campaign.workspace_id).filter(
+            Exists(FolderMembership.objects.filter(folder_id=campaign.folder_id, contact_id=OuterRef("pk")))
+        )
+    else:
+        contacts = Contact.objects.filter(workspace_id=campaign.workspace_id)
+    return engaged_first(contacts)
+
+
+def _window_cutoff(now: datetime.datetime) -> datetime.datetime:
+    # Same rule as contacts.messaging.window_is_open: open while now < last_inbound_at + 24 h.
+    return now - DM_WINDOW
+
+
+def campaign_preview(*, campaign: Campaign, now: datetime.datetime | None = None) -> CampaignPreview:
+    """How a launch now would split the audience (all SQL counts; engages nobody)."""
+    now = now or timezone.now()
+    workspace = Workspace.objects.get(pk=campaign.workspace_id)
+    contacts = campaign_audience(campaign=campaign)
+    total = contacts.count()
+    in_window = contacts.filter(last_inbound_at__gt=_window_cutoff(now))
+    reachable = in_window.count()
+    active = in_window.filter(Exists(ActivationRecord.objects.filter(
+        workspace_id=workspace.pk, month=month_of(now), contact_id=OuterRef("pk")
+    ))).count()
+    snapshot = usage(workspace)
+    headroom = max(snapshot.quota - workspace.activation_reserve - snapshot.activated, 0)
+    candidates = reachable - active
+    would_activate = min(headroom, candidates)
+    return CampaignPreview(
+        audience=total, already_active=active, would_activate=would_activate,
+        would_be_limited=candidates - would_activate, outside_window=total - reachable,
+    )
+
+
+def campaign_launch(*, campaign: Campaign, launched_by: User | None, now: datetime.datetime | None = None) -> Campaign:
+    """Launch now, or at `scheduled_at` if it is still ahead. The fan-out runs in a task after commit."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status != Campaign.Status.DRAFT:
+            raise ApplicationError(f"This campaign is {locked.get_status_display().lower()}: it cannot be launched.",
+                                   code="campaign_not_draft", status=409)
+        locked.launched_by = launched_by
+        if locked.scheduled_at is not None and locked.scheduled_at > now:
+            locked.status = Campaign.Status.SCHEDULED
+            locked.save(update_fields=["status", "launched_by"])
+        else:
+            locked.status = Campaign.Status.SENDING
+            locked.launched_at = now
+            locked.save(update_fields=["status", "launched_by", "launched_at"])
+            transaction.on_commit(lambda: _queue_send(locked.pk))
+    return locked
+
+
+def _queue_send(campaign_id: int) -> None:
+    from automations import tasks  # noqa: PLC0415 - tasks import services
+
+    tasks.campaign_send.delay(campaign_id)
+
+
+def campaigns_launch_due(*, now: datetime.datetime | None = None) -> list[int]:
+    """Start scheduled campaigns whose time has come (beat, every minute). Safe to run twice."""
+    now = now or timezone.now()
+    started = []
+    due = Campaign.objects.filter(status=Campaign.Status.SCHEDULED, scheduled_at__lte=now).values_list("pk", flat=True)
+    for campaign_id in list(due[:500]):
+        with transaction.atomic():
+            # The conditional update is the claim: a second beat run finds nothing left to start.
+            if Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SCHEDULED).update(
+                status=Campaign.Status.SENDING, launched_at=now
+            ):
+                started.append(campaign_id)
+                transaction.on_commit(lambda campaign_id=campaign_id: _queue_send(campaign_id))
+    return started
+
+
+def campaign_cancel(*, campaign: Campaign, now: datetime.datetime | None = None) -> Campaign:
+    """Stop a campaign: nothing more is sent, its paused messages are cancelled."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        updated = Campaign.objects.filter(
+            pk=campaign.pk,
+            status__in=[Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status.SENDING],
+        ).update(status=Campaign.Status.CANCELLED, finished_at=now)
+        if not updated:
+            raise ApplicationError("This campaign has already finished.", code="campaign_finished", status=409)
+        paused_actions_cancel(workspace=campaign.workspace, automation_ref=campaign.ref, now=now)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def _freeze_audience(campaign: Campaign, now: datetime.datetime) -> None:
+    """Write the recipient rows once, in engaged-first order; a retry keeps the first freeze."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.audience_frozen_at is not None:
+            return
+        ids = list(campaign_audience(campaign=locked).values_list("id", flat=True))
+        for start in range(0, len(ids), _FREEZE_CHUNK):
+            CampaignRecipient.objects.bulk_create(
+                [CampaignRecipient(campaign_id=locked.pk, contact_id=cid, rank=start + i, updated_at=now)
+                 for i, cid in enumerate(ids[start : start + _FREEZE_CHUNK])],
+                ignore_conflicts=True,
+            )
+        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now)
+
+
+def campaign_counters_refresh(*, campaign_id: int) -> None:
+    """Counters straight from the recipient rows, in one UPDATE: exact whatever ran before."""
+
+    def count(status: str | None) -> Coalesce:
+        rows = CampaignRecipient.objects.filter(campaign_id=OuterRef("pk"))
+        if status is not None:
+            rows = rows.filter(status=status)
+        return Coalesce(
+            Subquery(rows.values("campaign_id").annotate(n=Count("id")).values("n")[:1], output_field=IntegerField()),
+            Value(0),
+        )
+
+    Status = CampaignRecipient.Status
+    Campaign.objects.filter(pk=campaign_id).update(
+        recipients_count=count(None), sent_count=count(Status.SENT), limited_count=count(Status.LIMITED),
+        skipped_window_count=count(Status.SKIPPED_WINDOW), failed_count=count(Status.FAILED),
+    )
+
+
+def _message_key(campaign_id: int, contact_id: int) -> str:
+    return f"campaign:{campaign_id}:contact:{contact_id}"
+
+
+def _record(recipient_id: int, status: str, message: Message | None, now: datetime.datetime,
+            *, from_status: str = CampaignRecipient.Status.PENDING) -> None:
+    CampaignRecipient.objects.filter(pk=recipient_id, status=from_status).update(
+        status=status, message=message, updated_at=now
+    )
+
+
+def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient]) -> None:
+    now = timezone.now()
+    cutoff = _window_cutoff(now)
+    # Broadcasts follow the window rule (rule 5): a closed window is skipped without engaging anyone.
+    closed = [r.pk for r in batch if r.contact.last_inbound_at is None or r.contact.last_inbound_at <= cutoff]
+    if closed:
+        CampaignRecipient.objects.filter(pk__in=closed, status=CampaignRecipient.Status.PENDING).update(
+            status=CampaignRecipient.Status.SKIPPED_WINDOW, updated_at=now
+        )
+    closed_set = set(closed)
+    reachable = [r for r in batch if r.pk not in closed_set]
+    if not reachable:
+        return
+    result = activate_many(
+        workspace, [r.contact_id for r in reachable], kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
+        reserve=workspace.activation_reserve,
+    )
+    refused = set(result.refused)
+    if refused:
+        limited = [r for r in reachable if r.contact_id in refused]
+        with transaction.atomic():
+            paused_actions_create(
+                workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
+                action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
+                items=[PauseItem(r.contact, _message_key(campaign.pk, r.contact_id),
+                                 {"campaign_id": campaign.pk, "recipient_id": r.pk}) for r in limited],
+            )
+            CampaignRecipient.objects.filter(
+                pk__in=[r.pk for r in limited], status=CampaignRecipient.Status.PENDING
+            ).update(status=CampaignRecipient.Status.LIMITED, updated_at=now)
+    for recipient in reachable:
+        if recipient.contact_id in refused:
+            continue
+        sent = send_message(
+            workspace=workspace, contact=recipient.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
+            idempotency_key=_message_key(campaign.pk, recipient.contact_id), automation_ref=campaign.ref,
+        )
+        _record(recipient.pk, sent.status, sent.message, now)
+
+
+def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
+    """The fan-out (the task's body). Safe to run again after a crash at any point."""
+    batch_size = batch_size or CAMPAIGN_BATCH_SIZE
+    from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
+
+    campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
+    if campaign.status != Campaign.Status.SENDING:
+        return campaign
+    workspace = campaign.workspace
+    _freeze_audience(campaign, timezone.now())
+    while True:
+        if not Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists():
+            break  # cancelled meanwhile
+        batch = list(
+            CampaignRecipient.objects.filter(campaign_id=campaign_id, status=CampaignRecipient.Status.PENDING)
+            .select_related("contact")
+            .order_by("rank", "id")[:batch_size]
+        )
+        if not batch:
+            break
+        _send_batch(campaign, workspace, batch)
+        campaign_counters_refresh(campaign_id=campaign_id)
+    campaign_counters_refresh(campaign_id=campaign_id)
+    Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
+        status=Campaign.Status.DONE, finished_at=timezone.now()
+    )
+    usage_alerts_check(workspace=workspace)
+    campaign.refresh_from_db()
+    logger.info("campaign %s: sent=%s limited=%s skipped=%s failed=%s", campaign.pk, campaign.sent_count,
+                campaign.limited_count, campaign.skipped_window_count, campaign.failed_count)
+    return campaign
+
+
+def campaign_recipient_resume(*, action: PausedAction, now: datetime.datetime) -> str:
+    """Send a paused campaign message (the gate already allowed it)."""
+    campaign = Campaign.objects.filter(pk=action.payload.get("campaign_id")).first()
+    if campaign is None or campaign.status == Campaign.Status.CANCELLED:
+        return "campaign_cancelled"
+    sent = send_message(
+        workspace=campaign.workspace, contact=action.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
+        idempotency_key=_message_key(campaign.pk, action.contact_id), automation_ref=campaign.ref,
+    )
+    _record(action.payload["recipient_id"], sent.status, sent.message, now,
+            from_status=CampaignRecipient.Status.LIMITED)
+    campaign_counters_refresh(campaign_id=campaign.pk)
+    return sent.status
+
+
+def campaign_recipients_expired(*, actions: list[PausedAction], now: datetime.datetime) -> None:
+    """Paused messages whose window closed: their recipients end as skipped_window, not limited."""
+    recipient_ids = [a.payload["recipient_id"] for a in actions if "recipient_id" in a.payload]
+    CampaignRecipient.objects.filter(pk__in=recipient_ids, status=CampaignRecipient.Status.LIMITED).update(
+        status=CampaignRecipient.Status.SKIPPED_WINDOW, updated_at=now
+    )
+    for campaign_id in sorted({a.payload["campaign_id"] for a in actions if "campaign_id" in a.payload}):
+        campaign_counters_refresh(campaign_id=campaign_id)

@@ -1,0 +1,99 @@
+"""Data enrichment jobs (an automated action, kind enrichment): fill profile fields for contacts."""
+
+import datetime
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User, Workspace
+from automations import enrichment as adapter
+from automations.models import EnrichmentJob, PausedAction
+from automations.services.paused import PauseItem, paused_actions_create
+from billing.activation import activate_many
+from billing.models import AutomationKind
+from contacts.models import Contact
+from inro.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+MAX_CONTACTS_PER_JOB = 10_000
+
+
+def enrichment_job_create(
+    *, workspace: Workspace, contact_ids: list[int], requested_by: User | None = None
+) -> EnrichmentJob:
+    """Queue enrichment for contacts of the workspace; the job runs in a task after commit."""
+    if (not isinstance(contact_ids, list) or not contact_ids or len(contact_ids) > MAX_CONTACTS_PER_JOB
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in contact_ids)):
+        raise ApplicationError(f"Give 1 to {MAX_CONTACTS_PER_JOB} contact ids.", code="invalid",
+                               fields={"contact_ids": ["A list of contact ids."]})
+    wanted = list(dict.fromkeys(contact_ids))
+    found = set(Contact.objects.filter(workspace=workspace, pk__in=wanted).values_list("pk", flat=True))
+    if len(found) != len(wanted):
+        raise ApplicationError("Some of these contacts do not exist in this workspace.", code="not_found", status=404,
+                               fields={"contact_ids": sorted(set(wanted) - found)})
+    with transaction.atomic():
+        job = EnrichmentJob.objects.create(workspace=workspace, contact_ids=wanted, requested_by=requested_by)
+        transaction.on_commit(lambda: _queue(job.pk))
+    return job
+
+
+def _queue(job_id: int) -> None:
+    from automations import tasks  # noqa: PLC0415
+
+    tasks.enrichment_job_run.delay(job_id)
+
+
+def _enrich(contact: Contact) -> bool:
+    # The provider call happens outside any transaction; the write after it is one UPDATE.
+    try:
+        profile = adapter.backend().fetch(contact)
+    except adapter.EnrichmentError as error:
+        logger.warning("enrichment of contact %s failed: %s", contact.pk, error)
+        return False
+    Contact.objects.filter(pk=contact.pk).update(
+        follower_count=profile.follower_count, biography=profile.biography[:5000], enriched_at=timezone.now()
+    )
+    return True
+
+
+def enrichment_job_run(*, job: EnrichmentJob) -> EnrichmentJob:
+    """Ask the gate for the job's contacts, enrich the allowed ones, pause the refused ones."""
+    from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
+
+    if not EnrichmentJob.objects.filter(pk=job.pk, status=EnrichmentJob.Status.RUNNING).exists():
+        return job
+    workspace = job.workspace
+    contacts = {c.pk: c for c in Contact.objects.filter(workspace=workspace, pk__in=job.contact_ids)}
+    ordered = [contacts[i] for i in job.contact_ids if i in contacts]
+    result = activate_many(workspace, ordered, kind=AutomationKind.ENRICHMENT, ref=job.ref)
+    with transaction.atomic():
+        paused_actions_create(
+            workspace=workspace, kind=AutomationKind.ENRICHMENT, automation_ref=job.ref,
+            action_type=PausedAction.ActionType.ENRICHMENT, needs_window=False,
+            items=[PauseItem(c, f"{job.ref}:contact:{c.pk}", {"job_id": job.pk}) for c in result.refused],
+        )
+    enriched = failed = 0
+    for contact in result.allowed:
+        if _enrich(contact):
+            enriched += 1
+        else:
+            failed += 1
+    EnrichmentJob.objects.filter(pk=job.pk).update(
+        status=EnrichmentJob.Status.DONE, finished_at=timezone.now(), enriched_count=enriched,
+        limited_count=len(result.refused), failed_count=failed,
+    )
+    usage_alerts_check(workspace=workspace)
+    job.refresh_from_db()
+    return job
+
+
+def enrichment_contact_resume(*, action: PausedAction, now: datetime.datetime) -> str:
+    ok = _enrich(action.contact)
+    EnrichmentJob.objects.filter(pk=action.payload.get("job_id")).update(
+        limited_count=F("limited_count") - 1,
+        **({"enriched_count": F("enriched_count") + 1} if ok else {"failed_count": F("failed_count") + 1}),
+    )
+    return "enriched" if ok else "failed"

@@ -1,0 +1,156 @@
+"""Integrations: outgoing webhooks pushing contact data (an automated action, kind integration).
+
+Each push is a delivery row (unique per integration and idempotency key, so a retried step pushes
+once), delivered by a task: the body is signed with HMAC-SHA256 of the raw bytes and the
+integration's secret (`X-Inro-Signature: sha256=<hex>`), and failures are retried with backoff.
+"""
+
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Workspace
+from automations.models import Integration, IntegrationDelivery, PausedAction
+from automations.services.paused import PauseItem, paused_actions_create
+from billing.activation import activate
+from billing.models import AutomationKind
+from contacts.models import Contact
+from inro.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Inro-Signature"
+DELIVERY_TIMEOUT_SECONDS = 10
+
+
+def _clean_url(url: str) -> str:
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 500:
+        raise ApplicationError("Give an http(s) URL of at most 500 characters.", code="invalid",
+                               fields={"url": ["Enter a valid http or https URL."]})
+    return url
+
+
+def integration_create(*, workspace: Workspace, name: str, url: str) -> Integration:
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        raise ApplicationError("An integration needs a name of 1 to 120 characters.", code="invalid",
+                               fields={"name": ["Enter 1 to 120 characters."]})
+    return Integration.objects.create(workspace=workspace, name=name, url=_clean_url(url))
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def contact_payload(contact: Contact) -> dict:
+    return {
+        "id": contact.pk, "igsid": contact.igsid, "username": contact.username, "name": contact.name,
+        "source": contact.source, "email": contact.email, "phone": contact.phone,
+        "custom_fields": contact.custom_fields or {}, "follower_count": contact.follower_count,
+        "tags": sorted(contact.tags.values_list("name", flat=True)),
+        "captured_at": contact.captured_at.isoformat() if contact.captured_at else None,
+        "last_inbound_at": contact.last_inbound_at.isoformat() if contact.last_inbound_at else None,
+    }
+
+
+def _deliver_after_commit(delivery_id: int) -> None:
+    from automations import tasks  # noqa: PLC0415
+
+    transaction.on_commit(lambda: tasks.integration_deliver.delay(delivery_id))
+
+
+def _delivery_create(integration: Integration, contact: Contact, event: str, idempotency_key: str,
+                     data: dict) -> IntegrationDelivery:
+    payload = {"event": event, "workspace_id": integration.workspace_id, "contact": contact_payload(contact),
+               "data": data}
+    try:
+        with transaction.atomic():
+            delivery = IntegrationDelivery.objects.create(
+                integration=integration, contact=contact, event=event, idempotency_key=idempotency_key[:128],
+                payload=payload,
+            )
+            _deliver_after_commit(delivery.pk)
+            return delivery
+    except IntegrityError:
+        return IntegrationDelivery.objects.get(integration=integration, idempotency_key=idempotency_key[:128])
+
+
+def integration_push(
+    *, integration: Integration, contact: Contact, event: str, idempotency_key: str, data: dict | None = None,
+) -> IntegrationDelivery | None:
+    """Push a contact to the integration; None if the gate refused (the push is paused, rule 4)."""
+    from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
+
+    if contact.workspace_id != integration.workspace_id:
+        raise ValueError("The contact belongs to another workspace.")
+    data = data or {}
+    decision = activate(integration.workspace, contact, kind=AutomationKind.INTEGRATION, ref=integration.ref)
+    if not decision.allowed:
+        paused_actions_create(
+            workspace=integration.workspace, kind=AutomationKind.INTEGRATION, automation_ref=integration.ref,
+            action_type=PausedAction.ActionType.INTEGRATION_PUSH, needs_window=False,
+            items=[PauseItem(contact, f"{integration.ref}:{idempotency_key}"[:128],
+                             {"integration_id": integration.pk, "event": event, "idempotency_key": idempotency_key,
+                              "data": data})],
+        )
+        usage_alerts_check(workspace=integration.workspace)
+        return None
+    if decision.newly_activated:
+        usage_alerts_check(workspace=integration.workspace)
+    return _delivery_create(integration, contact, event, idempotency_key, data)
+
+
+def integration_push_resume(*, action: PausedAction, now: datetime.datetime) -> str:
+    integration = Integration.objects.filter(pk=action.payload.get("integration_id")).first()
+    if integration is None or not integration.enabled:
+        return "integration_off"
+    _delivery_create(integration, action.contact, action.payload["event"], action.payload["idempotency_key"],
+                     action.payload.get("data") or {})
+    return "queued"
+
+
+def integration_delivery_attempt(*, delivery_id: int) -> str:
+    """One POST of the delivery: 'delivered', 'done' (nothing to do) or 'retry'."""
+    delivery = IntegrationDelivery.objects.select_related("integration").get(pk=delivery_id)
+    if delivery.status != IntegrationDelivery.Status.PENDING:
+        return "done"
+    integration = delivery.integration
+    body = json.dumps({**delivery.payload, "delivery_id": delivery.pk}, sort_keys=True).encode()
+    url = _clean_url(integration.url)
+    request = urllib.request.Request(  # noqa: S310 - scheme checked to be http(s) just above
+        url, data=body, method="POST",
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(integration.secret, body),
+                 "X-Inro-Delivery": str(delivery.pk), "X-Inro-Event": delivery.event,
+                 "User-Agent": "Inro-Webhooks/1"},
+    )
+    code, error = None, ""
+    try:
+        with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT_SECONDS) as response:  # noqa: S310
+            code = response.status
+    except urllib.error.HTTPError as http_error:
+        code, error = http_error.code, f"HTTP {http_error.code}"
+    except (urllib.error.URLError, OSError) as network_error:
+        error = str(network_error)[:2000]
+    delivered = code is not None and 200 <= code < 300
+    IntegrationDelivery.objects.filter(pk=delivery.pk).update(
+        attempts=F("attempts") + 1, last_status_code=code, last_error="" if delivered else error,
+        **({"status": IntegrationDelivery.Status.DELIVERED, "delivered_at": timezone.now()} if delivered else {}),
+    )
+    return "delivered" if delivered else "retry"
+
+
+def integration_delivery_give_up(*, delivery_id: int) -> None:
+    IntegrationDelivery.objects.filter(pk=delivery_id, status=IntegrationDelivery.Status.PENDING).update(
+        status=IntegrationDelivery.Status.FAILED
+    )

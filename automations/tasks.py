@@ -1,0 +1,87 @@
+"""Automations' Celery tasks: take ids, call one service, safe to run twice."""
+
+import logging
+
+from celery import shared_task
+
+from accounts.models import Workspace
+from automations import services
+from automations.models import EnrichmentJob
+from automations.services import alerts, integrations, scenarios
+
+logger = logging.getLogger(__name__)
+
+INTEGRATION_MAX_RETRIES = 6
+
+
+@shared_task(name="automations.tasks.paused_actions_resume")
+def paused_actions_resume(workspace_id: int) -> int:
+    workspace = Workspace.objects.filter(pk=workspace_id, deleted_at__isnull=True).first()
+    if workspace is None:
+        return 0
+    return services.paused_actions_resume(workspace=workspace).resumed
+
+
+@shared_task(name="automations.tasks.paused_actions_resume_many")
+def paused_actions_resume_many(workspace_ids: list[int]) -> int:
+    """The new month: every workspace with waiting actions, one after the other."""
+    resumed = 0
+    for workspace in Workspace.objects.filter(pk__in=workspace_ids, deleted_at__isnull=True).order_by("pk"):
+        try:
+            resumed += services.paused_actions_resume(workspace=workspace).resumed
+        except Exception:  # one workspace's failure must not hold back the others
+            logger.exception("resuming paused actions of workspace %s failed", workspace.pk)
+    return resumed
+
+
+@shared_task(name="automations.tasks.campaign_send")
+def campaign_send(campaign_id: int) -> None:
+    services.campaign_send(campaign_id=campaign_id)
+
+
+@shared_task(name="automations.tasks.campaigns_launch_due")
+def campaigns_launch_due() -> list[int]:
+    return services.campaigns_launch_due()
+
+
+@shared_task(name="automations.tasks.scenario_run_execute")
+def scenario_run_execute(run_id: int) -> None:
+    scenarios.scenario_run_execute(run_id=run_id)
+
+
+@shared_task(name="automations.tasks.scenario_run_continue")
+def scenario_run_continue(run_id: int, step: int) -> None:
+    scenarios.scenario_run_continue(run_id=run_id, step=step)
+
+
+@shared_task(name="automations.tasks.enrichment_job_run")
+def enrichment_job_run(job_id: int) -> None:
+    job = EnrichmentJob.objects.select_related("workspace").get(pk=job_id)
+    services.enrichment_job_run(job=job)
+
+
+@shared_task(bind=True, name="automations.tasks.integration_deliver", max_retries=INTEGRATION_MAX_RETRIES)
+def integration_deliver(self, delivery_id: int) -> str:
+    outcome = integrations.integration_delivery_attempt(delivery_id=delivery_id)
+    if outcome != "retry":
+        return outcome
+    if self.request.retries >= self.max_retries:
+        integrations.integration_delivery_give_up(delivery_id=delivery_id)
+        return "failed"
+    if self.request.is_eager:
+        # Inline (tests, CELERY_TASK_ALWAYS_EAGER): eager-propagate would surface Retry as an error;
+        # run the next attempt in place, as Celery's eager apply itself does without propagation.
+        return integration_deliver.apply(args=[delivery_id], retries=self.request.retries + 1).result
+    # Exponential backoff: 30 s, 1 min, 2 min, ... capped at an hour.
+    raise self.retry(countdown=min(30 * 2**self.request.retries, 3600))
+
+
+@shared_task(name="automations.tasks.usage_alert_send")
+def usage_alert_send(alert_id: int) -> bool:
+    return alerts.usage_alert_send(alert_id=alert_id)
+
+
+@shared_task(name="automations.tasks.usage_alerts_retry")
+def usage_alerts_retry() -> int:
+    """Periodic: send again the alert emails that failed (sent_at still empty)."""
+    return sum(alerts.usage_alert_send(alert_id=alert_id) for alert_id in alerts.usage_alerts_unsent_ids())

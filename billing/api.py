@@ -1,0 +1,154 @@
+"""API endpoints of billing: usage, usage history and the activation ledger (numbers from billing.selectors)."""
+
+import datetime
+import re
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from billing import selectors
+from billing.models import AutomationKind
+from inro.api import WorkspaceView, cursor_page, validated_query
+
+
+def paused_actions_waiting(*, workspace) -> int:
+    """Paused actions waiting (rule 4), from automations' selector once that app provides it."""
+    try:
+        from automations.selectors import paused_actions_waiting_count  # noqa: PLC0415
+    except ImportError:  # TODO(issue 6): automations not merged yet; resolve after `git merge main`
+        return 0
+    return paused_actions_waiting_count(workspace=workspace)
+
+
+class PlanSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class ForecastSerializer(serializers.Serializer):
+    projected_activations = serializers.IntegerField()
+    limit_date = serializers.DateField(allow_null=True, help_text="Day the quota runs out at this pace, if it does.")
+    daily_rate = serializers.FloatField()
+    method = serializers.CharField()
+
+
+@extend_schema_field({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$", "example": "2026-03"})
+class MonthField(serializers.Field):
+    """A billing month as "YYYY-MM" (in and out)."""
+
+    default_error_messages = {"invalid": "Enter a month as YYYY-MM, e.g. 2026-03."}
+
+    def to_representation(self, value: datetime.date) -> str:
+        return value.strftime("%Y-%m")
+
+    def to_internal_value(self, data) -> datetime.date:
+        if not isinstance(data, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}", data):
+            self.fail("invalid")
+        year, month = int(data[:4]), int(data[5:])
+        if not (1 <= month <= 12 and year >= 2000):
+            self.fail("invalid")
+        return datetime.date(year, month, 1)
+
+
+
+
+class UsageSerializer(serializers.Serializer):
+    month = MonthField()
+    activated = serializers.IntegerField()
+    quota = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    limit_reached = serializers.BooleanField()
+    percent = serializers.IntegerField(help_text="0 to 100, for the meter.")
+    level = serializers.ChoiceField(choices=["ok", "warning", "limit"])
+    paused_actions = serializers.IntegerField(help_text="Automated actions waiting for headroom (rule 4).")
+    plan = PlanSerializer()
+    addon_packs = serializers.IntegerField()
+    resets_at = serializers.DateTimeField()
+    forecast = ForecastSerializer()
+
+
+class UsageView(WorkspaceView):
+    @extend_schema(operation_id="usage_retrieve", responses={200: UsageSerializer}, tags=["usage"])
+    def get(self, request, workspace_id):
+        """This month's activated contacts against the quota: the usage page's figures."""
+        summary = selectors.usage_summary(workspace=self.workspace)
+        data = {
+            "month": summary.month,
+            "activated": summary.activated,
+            "quota": summary.quota,
+            "remaining": summary.remaining,
+            "limit_reached": summary.limit_reached,
+            "percent": summary.percent,
+            "level": summary.level,
+            "paused_actions": paused_actions_waiting(workspace=self.workspace),
+            "plan": {"code": summary.plan.code, "name": summary.plan.name},
+            "addon_packs": summary.addon_packs,
+            "resets_at": summary.resets_at,
+            "forecast": summary.forecast,
+        }
+        return Response(UsageSerializer(data).data)
+
+
+class UsageMonthSerializer(serializers.Serializer):
+    month = MonthField()
+    activated = serializers.IntegerField()
+    quota = serializers.IntegerField()
+    limit_reached_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+
+class UsageHistorySerializer(serializers.Serializer):
+    results = UsageMonthSerializer(many=True)
+
+
+class UsageHistoryQuerySerializer(serializers.Serializer):
+    months = serializers.IntegerField(min_value=1, max_value=36, default=12,
+                                      help_text="How many previous months, newest first (1 to 36).")
+
+
+class UsageHistoryView(WorkspaceView):
+    extra_error_statuses = {"GET": (400,)}
+    @extend_schema(operation_id="usage_history", parameters=[UsageHistoryQuerySerializer],
+                   responses={200: UsageHistorySerializer}, tags=["usage"])
+    def get(self, request, workspace_id):
+        """Previous months' figures, newest first (the current month is in usage/)."""
+        query = validated_query(UsageHistoryQuerySerializer, request)
+        rows = selectors.usage_history(workspace=self.workspace, months=query["months"])
+        return Response({"results": UsageMonthSerializer(rows, many=True).data})
+
+
+class ActivationContactSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    name = serializers.CharField()
+
+
+class ActivationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    contact = ActivationContactSerializer(allow_null=True, help_text="Null when the contact was erased.")
+    month = MonthField()
+    activated_at = serializers.DateTimeField()
+    kind = serializers.ChoiceField(choices=AutomationKind.choices)
+    automation_ref = serializers.CharField()
+
+
+class ActivationQuerySerializer(serializers.Serializer):
+    month = MonthField(required=False, help_text="YYYY-MM; this month when omitted.")
+    kind = serializers.ChoiceField(choices=AutomationKind.choices, required=False)
+
+
+class ActivationListView(WorkspaceView):
+    serializer_class = ActivationSerializer
+    pagination_class = cursor_page("-activated_at", "-id")
+
+    def get_queryset(self):
+        query = validated_query(ActivationQuerySerializer, self.request)
+        return selectors.activation_list(workspace=self.workspace, month=query.get("month"), kind=query.get("kind"))
+
+    @extend_schema(operation_id="activations_list", parameters=[ActivationQuerySerializer],
+                   responses={200: ActivationSerializer(many=True)}, tags=["usage"])
+    def get(self, request, workspace_id):
+        """A month's activated contacts (the ledger), newest first."""
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -1,0 +1,339 @@
+"""A small in-memory stand-in for the part of Stripe's API billing uses, for tests and the offline demo.
+
+`localstripe` has no Checkout, Prices or billing portal, so this fake implements just the endpoints
+`billing/stripe_client.py` calls, answering with objects shaped like Stripe's own fixtures
+(`fixtures.json`, from Stripe's OpenAPI repository) and honouring Idempotency-Key like Stripe does.
+It also plays the customer's side (`checkout_complete`, `invoice_payment_failed`, ...) and builds the
+webhook events Stripe would send, signed with `sign_payload` exactly as Stripe signs them.
+It never runs in production: the HTTP server is started by tests, the demo mount only under DEBUG.
+"""
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+API_VERSION = "2025-11-17.clover"
+MONTH_SECONDS = 30 * 24 * 3600
+
+_FIXTURES = json.loads((Path(__file__).with_name("fixtures.json")).read_text())["resources"]
+
+
+def fixture(resource: str) -> dict:
+    return copy.deepcopy(_FIXTURES[resource])
+
+
+def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header Stripe sends: t=<unix seconds>,v1=<HMAC-SHA256 of "t.payload">."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={signature}"
+
+
+def form_decode(body: str) -> dict:
+    """Stripe's form encoding (a[b][0][c]=v) back into nested dicts and lists."""
+    root: dict = {}
+    for key, value in parse_qsl(body, keep_blank_values=True):
+        parts = re.findall(r"[^\[\]]+", key)
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+
+    def listify(node):
+        if isinstance(node, dict):
+            node = {k: listify(v) for k, v in node.items()}
+            if node and all(k.isdigit() for k in node):
+                return [node[k] for k in sorted(node, key=int)]
+        return node
+
+    return listify(root)
+
+
+class FakeStripeError(Exception):
+    def __init__(self, status: int, type_: str, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.status, self.type, self.message, self.code = status, type_, message, code
+
+    def body(self) -> dict:
+        error = {"type": self.type, "message": self.message}
+        if self.code:
+            error["code"] = self.code
+        return {"error": error}
+
+
+class FakeStripe:
+    """State and behaviour of the fake; thread-safe (the HTTP server serves from threads)."""
+
+    def __init__(self, *, hosted_base: str = "https://fake-stripe.invalid") -> None:
+        self.hosted_base = hosted_base.rstrip("/")
+        self.lock = threading.RLock()
+        self.sessions: dict[str, dict] = {}
+        self.session_line_items: dict[str, list[dict]] = {}
+        self.session_subscription_metadata: dict[str, dict] = {}
+        self.subscriptions: dict[str, dict] = {}
+        self.customers: dict[str, dict] = {}
+        self.invoices: dict[str, dict] = {}
+        self.portal_sessions: dict[str, dict] = {}
+        self.requests: list[dict] = []
+        self.failures: list[tuple[str, str, FakeStripeError]] = []
+        self._idempotent: dict[str, tuple[str, tuple[int, dict]]] = {}
+        self.clock: int | None = None
+        # Tests: called with (method, path, params) before answering, e.g. to look at the database then.
+        self.before_request = None
+
+    # --- helpers
+    def now(self) -> int:
+        return self.clock if self.clock is not None else int(time.time())
+
+    @staticmethod
+    def new_id(prefix: str) -> str:
+        return f"{prefix}_{secrets.token_hex(12)}"
+
+    def fail_next(self, method: str, path_prefix: str, *, status: int = 500, type_: str = "api_error",
+                  message: str = "An unknown error occurred.") -> None:
+        """The next matching request gets a Stripe error response (once)."""
+        with self.lock:
+            self.failures.append((method.upper(), path_prefix, FakeStripeError(status, type_, message)))
+
+    def calls(self, method: str, path_prefix: str) -> list[dict]:
+        return [r for r in self.requests if r["method"] == method and r["path"].startswith(path_prefix)]
+
+    # --- the HTTP API
+    def handle(self, method: str, path: str, body: str = "", *, idempotency_key: str = "",
+               authorization: str = "", stripe_version: str = "") -> tuple[int, dict]:
+        method = method.upper()
+        params = form_decode(body) if body else {}
+        if self.before_request is not None:
+            self.before_request(method, path, params)
+        with self.lock:
+            self.requests.append({"method": method, "path": path, "params": params,
+                                  "idempotency_key": idempotency_key, "stripe_version": stripe_version})
+            if not authorization.startswith("Bearer sk_"):
+                return 401, FakeStripeError(401, "invalid_request_error", "Invalid API Key provided.").body()
+            for index, (fail_method, prefix, error) in enumerate(self.failures):
+                if fail_method == method and path.startswith(prefix):
+                    del self.failures[index]
+                    return error.status, error.body()
+            if method == "POST" and idempotency_key:
+                seen = self._idempotent.get(idempotency_key)
+                if seen is not None:
+                    if seen[0] != f"{path}?{body}":
+                        return 400, FakeStripeError(400, "idempotency_error", "Keys for idempotent requests "
+                                                    "can only be used with the same parameters.").body()
+                    return seen[1]
+            try:
+                result = 200, self._route(method, path, params)
+            except FakeStripeError as error:
+                result = error.status, error.body()
+            if method == "POST" and idempotency_key:
+                self._idempotent[idempotency_key] = (f"{path}?{body}", result)
+            return result
+
+    def _route(self, method: str, path: str, params: dict) -> dict:
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] != ["v1"]:
+            raise FakeStripeError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
+        parts = parts[1:]
+        if parts == ["checkout", "sessions"] and method == "POST":
+            return self.checkout_session_create(params)
+        if parts[:2] == ["checkout", "sessions"] and len(parts) == 3 and method == "GET":
+            return copy.deepcopy(self._get(self.sessions, parts[2], "checkout.session"))
+        if parts == ["billing_portal", "sessions"] and method == "POST":
+            return self.portal_session_create(params)
+        if parts[:1] == ["subscriptions"] and len(parts) == 2:
+            if method == "GET":
+                return copy.deepcopy(self._get(self.subscriptions, parts[1], "subscription"))
+            return self.subscription_update(parts[1], params)
+        raise FakeStripeError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
+
+    @staticmethod
+    def _get(store: dict, object_id: str, name: str) -> dict:
+        if object_id not in store:
+            raise FakeStripeError(404, "invalid_request_error", f"No such {name}: '{object_id}'", "resource_missing")
+        return store[object_id]
+
+    def checkout_session_create(self, params: dict) -> dict:
+        for required in ("mode", "success_url", "cancel_url"):
+            if not params.get(required):
+                raise FakeStripeError(400, "invalid_request_error", f"Missing required param: {required}.",
+                                      "parameter_missing")
+        line_items = params.get("line_items") or []
+        if not line_items or any(int(item.get("quantity") or 0) < 1 for item in line_items):
+            raise FakeStripeError(400, "invalid_request_error", "Invalid line_items.", "parameter_invalid_integer")
+        session = fixture("checkout.session")
+        session_id = self.new_id("cs_test")
+        session.update({
+            "id": session_id, "mode": params["mode"], "status": "open", "payment_status": "unpaid",
+            "url": f"{self.hosted_base}/checkout/pay/{session_id}", "success_url": params["success_url"],
+            "cancel_url": params["cancel_url"], "client_reference_id": params.get("client_reference_id"),
+            "metadata": params.get("metadata") or {}, "customer": params.get("customer"),
+            "customer_email": params.get("customer_email"), "subscription": None, "invoice": None,
+            "created": self.now(), "expires_at": self.now() + 24 * 3600, "livemode": False,
+            "payment_intent": None, "amount_total": None, "amount_subtotal": None,
+        })
+        self.sessions[session_id] = session
+        self.session_line_items[session_id] = [
+            {"price": item["price"], "quantity": int(item["quantity"])} for item in line_items
+        ]
+        self.session_subscription_metadata[session_id] = (params.get("subscription_data") or {}).get("metadata") or {}
+        return copy.deepcopy(session)
+
+    def portal_session_create(self, params: dict) -> dict:
+        customer = params.get("customer") or ""
+        self._get(self.customers, customer, "customer")
+        portal = fixture("billing_portal.session")
+        portal_id = self.new_id("bps")
+        portal.update({"id": portal_id, "customer": customer, "return_url": params.get("return_url"),
+                       "url": f"{self.hosted_base}/portal/{portal_id}", "flow": None, "livemode": False,
+                       "created": self.now(), "configuration": "bpc_fake"})
+        self.portal_sessions[portal_id] = portal
+        return copy.deepcopy(portal)
+
+    def subscription_update(self, subscription_id: str, params: dict) -> dict:
+        subscription = self._get(self.subscriptions, subscription_id, "subscription")
+        items = subscription["items"]["data"]
+        for change in params.get("items") or []:
+            if change.get("id"):
+                item = next((i for i in items if i["id"] == change["id"]), None)
+                if item is None:
+                    raise FakeStripeError(400, "invalid_request_error", f"No such subscription item: {change['id']}")
+                if change.get("deleted") == "true":
+                    items.remove(item)
+                elif "quantity" in change:
+                    item["quantity"] = int(change["quantity"])
+            elif change.get("price"):
+                items.append(self._item(subscription, change["price"], int(change.get("quantity") or 1)))
+        if "cancel_at_period_end" in params:
+            subscription["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        subscription["last_proration_behavior"] = params.get("proration_behavior")
+        return self._public(subscription)
+
+    @staticmethod
+    def _public(subscription: dict) -> dict:
+        out = copy.deepcopy(subscription)
+        out.pop("last_proration_behavior", None)
+        return out
+
+    def _item(self, subscription: dict, price_id: str, quantity: int) -> dict:
+        item = copy.deepcopy(fixture("subscription")["items"]["data"][0])
+        period = subscription["items"]["data"][0] if subscription["items"]["data"] else None
+        start = period["current_period_start"] if period else self.now()
+        item.update({"id": self.new_id("si"), "quantity": quantity, "subscription": subscription["id"],
+                     "created": self.now(), "metadata": {}, "current_period_start": start,
+                     "current_period_end": start + MONTH_SECONDS})
+        item["price"].update({"id": price_id, "product": f"prod_{price_id}", "transform_quantity": None})
+        item["plan"].update({"id": price_id, "interval_count": 1, "currency": "usd", "billing_scheme": "per_unit",
+                             "transform_usage": None})
+        return item
+
+    # --- the customer's and Stripe's side
+    def event(self, type_: str, obj: dict, *, created: int | None = None,
+              previous_attributes: dict | None = None) -> dict:
+        event = fixture("event")
+        data = {"object": copy.deepcopy(obj)}
+        if previous_attributes is not None:
+            data["previous_attributes"] = previous_attributes
+        event.update({"id": self.new_id("evt"), "type": type_, "created": self.now() if created is None else created,
+                      "data": data, "api_version": API_VERSION, "livemode": False, "pending_webhooks": 1,
+                      "request": {"id": None, "idempotency_key": None}})
+        return event
+
+    def checkout_complete(self, session_id: str) -> list[dict]:
+        """The customer pays: customer, subscription and paid invoice appear; returns Stripe's events."""
+        with self.lock:
+            session = self._get(self.sessions, session_id, "checkout.session")
+            customer_id = session.get("customer") or self.new_id("cus")
+            if customer_id not in self.customers:
+                customer = fixture("customer")
+                customer.update({"id": customer_id, "email": session.get("customer_email"), "created": self.now(),
+                                 "metadata": {}, "livemode": False})
+                self.customers[customer_id] = customer
+            subscription = fixture("subscription")
+            subscription_id = self.new_id("sub")
+            now = self.now()
+            subscription.update({
+                "id": subscription_id, "customer": customer_id, "status": "active", "created": now,
+                "start_date": now, "billing_cycle_anchor": now, "cancel_at": None, "canceled_at": None,
+                "ended_at": None, "cancel_at_period_end": False, "trial_start": None, "trial_end": None,
+                "pending_update": None, "schedule": None, "livemode": False, "transfer_data": None,
+                "metadata": self.session_subscription_metadata.get(session_id, {}),
+                "next_pending_invoice_item_invoice": None, "billing_schedules": [],
+            })
+            subscription["items"] = {"object": "list", "data": [], "has_more": False,
+                                     "url": f"/v1/subscription_items?subscription={subscription_id}"}
+            for line in self.session_line_items[session_id]:
+                item = self._item(subscription, line["price"], line["quantity"])
+                item["current_period_start"], item["current_period_end"] = now, now + MONTH_SECONDS
+                subscription["items"]["data"].append(item)
+            invoice = self._invoice(subscription, status="paid")
+            subscription["latest_invoice"] = invoice["id"]
+            self.subscriptions[subscription_id] = subscription
+            session.update({"status": "complete", "payment_status": "paid", "customer": customer_id,
+                            "subscription": subscription_id, "invoice": invoice["id"]})
+            return [
+                self.event("checkout.session.completed", session),
+                self.event("customer.subscription.created", self._public(subscription)),
+                self.event("invoice.paid", invoice),
+            ]
+
+    def _invoice(self, subscription: dict, *, status: str, attempt_count: int = 1) -> dict:
+        invoice = fixture("invoice")
+        invoice_id = self.new_id("in")
+        amount = 4900 + sum(2900 * i["quantity"] for i in subscription["items"]["data"][1:])
+        invoice.update({
+            "id": invoice_id, "customer": subscription["customer"], "status": status, "created": self.now(),
+            "billing_reason": "subscription_cycle", "amount_due": amount,
+            "amount_paid": amount if status == "paid" else 0, "amount_remaining": 0 if status == "paid" else amount,
+            "attempt_count": attempt_count, "attempted": True, "livemode": False, "currency": "usd",
+            "hosted_invoice_url": f"{self.hosted_base}/invoice/{invoice_id}",
+            "parent": {"type": "subscription_details", "quote_details": None,
+                       "subscription_details": {"metadata": subscription.get("metadata") or {},
+                                                "subscription": subscription["id"]}},
+        })
+        invoice["lines"]["data"] = []
+        invoice["lines"]["url"] = f"/v1/invoices/{invoice_id}/lines"
+        self.invoices[invoice_id] = invoice
+        return invoice
+
+    def invoice_payment_failed(self, subscription_id: str, *, attempt_count: int = 1,
+                               invoice_id: str | None = None) -> list[dict]:
+        """A renewal payment fails: the subscription goes past_due; returns Stripe's events."""
+        with self.lock:
+            subscription = self._get(self.subscriptions, subscription_id, "subscription")
+            if invoice_id is None:
+                invoice = self._invoice(subscription, status="open", attempt_count=attempt_count)
+            else:
+                invoice = self.invoices[invoice_id]
+                invoice["attempt_count"] = attempt_count
+            subscription["status"] = "past_due"
+            subscription["latest_invoice"] = invoice["id"]
+            return [
+                self.event("invoice.payment_failed", invoice),
+                self.event("customer.subscription.updated", self._public(subscription),
+                           previous_attributes={"status": "active"}),
+            ]
+
+    def subscription_cancel_at_period_end(self, subscription_id: str) -> dict:
+        with self.lock:
+            subscription = self._get(self.subscriptions, subscription_id, "subscription")
+            subscription["cancel_at_period_end"] = True
+            return self.event("customer.subscription.updated", self._public(subscription),
+                              previous_attributes={"cancel_at_period_end": False})
+
+    def subscription_end(self, subscription_id: str) -> dict:
+        with self.lock:
+            subscription = self._get(self.subscriptions, subscription_id, "subscription")
+            subscription.update({"status": "canceled", "ended_at": self.now(), "canceled_at": self.now()})
+            return self.event("customer.subscription.deleted", self._public(subscription))
+
+    def subscription_updated_event(self, subscription_id: str, **kwargs) -> dict:
+        with self.lock:
+            subscription = self._get(self.subscriptions, subscription_id, "subscription")
+            return self.event("customer.subscription.updated", self._public(subscription), **kwargs)

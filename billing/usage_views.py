@@ -1,0 +1,227 @@
+"""The usage page (the customer's home page) and its CSV export.
+
+Every figure comes from `billing.selectors`, the same reads as the API and the admin, so the numbers
+never disagree; this module only shapes them for display (wording, chart geometry, pagination).
+"""
+
+import csv
+import datetime
+import math
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+
+from accounts.models import Membership, Workspace
+from accounts.views import render_workspace, workspace_view
+from billing import selectors
+from billing.models import Plan
+from billing.months import billing_zone, month_end, month_of, month_start
+
+PAGE_SIZE = 25
+CHART_WIDTH, CHART_HEIGHT = 720, 200
+CHART_LEFT, CHART_BOTTOM, CHART_TOP = 40, 24, 12
+
+
+class ActivationSearchForm(forms.Form):
+    q = forms.CharField(
+        label="Search activated contacts", max_length=100, required=False,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Username or name", "autocomplete": "off"}),
+    )
+
+
+def reset_wording(*, resets_at: datetime.datetime, now: datetime.datetime) -> str:
+    """The reset moment in the user's words: "resets in 5 days, on 1 December" (billing zone)."""
+    zone = billing_zone()
+    reset_local = resets_at.astimezone(zone)
+    days = (reset_local.date() - now.astimezone(zone).date()).days
+    on = f"on {reset_local.day} {reset_local:%B}"
+    if days <= 0:
+        return f"resets today at {reset_local:%H:%M}"
+    if days == 1:
+        return f"resets tomorrow, {on}"
+    return f"resets in {days} days, {on}"
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    day: datetime.date
+    count: int
+    future: bool
+    label: str  # day of month shown under the axis, or ""
+
+
+@dataclass(frozen=True, slots=True)
+class DayChart:
+    bars: list[Bar]
+    ticks: list[tuple[float, int]]  # (y, value) gridlines
+    pace_y: float | None  # the daily pace that fits the quota, as a line
+    pace: float
+    width: int
+    height: int
+    left: int
+    baseline: float
+    total: int
+    busiest: tuple[datetime.date, int] | None
+
+
+def _nice_ceiling(value: float) -> int:
+    """1, 2, 5 x 10^n at or above value: round axis maxima."""
+    if value <= 1:
+        return 1
+    magnitude = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if value <= step * magnitude:
+            return int(step * magnitude)
+    return int(10 * magnitude)
+
+
+def day_chart(*, days: list[tuple[datetime.date, int]], month: datetime.date, quota: int) -> DayChart:
+    """Geometry of the activations-per-day bar chart for the whole month (days to come left empty)."""
+    start = month_start(month)
+    days_in_month = round((month_end(month) - start).total_seconds() / 86400)
+    counts = dict(days)
+    pace = quota / days_in_month if days_in_month else 0
+    top = _nice_ceiling(max([*counts.values(), math.ceil(pace), 1]))
+    plot_width = CHART_WIDTH - CHART_LEFT - 8
+    plot_height = CHART_HEIGHT - CHART_BOTTOM - CHART_TOP
+    baseline = CHART_TOP + plot_height
+    slot = plot_width / days_in_month
+    bars = []
+    for index in range(days_in_month):
+        day = month.replace(day=1) + datetime.timedelta(days=index)
+        count = counts.get(day, 0)
+        height = plot_height * count / top
+        bars.append(Bar(
+            x=round(CHART_LEFT + index * slot + slot * 0.15, 2), y=round(baseline - height, 2),
+            width=round(slot * 0.7, 2), height=round(height, 2), day=day, count=count,
+            future=day not in counts, label=str(day.day) if day.day in (1, 8, 15, 22, 29) else "",
+        ))
+    ticks = [(round(baseline - plot_height * value / top, 2), value) for value in (0, top // 2, top)]
+    pace_y = round(baseline - plot_height * pace / top, 2) if 0 < pace <= top else None
+    busiest = max(days, key=lambda item: item[1]) if days and max(n for _, n in days) > 0 else None
+    return DayChart(bars=bars, ticks=ticks, pace_y=pace_y, pace=round(pace, 1), width=CHART_WIDTH,
+                    height=CHART_HEIGHT, left=CHART_LEFT, baseline=baseline, total=sum(counts.values()),
+                    busiest=busiest)
+
+
+def paused_actions_waiting(*, workspace: Workspace) -> int | None:
+    """Paused actions waiting for headroom, when the automations app provides the count (else None)."""
+    try:
+        from automations.selectors import paused_actions_waiting_count  # noqa: PLC0415
+    except ImportError:
+        return None
+    return paused_actions_waiting_count(workspace=workspace)
+
+
+def _pro_plan() -> Plan | None:
+    return Plan.objects.filter(code=Plan.PRO, is_public=True).first()
+
+
+@workspace_view
+def usage_page(request: HttpRequest, membership: Membership) -> HttpResponse:
+    workspace = membership.workspace
+    now = timezone.now()
+    summary = selectors.usage_summary(workspace=workspace, now=now)
+    form = ActivationSearchForm(request.GET or None)
+    search = form.cleaned_data["q"] if form.is_bound and form.is_valid() else ""
+
+    records = selectors.activation_list(workspace=workspace, month=summary.month, search=search or None)
+    paginator = Paginator(records, PAGE_SIZE)
+    if not search:
+        # Rule 2: the month's counter equals its records, so the unfiltered list needs no COUNT(*).
+        paginator.count = summary.activated
+    page = paginator.get_page(request.GET.get("page"))
+
+    database_total = selectors.database_contact_count(workspace=workspace)
+    kinds = selectors.activations_per_kind(workspace=workspace, month=summary.month)
+    history = selectors.usage_history(workspace=workspace, months=12)
+    chart = day_chart(
+        days=selectors.activations_per_day(workspace=workspace, month=summary.month),
+        month=summary.month, quota=summary.quota,
+    )
+    not_activated = max(database_total - summary.activated, 0)
+    quota_packs = summary.addon_packs * summary.plan.addon_pack_size
+    context = {
+        "section": "usage",
+        "summary": summary,
+        "reset_words": reset_wording(resets_at=summary.resets_at, now=now),
+        "reset_zone": billing_zone().key,
+        "past_due": summary.subscription is not None and summary.subscription.status == "past_due",
+        "paused_waiting": paused_actions_waiting(workspace=workspace),
+        "chart": chart,
+        "kinds": kinds,
+        "kind_max": max([n for _, _, n in kinds] + [1]),
+        "history": history,
+        "database_total": database_total,
+        "not_activated": not_activated,
+        "activated_share": (100 * summary.activated // database_total) if database_total else 0,
+        "form": form,
+        "search": search,
+        "page": page,
+        "csv_query": "?" + urlencode({"q": search}) if search else "",
+        "upgrade_packs": summary.addon_packs + 1 if not summary.plan.is_free else 0,
+        "pro_plan": _pro_plan() if summary.plan.is_free else None,
+        "quota_packs": quota_packs,
+        # Bonus grants (and a quota held up to what was already activated, rule 8).
+        "quota_extra": max(summary.quota - summary.plan.monthly_activations - quota_packs, 0),
+        "month_last_day": (summary.resets_at - datetime.timedelta(seconds=1)).astimezone(billing_zone()).date(),
+    }
+    return render_workspace(request, membership, "usage/usage.html", context)
+
+
+# Spreadsheet apps run cells starting with these as formulas; names come from Instagram users.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(records) -> object:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(["activated_at", "contact_id", "instagram_id", "username", "name", "source",
+                           "automation_kind", "automation"])
+    for record in records.iterator(chunk_size=2000):
+        contact = record.contact
+        yield writer.writerow([
+            record.activated_at.astimezone(datetime.UTC).isoformat(),
+            record.contact_id or "",
+            _cell(contact.igsid if contact else ""),
+            _cell(contact.username if contact else ""),
+            _cell(contact.name if contact else "(erased contact)"),
+            contact.source if contact else "",
+            record.kind,
+            _cell(record.automation_ref),
+        ])
+
+
+@workspace_view
+def activations_csv(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """This month's activations as CSV, filtered by the same search as the page."""
+    workspace = membership.workspace
+    form = ActivationSearchForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("The search must be at most 100 characters.", status=400, content_type="text/plain")
+    summary_month = month_of()
+    records = selectors.activation_list(
+        workspace=workspace, month=summary_month, search=form.cleaned_data["q"] or None
+    )
+    response = StreamingHttpResponse(_csv_rows(records), content_type="text/csv; charset=utf-8")
+    filename = f"activations-{workspace.slug}-{summary_month:%Y-%m}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+

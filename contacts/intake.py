@@ -1,0 +1,453 @@
+"""Instagram intake: turn a stored Meta webhook delivery into contacts, inbound messages and events.
+
+Capture is free and unlimited (PRODUCT.md, glossary "Contact"): nothing here calls the activation
+gate. Automations learn about captured events through `contacts.hooks` (after commit).
+
+Payload shapes (Meta's Instagram webhooks, `object: "instagram"`):
+- `entry[].messaging[]`: `sender.id` (the contact's IGSID), `recipient.id`, `timestamp` (ms) and one
+  of `message` (mid, text, quick_reply.payload, reply_to.story, attachments[type=story_mention],
+  referral for ads, is_echo for our own messages), `postback` (mid, title, payload) or `referral`
+  (source "ADS", type "OPEN_THREAD", ad_id, ref);
+- `entry[].changes[]`: `field` "comments" / "live_comments" (value: id, text, from{id, username},
+  media{id, media_product_type, ad_id}) and "mentions" (value: media_id, comment_id). Messaging
+  fields delivered as changes (`field: "messages"`, value in the messaging shape) are read too.
+Anything else (reads, reactions, unknown fields) is ignored without failing the delivery.
+"""
+
+import datetime
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Workspace
+from contacts.hooks import InboundEvent, inbound_event_captured
+from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+# Events that are direct messages in the inbox: stored as inbound Messages.
+DM_TYPES = frozenset({"message", "quick_reply", "story_reply", "story_mention", "postback"})
+UNSEND = "unsend"
+MESSAGING_CHANGE_FIELDS = frozenset({"messages", "messaging_postbacks", "messaging_referral"})
+# Errors worth retrying: the database went away or timed out, not a bug in the payload or the code.
+RETRYABLE_ERRORS = (OperationalError, InterfaceError)
+_MAX_ID = 64
+_MAX_META_ID = 255
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    account_id: str  # entry.id: the workspace's Instagram professional account
+    type: str
+    sender_id: str  # the contact's IGSID
+    meta_id: str  # dedupe key, unique per workspace
+    occurred_at: datetime.datetime
+    source: str  # Contact.Source on first capture
+    username: str = ""
+    text: str = ""
+    media_id: str = ""
+    comment_id: str = ""
+    referral_source: str = ""
+    ad_id: str = ""
+    payload: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Receiving
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def delivery_store(*, body: bytes, signature_valid: bool) -> tuple[WebhookDelivery, bool]:
+    """Store a verified delivery raw and queue its processing after commit; returns (delivery, created).
+
+    An identical body (Meta redelivering the same notification) is stored once; if it is still
+    pending it is queued again, which is harmless because processing is idempotent.
+    """
+    digest = body_digest(body)
+    with transaction.atomic():
+        delivery, created = WebhookDelivery.objects.get_or_create(
+            body_sha256=digest,
+            defaults={"body": body.decode("utf-8"), "signature_valid": signature_valid},
+        )
+        if delivery.status == WebhookDelivery.Status.PENDING:
+            transaction.on_commit(lambda: _queue(delivery.pk))
+    return delivery, created
+
+
+def _queue(delivery_id: int) -> None:
+    from contacts.tasks import process_instagram_delivery  # noqa: PLC0415 (tasks import this module)
+
+    try:
+        process_instagram_delivery.delay(delivery_id)
+    except Exception:
+        # The delivery is stored and Meta has its 200: the sweeper processes it once the broker is back.
+        logger.exception("Could not queue Instagram delivery %s; the sweeper will pick it up.", delivery_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing (pure: no database)
+
+
+def _id(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    text = str(value).strip()
+    return text if 0 < len(text) <= _MAX_ID else ""
+
+
+def _str(value, limit: int | None = None) -> str:
+    if not isinstance(value, str):
+        return ""
+    return value[:limit] if limit else value
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _time(value, *, fallback: datetime.datetime, now: datetime.datetime) -> datetime.datetime:
+    """Meta's timestamps are epoch milliseconds (messaging) or seconds (some entry.time values).
+
+    Never in the future: a clock ahead of ours must not keep a messaging window open longer.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return fallback
+    seconds = value / 1000 if value > 100_000_000_000 else value
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return fallback
+    return min(moment, now)
+
+
+def parse_delivery(payload: dict, *, now: datetime.datetime) -> tuple[list[ParsedEvent], list[str]]:
+    """The events of one delivery, in order, and notes on what was skipped and why."""
+    events: list[ParsedEvent] = []
+    notes: list[str] = []
+    if payload.get("object") != "instagram":
+        notes.append(f"Ignored: object is {payload.get('object')!r}, not 'instagram'.")
+        return events, notes
+    for entry in _list(payload.get("entry")):
+        entry = _dict(entry)
+        account_id = _id(entry.get("id"))
+        if not account_id:
+            notes.append("Skipped an entry without an account id.")
+            continue
+        entry_time = _time(entry.get("time"), fallback=now, now=now)
+        for item in _list(entry.get("messaging")):
+            _parse_messaging(account_id, _dict(item), entry_time, now, events, notes)
+        for change in _list(entry.get("changes")):
+            change = _dict(change)
+            name = change.get("field")
+            value = _dict(change.get("value"))
+            if name in ("comments", "live_comments"):
+                _parse_comment(account_id, name, value, entry_time, events, notes)
+            elif name == "mentions":
+                _parse_mention(account_id, value, entry_time, events, notes)
+            elif name in MESSAGING_CHANGE_FIELDS:
+                _parse_messaging(account_id, value, entry_time, now, events, notes)
+            else:
+                notes.append(f"Ignored field {name!r}.")
+    return events, notes
+
+
+def _referral_fields(referral: dict) -> dict:
+    source = _str(referral.get("source"), 32)
+    return {
+        "referral_source": source,
+        "ad_id": _id(referral.get("ad_id")),
+        "ref": _str(referral.get("ref"), 255),
+        "referral_type": _str(referral.get("type"), 32),
+    }
+
+
+def _parse_messaging(account_id, item, entry_time, now, events, notes) -> None:
+    sender_id = _id(_dict(item.get("sender")).get("id"))
+    occurred_at = _time(item.get("timestamp"), fallback=entry_time, now=now)
+    message, postback, referral = _dict(item.get("message")), _dict(item.get("postback")), _dict(item.get("referral"))
+    if message and message.get("is_echo"):
+        return  # our own message coming back: not the contact writing in
+    if not (message or postback or referral):
+        return  # read receipts, reactions, seen: nothing to capture
+    if not sender_id:
+        notes.append("Skipped a messaging event without a sender id.")
+        return
+    if sender_id == account_id:
+        return  # the professional account itself
+    base = {"account_id": account_id, "sender_id": sender_id, "occurred_at": occurred_at}
+    if message:
+        mid = _str(message.get("mid"))
+        if message.get("is_deleted"):
+            # The person unsent the message: its text is blanked where we stored it; nothing fires.
+            if mid and len(mid) <= _MAX_META_ID:
+                events.append(ParsedEvent(**base, type=UNSEND, meta_id=mid, source=Contact.Source.DM))
+            return
+        if not mid or len(mid) > _MAX_META_ID:
+            notes.append(f"Skipped a message from {sender_id} without a usable mid.")
+            return
+        attachments = [_dict(a) for a in _list(message.get("attachments"))]
+        mention = next((a for a in attachments if a.get("type") == "story_mention"), None)
+        story = _dict(_dict(message.get("reply_to")).get("story"))
+        quick_reply = _dict(message.get("quick_reply"))
+        ref = _referral_fields(_dict(message.get("referral")))
+        extra = {"attachment_types": [_str(a.get("type"), 32) for a in attachments]}
+        if ref["ref"]:
+            extra["ref"] = ref["ref"]
+        if mention is not None:
+            kind, source = "story_mention", Contact.Source.STORY
+            extra["story_url"] = _str(_dict(mention.get("payload")).get("url"), 2000)
+        elif story:
+            kind, source = "story_reply", Contact.Source.STORY
+            extra["story_url"] = _str(story.get("url"), 2000)
+            extra["story_id"] = _id(story.get("id"))
+        elif quick_reply:
+            kind, source = "quick_reply", Contact.Source.DM
+        else:
+            kind, source = "message", Contact.Source.DM
+        if ref["referral_source"] == "ADS":
+            # A message that started from a click-to-DM ad: the lead comes from a paid ad.
+            source = Contact.Source.PAID_AD
+        events.append(ParsedEvent(
+            **base, type=kind, meta_id=mid, source=source, text=_str(message.get("text")),
+            media_id=extra.get("story_id", ""), referral_source=ref["referral_source"], ad_id=ref["ad_id"],
+            payload=_str(quick_reply.get("payload"), 1000), extra=extra,
+        ))
+    elif postback:
+        mid = _str(postback.get("mid"))
+        if not mid or len(mid) > _MAX_META_ID:
+            notes.append(f"Skipped a postback from {sender_id} without a usable mid.")
+            return
+        ref = _referral_fields(_dict(postback.get("referral")))
+        source = Contact.Source.PAID_AD if ref["referral_source"] == "ADS" else Contact.Source.DM
+        events.append(ParsedEvent(
+            **base, type="postback", meta_id=mid, source=source, text=_str(postback.get("title"), 1000),
+            payload=_str(postback.get("payload"), 1000), referral_source=ref["referral_source"], ad_id=ref["ad_id"],
+            extra={"ref": ref["ref"]} if ref["ref"] else {},
+        ))
+    else:
+        ref = _referral_fields(referral)
+        source = Contact.Source.PAID_AD if ref["referral_source"] == "ADS" else Contact.Source.DM
+        # A referral has no mid of its own: the sender and Meta's timestamp identify it.
+        meta_id = f"referral:{sender_id}:{item.get('timestamp')}"[:_MAX_META_ID]
+        events.append(ParsedEvent(
+            **base, type="referral", meta_id=meta_id, source=source, referral_source=ref["referral_source"],
+            ad_id=ref["ad_id"], payload=ref["ref"],
+            extra={k: v for k, v in (("ref", ref["ref"]), ("referral_type", ref["referral_type"])) if v},
+        ))
+
+
+def _parse_comment(account_id, name, value, entry_time, events, notes) -> None:
+    comment_id = _id(value.get("id"))
+    author = _dict(value.get("from"))
+    sender_id = _id(author.get("id"))
+    if not comment_id or not sender_id:
+        notes.append(f"Skipped a {name} change without a comment id or author.")
+        return
+    if sender_id == account_id:
+        return  # the brand answering in its own comments
+    media = _dict(value.get("media"))
+    ad_id = _id(media.get("ad_id")) or _id(value.get("ad_id"))
+    extra = {"media_product_type": _str(media.get("media_product_type"), 32)}
+    parent_id = _id(value.get("parent_id"))
+    if parent_id:
+        extra["parent_id"] = parent_id
+    events.append(ParsedEvent(
+        account_id=account_id, type="live_comment" if name == "live_comments" else "comment",
+        sender_id=sender_id, meta_id=comment_id, occurred_at=entry_time,
+        # A comment on an ad is a paid-ad lead (PRODUCT.md glossary), any other one an organic post's.
+        source=Contact.Source.PAID_AD if ad_id else Contact.Source.ORGANIC_POST,
+        username=_str(author.get("username"), 64), text=_str(value.get("text")),
+        media_id=_id(media.get("id")), comment_id=comment_id, ad_id=ad_id,
+        referral_source="ADS" if ad_id else "", extra=extra,
+    ))
+
+
+def _parse_mention(account_id, value, entry_time, events, notes) -> None:
+    media_id = _id(value.get("media_id"))
+    comment_id = _id(value.get("comment_id"))
+    author = _dict(value.get("from"))
+    sender_id = _id(author.get("id"))
+    if not (media_id or comment_id):
+        notes.append("Skipped a mention without a media or comment id.")
+        return
+    if not sender_id:
+        # Meta's mention notification names the media and comment, not who wrote it.
+        notes.append(f"Mention on media {media_id or '?'} (comment {comment_id or '-'}) has no author: not captured.")
+        return
+    if sender_id == account_id:
+        return
+    events.append(ParsedEvent(
+        account_id=account_id, type="mention", sender_id=sender_id,
+        meta_id=comment_id or f"mention:{media_id}", occurred_at=entry_time, source=Contact.Source.COLLABORATION,
+        username=_str(author.get("username"), 64), text=_str(value.get("text")), media_id=media_id,
+        comment_id=comment_id,
+    ))
+
+
+# ---------------------------------------------------------------------------------------------
+# Processing
+
+
+class _AlreadyCaptured(Exception):
+    pass
+
+
+def delivery_process(*, delivery_id: int, now: datetime.datetime | None = None) -> WebhookDelivery | None:
+    """Capture everything in a stored delivery, once. Safe to run twice and from two workers at once.
+
+    All events of a delivery are captured in one transaction with the delivery marked processed, so a
+    crash midway leaves it pending and a rerun starts clean. Database outages propagate (the task
+    retries with backoff); anything else marks the delivery failed with the error.
+    """
+    now = now or timezone.now()
+    if not WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
+        attempts=F("attempts") + 1
+    ):
+        return WebhookDelivery.objects.filter(pk=delivery_id).first()
+    try:
+        with transaction.atomic():
+            # The row lock makes a second worker (task and sweeper racing) wait, then see "processed".
+            delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+            if delivery.status != WebhookDelivery.Status.PENDING:
+                return delivery
+            captured, notes = _capture_delivery(delivery, now)
+            delivery.status = WebhookDelivery.Status.PROCESSED
+            delivery.processed_at = now
+            delivery.events_captured = captured
+            delivery.note = "\n".join(notes)[:10_000]
+            delivery.error = ""
+            delivery.save(update_fields=["status", "processed_at", "events_captured", "note", "error"])
+            return delivery
+    except RETRYABLE_ERRORS:
+        raise
+    except Exception as error:
+        logger.exception("Instagram delivery %s failed", delivery_id)
+        WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
+            status=WebhookDelivery.Status.FAILED, error=f"{type(error).__name__}: {error}"[:2000], processed_at=now
+        )
+        return WebhookDelivery.objects.filter(pk=delivery_id).first()
+
+
+def _capture_delivery(delivery: WebhookDelivery, now: datetime.datetime) -> tuple[int, list[str]]:
+    payload = json.loads(delivery.body)
+    if not isinstance(payload, dict):
+        return 0, ["Ignored: the body is not a JSON object."]
+    events, notes = parse_delivery(payload, now=now)
+    account_ids = {event.account_id for event in events}
+    workspaces = {
+        w.instagram_account_id: w
+        for w in Workspace.objects.filter(instagram_account_id__in=account_ids, deleted_at__isnull=True)
+    }
+    for account_id in sorted(account_ids - set(workspaces)):
+        notes.append(f"No workspace for Instagram account {account_id}: its events were not captured.")
+    captured = 0
+    for event in events:
+        workspace = workspaces.get(event.account_id)
+        if workspace is not None and _capture_event(workspace, event, delivery, now):
+            captured += 1
+    return captured, notes
+
+
+def _capture_event(workspace: Workspace, event: ParsedEvent, delivery: WebhookDelivery, now) -> bool:
+    """Capture one event unless its Meta id was captured before; True when it was new."""
+    if event.type == UNSEND:
+        Message.objects.filter(
+            workspace=workspace, meta_mid=event.meta_id, direction=Message.Direction.INBOUND
+        ).update(text="")
+        return False
+    if CapturedEvent.objects.filter(workspace=workspace, meta_id=event.meta_id).exists():
+        return False
+    try:
+        with transaction.atomic():
+            contact, created = _contact_capture(workspace, event, now)
+            try:
+                with transaction.atomic():
+                    CapturedEvent.objects.create(
+                        workspace=workspace, contact=contact, delivery=delivery, meta_id=event.meta_id,
+                        type=event.type, occurred_at=event.occurred_at, captured_at=now,
+                    )
+                    if event.type in DM_TYPES:
+                        Message.objects.create(
+                            workspace=workspace, contact=contact, direction=Message.Direction.INBOUND,
+                            origin=Message.Origin.CONTACT, status=Message.Status.RECEIVED, text=event.text,
+                            meta_mid=event.meta_id, created_at=event.occurred_at,
+                        )
+            except IntegrityError:
+                # Another delivery carrying the same event got there first (unique constraints).
+                raise _AlreadyCaptured from None
+            # Fired after the delivery's transaction commits; dropped if it rolls back.
+            inbound_event_captured(InboundEvent(
+                workspace_id=workspace.pk, contact_id=contact.pk, type=event.type, occurred_at=event.occurred_at,
+                is_new_contact=created, text=event.text, meta_id=event.meta_id, media_id=event.media_id,
+                comment_id=event.comment_id, referral_source=event.referral_source, ad_id=event.ad_id,
+                payload=event.payload, extra={**event.extra, "delivery_id": delivery.pk},
+            ))
+    except _AlreadyCaptured:
+        return False
+    return True
+
+
+def _contact_capture(workspace: Workspace, event: ParsedEvent, now) -> tuple[Contact, bool]:
+    contact, created = Contact.objects.get_or_create(
+        workspace=workspace, igsid=event.sender_id,
+        defaults={"source": event.source, "username": event.username, "captured_at": now,
+                  "last_inbound_at": event.occurred_at},
+    )
+    if created:
+        return contact, True
+    # Deliveries arrive out of order: the latest inbound time wins, it never moves backwards.
+    Contact.objects.filter(pk=contact.pk).filter(
+        Q(last_inbound_at__isnull=True) | Q(last_inbound_at__lt=event.occurred_at)
+    ).update(last_inbound_at=event.occurred_at)
+    if event.username and event.username != contact.username:
+        Contact.objects.filter(pk=contact.pk).update(username=event.username)
+    contact.refresh_from_db(fields=["last_inbound_at", "username"])
+    return contact, False
+
+
+def deliveries_sweep(*, now: datetime.datetime, limit: int = 500) -> int:
+    """Process deliveries still pending a while after they arrived (the broker lost their task)."""
+    cutoff = now - datetime.timedelta(seconds=settings.META_WEBHOOK_SWEEP_AFTER_SECONDS)
+    ids = list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, received_at__lte=cutoff)
+        .order_by("received_at", "id").values_list("pk", flat=True)[:limit]
+    )
+    for delivery_id in ids:
+        delivery_process(delivery_id=delivery_id, now=now)
+    return len(ids)
+
+
+def delivery_replay(*, delivery_id: int) -> bool:
+    """Staff replay of a failed delivery: back to pending and queued again; already-captured events stay
+    captured once. Returns False when the delivery was not failed."""
+    with transaction.atomic():
+        replayed = WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.FAILED).update(
+            status=WebhookDelivery.Status.PENDING, error="", processed_at=None
+        )
+        if replayed:
+            transaction.on_commit(lambda: _queue(delivery_id))
+    return bool(replayed)
+
+
+def deliveries_prune(*, now: datetime.datetime) -> int:
+    """Delete processed deliveries past the retention period: their raw bodies quote what people wrote,
+    and what they produced (contacts, messages, captured events) is kept on its own."""
+    cutoff = now - datetime.timedelta(days=settings.META_WEBHOOK_RETENTION_DAYS)
+    deleted, _ = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PROCESSED, received_at__lt=cutoff
+    ).delete()
+    return deleted

@@ -1,0 +1,356 @@
+"""REST API infrastructure shared by every app's endpoints (issue 6).
+
+Token authentication over `accounts.ApiToken` (several devices per user), the one error shape
+`{"error": {"code", "message", "fields"}}` for every failure, cursor pagination, throttles, the
+workspace tenancy guard for views, `Idempotency-Key` handling for side-effecting POSTs, and the
+schema class that documents the error statuses each operation can return.
+"""
+
+import functools
+import hashlib
+import json
+import re
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import exceptions, serializers
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+
+from accounts.models import ApiToken
+from accounts.selectors import membership_for_user
+from accounts.services import (
+    api_token_hash,
+    api_token_touch,
+    idempotency_claim,
+    idempotency_complete,
+    idempotency_release,
+)
+from inro.errors import ApplicationError
+
+# The largest id PostgreSQL's bigint holds: bigger numbers are refused as input, never queried.
+MAX_ID = 2**63 - 1
+_TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
+
+
+# --- Authentication -------------------------------------------------------------------------------
+
+class ApiTokenAuthentication(TokenAuthentication):
+    """`Authorization: Token <key>` over ApiToken (hashed keys, one per device).
+
+    Subclassing DRF's class keeps `authenticate_header` (so a missing or bad token is a 401 with
+    `WWW-Authenticate: Token`, not a 403) and drf-spectacular's token security scheme.
+    """
+
+    keyword = "Token"
+    model = ApiToken
+
+    def authenticate_credentials(self, key):
+        token = None
+        if _TOKEN_KEY.fullmatch(key):
+            token = ApiToken.objects.select_related("user").filter(key_hash=api_token_hash(key)).first()
+        if token is None or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("This token is not valid or was revoked. Log in again.")
+        api_token_touch(token=token)
+        return token.user, token
+
+
+# --- Errors ---------------------------------------------------------------------------------------
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. not_found, invalid, throttled.")
+    message = serializers.CharField(help_text="What happened and what to do, for a person.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per invalid input field (dotted paths for nested ones); empty otherwise.",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+def error_response(*, status: int, code: str, message: str, fields: dict | None = None, headers=None) -> Response:
+    return Response({"error": {"code": code, "message": message, "fields": fields or {}}},
+                    status=status, headers=headers)
+
+
+def _flatten_fields(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested validation detail as {"field" or "field.0.sub": [messages]}."""
+    fields: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for name, value in detail.items():
+            fields.update(_flatten_fields(value, f"{prefix}.{name}" if prefix else str(name)))
+    elif isinstance(detail, list) and any(isinstance(item, dict | list) for item in detail):
+        for index, value in enumerate(detail):
+            if value:
+                fields.update(_flatten_fields(value, f"{prefix}.{index}" if prefix else str(index)))
+    elif isinstance(detail, list):
+        fields[prefix or "non_field_errors"] = [str(item) for item in detail]
+    else:
+        fields[prefix or "non_field_errors"] = [str(detail)]
+    return fields
+
+
+def exception_handler(exc, context):
+    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every failure in one shape, with the right status."""
+    if isinstance(exc, ApplicationError):
+        return error_response(status=exc.status, code=exc.code, message=exc.message,
+                              fields={k: [str(m) for m in (v if isinstance(v, list | tuple) else [v])]
+                                      for k, v in exc.fields.items()})
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(serializers.as_serializer_error(exc))
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found, or not in a workspace of yours.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a bug: Django's 500 handling, logged with its traceback
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten_fields(exc.detail)
+        names = [name for name in fields if name != "non_field_errors"]
+        if names:
+            message = f"Some input is not valid ({', '.join(names)}); correct it and try again."
+        else:
+            message = " ".join(fields.get("non_field_errors", ["The request is not valid."]))
+        return error_response(status=exc.status_code, code="invalid", message=message, fields=fields,
+                              headers=headers)
+    if isinstance(exc, exceptions.Throttled):
+        wait = int(exc.wait) if exc.wait is not None else 60
+        headers["Retry-After"] = str(max(wait, 1))
+        return error_response(status=exc.status_code, code="throttled", headers=headers,
+                              message=f"Too many requests. Try again in {max(wait, 1)} seconds.")
+    code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+    return error_response(status=exc.status_code, code=code, message=str(exc.detail), headers=headers)
+
+
+# --- Pagination -----------------------------------------------------------------------------------
+
+class CursorPage(CursorPagination):
+    """Opaque-cursor pages: stable under inserts, no COUNT(*) over a large table."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    ordering = ("-id",)
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"Enter a whole number from 1 to {self.max_page_size}."]})
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+        return parameters
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError(
+                {"cursor": ["This cursor is not valid: use the next or previous link as given."]}
+            ) from None
+
+
+def cursor_page(*ordering: str) -> type[CursorPage]:
+    return type(f"CursorPage_{'_'.join(o.strip('-') for o in ordering)}", (CursorPage,), {"ordering": ordering})
+
+
+# --- Throttles ------------------------------------------------------------------------------------
+
+class UserThrottle(UserRateThrottle):
+    """Per user (so per token holder), rate from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["user"]."""
+
+    scope = "user"
+
+
+class TokenObtainIPThrottle(SimpleRateThrottle):
+    """Per client IP on POST /auth/token/, against password guessing (rate "auth_token")."""
+
+    scope = "auth_token"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+# --- Schema ---------------------------------------------------------------------------------------
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad input: the fields say what to correct.",
+    401: "No token, or a token that is not valid or was revoked.",
+    403: "Your role in this workspace does not allow this (owners and admins only).",
+    404: "Not found, or not in a workspace of yours.",
+    409: "Conflict with the current state (or an Idempotency-Key reused with another body).",
+    415: "Send JSON (Content-Type: application/json).",
+    429: "Too many requests: see the Retry-After header.",
+}
+
+
+class ApiAutoSchema(AutoSchema):
+    """Adds the error responses (one shape) that each operation can return to the generated schema."""
+
+    def _get_request_body(self, direction="request"):
+        # DELETE /folders/{id}/contacts/ takes {"contact_ids"}: document bodies a DELETE declares.
+        if self.method == "DELETE" and getattr(self.view, "delete_has_body", False):
+            self.method = "POST"
+            try:
+                return super()._get_request_body(direction)
+            finally:
+                self.method = "DELETE"
+        return super()._get_request_body(direction)
+
+    def error_statuses(self) -> set[int]:
+        view, method = self.view, self.method
+        statuses = {429}
+        has_body = method in ("POST", "PUT", "PATCH") or (
+            method == "DELETE" and getattr(view, "delete_has_body", False))
+        if has_body or getattr(view, "pagination_class", None) is not None:
+            statuses.add(400)
+        if not any(isinstance(p, AllowAny) for p in view.get_permissions()):
+            statuses.add(401)
+        if "{" in self.path:
+            statuses.add(404)
+        if getattr(getattr(view, method.lower(), None), "idempotent", False):
+            statuses.add(409)
+        if has_body:
+            statuses.add(415)
+        statuses |= set(getattr(view, "extra_error_statuses", {}).get(method, ()))
+        return statuses
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for status in sorted(self.error_statuses()):
+            if str(status) not in responses:
+                responses[str(status)] = self._get_response_for_code(
+                    OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[status]), str(status),
+                    direction=direction,
+                )
+        return responses
+
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name="Idempotency-Key", location=OpenApiParameter.HEADER, required=False,
+    type={"type": "string", "pattern": "^[!-~]{1,255}$", "minLength": 1, "maxLength": 255},
+    description="Any unique string (e.g. a UUID), at most 255 printable characters. Sending the same "
+                "key again within 24 hours returns the first answer and does nothing twice.",
+)
+
+
+# --- Views ----------------------------------------------------------------------------------------
+
+class ApiView(GenericAPIView):
+    # Base of every API view: token auth, JSON only, throttled per user, errors documented.
+    # (Comments, not docstrings, here: drf-spectacular would show a base class's docstring.)
+
+    authentication_classes = [ApiTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [UserThrottle]
+    parser_classes = [JSONParser]
+    schema = ApiAutoSchema()
+    metadata_class = None  # OPTIONS is a 405: the schema at /api/schema/ describes every endpoint
+    # {"POST": (403, 409)}: statuses besides the common ones that an operation may return.
+    extra_error_statuses: dict[str, tuple[int, ...]] = {}
+
+
+class WorkspaceView(ApiView):
+    # A view under /workspaces/{workspace_id}/: 404 unless the user is a member (the tenancy guard).
+
+    membership = None
+    workspace = None
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.membership = membership_for_user(user=request.user, workspace_id=kwargs["workspace_id"])
+        self.workspace = self.membership.workspace
+
+    def require_manager(self, action: str) -> None:
+        """Owners and admins only: a member gets 403 (after the 404 guard, so outsiders learn nothing)."""
+        if not self.membership.can_manage:
+            raise exceptions.PermissionDenied(f"Only owners and admins can {action}. Ask one of them.")
+
+
+def validated_query(serializer_class: type[serializers.Serializer], request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+_KEY_CHARS = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def _request_fingerprint(request) -> str:
+    body = json.dumps(request.data, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def idempotent(handler):
+    """Honour `Idempotency-Key` on a side-effecting POST: per user and route, 24 hours.
+
+    The first request runs and its successful answer is stored; a repeat gets that answer back (with
+    `Idempotent-Replayed: true`) and runs nothing; the same key with another body, or while the first
+    is still running, is a 409. A failed first request frees the key for a retry.
+    """
+
+    @functools.wraps(handler)
+    def wrapper(self, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return handler(self, request, *args, **kwargs)
+        if not _KEY_CHARS.fullmatch(key):
+            raise exceptions.ValidationError(
+                {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters without spaces, e.g. a UUID."]}
+            )
+        claim = idempotency_claim(user=request.user, route=f"{request.method} {request.path}", key=key,
+                                  request_hash=_request_fingerprint(request))
+        if claim.replay:
+            return Response(claim.record.response_body, status=claim.record.response_status,
+                            headers={"Idempotent-Replayed": "true"})
+        try:
+            response = handler(self, request, *args, **kwargs)
+        except BaseException:
+            idempotency_release(record=claim.record)
+            raise
+        if 200 <= response.status_code < 300:
+            idempotency_complete(record=claim.record, status=response.status_code, body=response.data)
+        else:
+            idempotency_release(record=claim.record)
+        return response
+
+    wrapper.idempotent = True
+    return wrapper
+
+
+class NotFoundView(ApiView):
+    """Any other path under /api/: a 404 in the API's error shape, whatever the method."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+    schema = None
+
+    def dispatch(self, request, *args, **kwargs):
+        self.args, self.kwargs, self.request = args, kwargs, self.initialize_request(request, *args, **kwargs)
+        self.headers = self.default_response_headers
+        response = self.handle_exception(exceptions.NotFound("There is no such API endpoint. See /api/docs/."))
+        self.response = self.finalize_response(self.request, response, *args, **kwargs)
+        return self.response

@@ -1,0 +1,130 @@
+"""The Prometheus endpoint `/metrics`: what an operator watches, computed at scrape time.
+
+Figures come from the database (current month only, on indexed columns) or from counters kept in
+the shared cache (task failures happen in worker processes; the web process serves the scrape, so a
+process-local counter would not do: set CACHE_URL to Redis in production). Protected by a bearer
+token, METRICS_TOKEN: without one the endpoint does not exist (404).
+"""
+
+import hmac
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from celery import signals
+from django.apps import apps
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+TASK_FAILURE_KEY = "ops:task_failures:{}"
+
+
+# --- Counters fed by signals --------------------------------------------------------------------
+
+
+@signals.task_failure.connect(dispatch_uid="inro.metrics.count_task_failure")
+def _count_task_failure(sender: Any = None, **kwargs: Any) -> None:
+    name = getattr(sender, "name", None) or "unknown"
+    key = TASK_FAILURE_KEY.format(name)
+    try:
+        cache.add(key, 0, timeout=None)
+        cache.incr(key)
+    except Exception:  # the cache being down must never turn a task failure into a worse one
+        logger.warning("could not count the failure of task %s", name, exc_info=True)
+
+
+def task_failure_counts() -> dict[str, int]:
+    from inro.celery import app
+
+    app.loader.import_default_modules()  # every app's tasks, so each has a series (0 until it fails)
+    names = sorted(name for name in app.tasks if not name.startswith("celery."))
+    found = cache.get_many([TASK_FAILURE_KEY.format(name) for name in names])
+    return {name: int(found.get(TASK_FAILURE_KEY.format(name), 0)) for name in names}
+
+
+# --- Figures read from the database at scrape time ----------------------------------------------
+
+
+def _model(app_label: str, name: str) -> Any:
+    """A model of another app when it is installed (apps ship independently), else None."""
+    try:
+        return apps.get_model(app_label, name)
+    except LookupError:
+        return None
+
+
+class InroCollector(Collector):
+    def collect(self) -> Iterator[Any]:
+        from billing.models import ActivationRecord, AutomationKind, MonthlyUsage
+        from billing.months import month_of
+
+        month = month_of()
+        usage_rows = MonthlyUsage.objects.filter(month=month)
+        totals = usage_rows.aggregate(activated=Sum("activated"), quota=Sum("quota"), workspaces=Count("id"))
+
+        gauge = GaugeMetricFamily("inro_activations_month", "Contacts activated in the current billing month.")
+        gauge.add_metric([], totals["activated"] or 0)
+        yield gauge
+
+        by_kind = dict(
+            ActivationRecord.objects.filter(month=month).values_list("kind").annotate(n=Count("id"))
+            .values_list("kind", "n")
+        )
+        gauge = GaugeMetricFamily(
+            "inro_activations_month_by_kind", "Activations this month by automation kind.", labels=["kind"]
+        )
+        for kind in AutomationKind.values:
+            gauge.add_metric([kind], by_kind.get(kind, 0))
+        yield gauge
+
+        gauge = GaugeMetricFamily("inro_quota_month", "Sum of this month's quotas of the workspaces with usage.")
+        gauge.add_metric([], totals["quota"] or 0)
+        yield gauge
+
+        gauge = GaugeMetricFamily(
+            "inro_workspaces_at_limit", "Workspaces that reached their quota this month (automations paused)."
+        )
+        gauge.add_metric([], usage_rows.filter(limit_reached_at__isnull=False).count())
+        yield gauge
+
+        counter = CounterMetricFamily("inro_task_failures", "Celery task failures, by task.", labels=["task"])
+        for name, count in task_failure_counts().items():
+            counter.add_metric([name], count)
+        yield counter
+
+        yield from self.collect_other_apps()
+
+    def collect_other_apps(self) -> Iterator[Any]:
+        """Figures from apps that may not be installed in every build (paused actions, deliveries)."""
+        return iter(())
+
+
+def render_metrics() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(InroCollector())
+    return generate_latest(registry)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    token = settings.METRICS_TOKEN
+    if not token:
+        raise Http404("Metrics are disabled.")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        response = HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return HttpResponse("Wrong metrics token.\n", status=403, content_type="text/plain")
+    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,22 @@
+"""Error reporting to Sentry when SENTRY_DSN is set; without it, nothing is initialised or sent."""
+
+import sentry_sdk
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.django import DjangoIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration
+
+
+def configure_sentry(*, dsn: str, environment: str, release: str, traces_sample_rate: float) -> bool:
+    """Initialise the SDK for web and worker processes; returns whether it did."""
+    if not dsn:
+        return False
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        release=release or None,
+        traces_sample_rate=traces_sample_rate,
+        # Contacts' handles, emails and IPs are personal data (Meta's rules): never sent.
+        send_default_pii=False,
+        integrations=[DjangoIntegration(), CeleryIntegration(monitor_beat_tasks=False), LoggingIntegration()],
+    )
+    return True

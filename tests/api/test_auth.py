@@ -1,0 +1,168 @@
+"""Token login per device, logout, password change revoking every device, brute-force throttling."""
+
+import re
+
+import pytest
+
+from accounts.models import ApiToken
+from accounts.services import user_set_password
+from inro.errors import ApplicationError
+from tests.api.conftest import CheckedClient
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_URL = "/api/v1/auth/token/"
+PASSWORD = "correct-horse-battery"
+
+
+def login(client, email="ana@example.test", password=PASSWORD, **extra):
+    return client.post(TOKEN_URL, {"email": email, "password": password, **extra}, format="json")
+
+
+@pytest.fixture
+def ana():
+    return UserFactory(email="ana@example.test")
+
+
+def test_login_returns_a_token_that_authenticates_and_is_stored_only_hashed(anonymous, ana):
+    response = login(anonymous, name="Ana's iPhone")
+
+    assert response.status_code == 200
+    key = response.json()["token"]
+    assert re.fullmatch(r"[0-9a-f]{40}", key)
+    token = ApiToken.objects.get(user=ana)
+    assert token.name == "Ana's iPhone"
+    assert key not in token.key_hash
+
+    anonymous.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    me = anonymous.get("/api/v1/me/")
+    assert me.status_code == 200
+    assert me.json()["email"] == "ana@example.test"
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+def test_email_is_case_insensitive_at_login(anonymous, ana):
+    assert login(anonymous, email="Ana@Example.TEST").status_code == 200
+
+
+def test_wrong_password_is_refused_and_creates_no_token(anonymous, ana):
+    response = login(anonymous, password="wrong-password")
+
+    assert response.status_code == 400
+    assert response.json() == {"error": {"code": "invalid_credentials",
+                                         "message": "The email or password is not correct.", "fields": {}}}
+    assert ApiToken.objects.count() == 0
+
+
+def test_missing_fields_are_a_400_with_fields(anonymous):
+    response = anonymous.post(TOKEN_URL, {"email": "not-an-email"}, format="json")
+
+    assert response.status_code == 400
+    body = response.json()["error"]
+    assert body["code"] == "invalid"
+    assert set(body["fields"]) == {"email", "password"}
+
+
+def test_several_devices_hold_tokens_at_once_and_logout_revokes_only_its_own(ana):
+    phone, tablet = CheckedClient(), CheckedClient()
+    for client in (phone, tablet):
+        client.credentials(HTTP_AUTHORIZATION=f"Token {login(CheckedClient()).json()['token']}")
+
+    assert phone.delete(TOKEN_URL).status_code == 204
+
+    assert phone.get("/api/v1/me/").status_code == 401
+    assert tablet.get("/api/v1/me/").status_code == 200
+    assert ApiToken.objects.filter(user=ana).count() == 1
+
+
+def test_no_token_is_401_with_the_auth_challenge_in_the_error_shape(anonymous):
+    response = anonymous.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert response.json()["error"]["fields"] == {}
+
+
+@pytest.mark.parametrize("header", ["Token " + "0" * 40, "Token nonsense", "Token", "Bearer abc", "Token a b"])
+def test_a_bad_token_is_401(anonymous, header):
+    anonymous.credentials(HTTP_AUTHORIZATION=header)
+
+    response = anonymous.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert set(response.json()["error"]) == {"code", "message", "fields"}
+
+
+def test_an_inactive_users_token_stops_working(api, owner):
+    owner.is_active = False
+    owner.save()
+
+    assert api.get("/api/v1/me/").status_code == 401
+
+
+def test_a_password_change_revokes_every_device(ana):
+    phone, tablet = CheckedClient(), CheckedClient()
+    for client in (phone, tablet):
+        client.credentials(HTTP_AUTHORIZATION=f"Token {login(CheckedClient()).json()['token']}")
+
+    user_set_password(user=ana, password="a-new-long-passphrase-2026")
+
+    assert phone.get("/api/v1/me/").status_code == 401
+    assert tablet.get("/api/v1/me/").status_code == 401
+    assert ApiToken.objects.filter(user=ana).count() == 0
+    ana.refresh_from_db()
+    assert ana.check_password("a-new-long-passphrase-2026")
+
+
+def test_a_weak_new_password_is_refused_and_changes_nothing(ana):
+    login(CheckedClient())
+
+    with pytest.raises(ApplicationError) as error:
+        user_set_password(user=ana, password="123")
+
+    assert error.value.code == "invalid"
+    assert "password" in error.value.fields
+    ana.refresh_from_db()
+    assert ana.check_password("correct-horse-battery")
+    assert ApiToken.objects.filter(user=ana).count() == 1
+
+
+def test_login_is_throttled_per_ip_even_for_the_right_password(anonymous, ana):
+    for _ in range(10):
+        assert login(anonymous, password="guess").status_code == 400
+
+    response = login(anonymous)
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "throttled"
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert f"Try again in {response['Retry-After']} seconds" in response.json()["error"]["message"]
+    assert ApiToken.objects.count() == 0
+
+
+def test_a_forged_forwarded_for_header_does_not_escape_the_login_throttle(anonymous, ana):
+    for n in range(10):
+        login(anonymous, password="guess", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")
+    response = anonymous.post(TOKEN_URL, {"email": "ana@example.test", "password": "x"}, format="json",
+                              HTTP_X_FORWARDED_FOR="10.0.0.99")
+
+    assert response.status_code == 429
+
+
+def test_another_ip_can_still_log_in(anonymous, ana):
+    for _ in range(10):
+        login(anonymous, password="guess")
+
+    response = CheckedClient(REMOTE_ADDR="192.0.2.7").post(
+        TOKEN_URL, {"email": "ana@example.test", "password": "correct-horse-battery"}, format="json")
+
+    assert response.status_code == 200
+
+
+def test_login_with_a_stale_token_in_the_headers_still_works(anonymous, ana):
+    anonymous.credentials(HTTP_AUTHORIZATION="Token " + "f" * 40)
+
+    assert login(anonymous).status_code == 200

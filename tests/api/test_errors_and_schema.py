@@ -1,0 +1,93 @@
+"""One error shape everywhere; the OpenAPI schema validates; the docs page serves its own assets."""
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+from tests.api.conftest import ws_url
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_unknown_api_path_is_a_404_in_the_error_shape(api):
+    response = api.post("/api/v1/nothing-here/", {}, format="json")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "fields": {},
+                                         "message": "There is no such API endpoint. See /api/docs/."}}
+
+
+def test_a_method_not_allowed_is_a_405_in_the_error_shape(api, workspace):
+    response = api.delete(ws_url(workspace, "usage/"))
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_options_is_a_405_in_the_error_shape(api):
+    response = api.options("/api/v1/me/")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_non_json_body_is_a_415_in_the_error_shape(api, workspace):
+    response = api.post(ws_url(workspace, "folders/"), "name=VIP", content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_malformed_json_is_a_400(api, workspace):
+    response = api.post(ws_url(workspace, "folders/"), "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+
+
+def test_a_workspace_id_beyond_bigint_is_a_404_not_a_crash(api):
+    assert api.get("/api/v1/workspaces/99999999999999999999999/usage/").status_code == 404
+
+
+def test_the_user_rate_limit_answers_429_with_retry_after(api, settings, workspace):
+    from inro.api import UserThrottle
+
+    UserThrottle.THROTTLE_RATES = {**UserThrottle.THROTTLE_RATES, "user": "3/min"}
+    try:
+        statuses = [api.get(ws_url(workspace, "usage/")).status_code for _ in range(4)]
+        last = api.get("/api/v1/me/")
+    finally:
+        del UserThrottle.THROTTLE_RATES
+    assert statuses == [200, 200, 200, 429]
+    assert last.status_code == 429
+    assert int(last["Retry-After"]) >= 1
+
+
+def test_the_schema_validates_without_warnings(tmp_path):
+    out = tmp_path / "schema.yaml"
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+
+    schema = yaml.safe_load(out.read_text())
+    assert schema["openapi"].startswith("3.")
+    assert "tokenAuth" in schema["components"]["securitySchemes"]
+    usage = schema["paths"]["/api/v1/workspaces/{workspace_id}/usage/"]["get"]
+    assert set(usage["responses"]) == {"200", "401", "404", "429"}
+    error = schema["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"]
+
+
+def test_the_schema_is_served(anonymous):
+    response = anonymous.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+
+    assert response.status_code == 200
+    assert "/api/v1/auth/token/" in response.json()["paths"]
+
+
+def test_the_docs_page_uses_vendored_assets_not_a_cdn(anonymous):
+    response = anonymous.get("/api/docs/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+    assert "cdn" not in html.lower()

@@ -1,0 +1,91 @@
+"""Schemathesis (a fuzzer nobody here wrote) against a live server with a seeded workspace and a token.
+
+It generates requests from /api/schema/ for every operation and checks that no answer is a 5xx, that
+every status is documented, and that every body matches the documented schema. The number of
+examples per operation is bounded (SCHEMATHESIS_MAX_EXAMPLES, default 10) and the seed fixed
+(SCHEMATHESIS_SEED) so a run is reproducible; logging out (DELETE /auth/token/) is left out because
+it would revoke the token the run uses.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from accounts.services import api_token_create
+from billing.activation import activate_many
+from contacts.models import Message
+from inro.api import UserThrottle
+from tests.factories import ContactFactory, FolderFactory, MembershipFactory, WorkspaceFactory
+
+CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
+
+
+def seed(workspace, n_contacts=12):
+    contacts = ContactFactory.create_batch(n_contacts, workspace=workspace)
+    folders = [FolderFactory(workspace=workspace, name=name) for name in ("VIP", "Wholesale", "Leads")]
+    for folder in folders[:2]:
+        for contact in contacts[:4]:
+            folder.memberships.create(contact=contact)
+    contacts[0].tags.create(workspace=workspace, name="vip")
+    activate_many(workspace, contacts[:6], kind="campaign", ref="campaign:1")
+    for contact in contacts[:3]:
+        Message.objects.create(workspace=workspace, contact=contact, direction="in", origin="contact",
+                               status="received", text="Hi! Price?")
+    return contacts, folders
+
+
+@pytest.mark.django_db(transaction=True)
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_server, tmp_path, monkeypatch):
+    workspace, elsewhere = WorkspaceFactory(), WorkspaceFactory()
+    owner = MembershipFactory(workspace=workspace).user
+    contacts, folders = seed(workspace)
+    foreign_contacts, foreign_folders = seed(elsewhere, n_contacts=2)
+    _, key = api_token_create(user=owner, name="schemathesis")
+    # The fuzzer sends hundreds of requests a minute; the per-user rate is not what is tested here.
+    monkeypatch.setattr(UserThrottle, "THROTTLE_RATES", {**UserThrottle.THROTTLE_RATES, "user": "100000/min"},
+                        raising=False)
+
+    def ids(objects):
+        return ", ".join(str(o.pk) for o in objects)
+
+    config = tmp_path / "schemathesis.toml"
+    # Path ids mostly come from the seeded data (so requests reach the logic), sometimes anything.
+    config.write_text(f"""
+[dictionaries.workspace_ids]
+values = [{workspace.pk}, {workspace.pk}, {workspace.pk}, {elsewhere.pk}]
+[dictionaries.contact_ids]
+values = [{ids(contacts + foreign_contacts)}]
+[dictionaries.folder_ids]
+values = [{ids(folders + foreign_folders)}]
+[parameters]
+"path.workspace_id" = {{ dictionary = "workspace_ids", probability = 0.9 }}
+"path.contact_id" = {{ dictionary = "contact_ids", probability = 0.8 }}
+"path.folder_id" = {{ dictionary = "folder_ids", probability = 0.8 }}
+""")
+    command = [
+        str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config),
+        "run", f"{live_server.url}/api/schema/",
+        "--header", f"Authorization: Token {key}",
+        "--checks", CHECKS,
+        "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"),
+        "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261126"),
+        "--exclude-operation-id", "auth_token_destroy",
+        "--generation-database", "none",
+        "--workers", "1",
+        "--no-color",
+    ]
+
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)  # noqa: S603
+
+    output = run.stdout + run.stderr
+    counts = re.search(r"(\d+) generated, (\d+) passed", output)
+    print(output[-3000:])  # the summary, shown with -s or on failure
+    assert run.returncode == 0, output[-20000:]
+    assert counts is not None, output[-5000:]
+    generated, passed = int(counts.group(1)), int(counts.group(2))
+    assert generated >= 200
+    assert passed == generated
