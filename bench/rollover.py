@@ -2,7 +2,8 @@
 
 Seeds BENCH_ROLLOVER_WORKSPACES (default 10,000) workspaces, a fifth of them on Pro with add-on packs
 and a tenth with a bonus grant for next month, each with this month's usage row open (as after a
-month of use), then times `billing.services.month_roll_over_as_needed(now=<first instant of next
+month of use) and one contact, half of them with a campaign message paused at the limit, then
+times `billing.services.month_roll_over_as_needed(now=<first instant of next
 month>)`: closing this month and opening next month's usage row for every workspace. Listeners of
 the month-opened hook (resuming paused actions) run after it, timed apart; with
 CELERY_TASK_ALWAYS_EAGER unset they only enqueue. The bench database is throwaway, so opening next
@@ -24,6 +25,7 @@ from common import Row, django_setup, emit, ensure_database, integer, run_token 
 def main() -> None:
     ensure_database()
     os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "false")
+    os.environ.setdefault("CELERY_BROKER_URL", "memory://")  # the resume tasks are only queued here
     django_setup(migrate=True)
     from django.db import connection
 
@@ -60,11 +62,30 @@ def main() -> None:
         [MonthlyUsage(workspace=ws, month=current, quota=100, activated=i % 100) for i, ws in enumerate(spaces)],
         batch_size=5000, ignore_conflicts=True,
     )
+    # One contact a workspace and, for every other workspace, a campaign message paused at the limit.
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE accounts_workspace; ANALYZE billing_monthlyusage; ANALYZE billing_subscription")
+        cursor.execute(
+            "INSERT INTO contacts_contact (workspace_id, igsid, username, name, source, captured_at,"
+            " last_inbound_at, email, phone, custom_fields, biography)"
+            " SELECT id, 'roll-' || id, 'lead', '', 'dm', now(), now(), '', '', '{}', ''"
+            " FROM accounts_workspace WHERE slug LIKE %s",
+            [f"roll-{token}-%"],
+        )
+        cursor.execute(
+            "INSERT INTO automations_pausedaction (workspace_id, contact_id, kind, automation_ref, action_type,"
+            " payload, dedupe_key, created_at, status, reason)"
+            " SELECT c.workspace_id, c.id, 'campaign', 'campaign:1', 'campaign_message', '{}',"
+            " 'campaign:1:contact:' || c.id, now(), 'waiting', 'quota_exhausted'"
+            " FROM contacts_contact c JOIN accounts_workspace w ON w.id = c.workspace_id"
+            " WHERE w.slug LIKE %s AND w.id %% 2 = 0",
+            [f"roll-{token}-%"],
+        )
+        paused = cursor.rowcount
+        cursor.execute("ANALYZE accounts_workspace; ANALYZE billing_monthlyusage; ANALYZE billing_subscription;"
+                       " ANALYZE automations_pausedaction")
     total = Workspace.objects.filter(deleted_at__isnull=True).count()
-    print(f"  seeded {n:,} workspaces ({total:,} live in the database) in {time.perf_counter() - t0:.1f} s",
-          flush=True)
+    print(f"  seeded {n:,} workspaces ({total:,} live in the database), {paused:,} paused actions,"
+          f" in {time.perf_counter() - t0:.1f} s", flush=True)
 
     listeners = list(hooks._month_listeners)
     hooks._month_listeners.clear()  # the opening alone first; listeners are timed apart below
@@ -86,7 +107,7 @@ def main() -> None:
 
     emit([
         Row(
-            scenario=f"month rollover, {rows_opened:,} workspaces (opening the month)",
+            scenario=f"month rollover, {rows_opened:,} workspaces, {paused:,} paused actions (opening the month)",
             figure=f"{opening:.2f} s",
             reference="—",
             ratio="—",
@@ -94,7 +115,7 @@ def main() -> None:
             met=Row.verdict(opening < 5),
         ),
         Row(
-            scenario=f"month rollover, month-opened listeners ({len(listeners)})",
+            scenario="month rollover, month-opened listeners (queue the resumes)",
             figure=f"{resuming:.2f} s",
             reference="—",
             ratio="—",
