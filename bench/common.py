@@ -91,8 +91,11 @@ def django_setup(*, migrate: bool = False) -> None:
     os.environ["DATABASE_URL"] = BENCH_URL
     os.environ["DJANGO_SETTINGS_MODULE"] = "inro.settings.local"
     os.environ.setdefault("DEBUG", "false")
+    import warnings
+
     import django
 
+    warnings.filterwarnings("ignore", message="No directory at")  # whitenoise: no collectstatic here
     django.setup()
     import logging
 
