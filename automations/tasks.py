@@ -41,6 +41,10 @@ def campaign_send(campaign_id: int) -> None:
 
 @shared_task(name="automations.tasks.campaigns_launch_due")
 def campaigns_launch_due() -> list[int]:
+    """Every minute: start due scheduled campaigns, and restart the ones a dead worker left stalled."""
+    from automations.services.campaigns import campaigns_resume_stalled  # noqa: PLC0415
+
+    campaigns_resume_stalled()
     return services.campaigns_launch_due()
 
 

@@ -247,3 +247,8 @@ if SENTRY_DSN:
 
 # Processed webhook deliveries (raw bodies quote people's messages) are deleted after this many days.
 META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)
+
+# Fault tolerance (issue 8): a campaign "sending" without progress this long is queued again by the
+# every-minute beat job (its worker died); Stripe webhook bodies above this size are refused (413).
+CAMPAIGN_STALL_SECONDS = env.int("CAMPAIGN_STALL_SECONDS", default=300)
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=512 * 1024)
