@@ -43,8 +43,10 @@ def campaign_send(campaign_id: int) -> None:
 def campaigns_launch_due() -> list[int]:
     """Every minute: start due scheduled campaigns, and restart the ones a dead worker left stalled."""
     from automations.services.campaigns import campaigns_resume_stalled  # noqa: PLC0415
+    from automations.services.paused import paused_actions_resume_due  # noqa: PLC0415
 
     campaigns_resume_stalled()
+    paused_actions_resume_due()
     return services.campaigns_launch_due()
 
 
