@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from accounts.models import Workspace
 from automations import services
@@ -34,7 +35,16 @@ def paused_actions_resume_many(workspace_ids: list[int]) -> int:
     return resumed
 
 
-@shared_task(name="automations.tasks.campaign_send")
+@shared_task(
+    name="automations.tasks.campaign_send",
+    # The database going away mid-fan-out (restart, failover): try again with backoff; the fan-out
+    # picks up the pending rows and finds earlier sends by their idempotency keys (issue 8).
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
 def campaign_send(campaign_id: int) -> None:
     services.campaign_send(campaign_id=campaign_id)
 
