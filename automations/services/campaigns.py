@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -170,6 +171,29 @@ def campaigns_launch_due(*, now: datetime.datetime | None = None) -> list[int]:
                 started.append(campaign_id)
                 transaction.on_commit(lambda campaign_id=campaign_id: _queue_send(campaign_id))
     return started
+
+
+def campaigns_resume_stalled(*, now: datetime.datetime | None = None) -> list[int]:
+    """Queue again the fan-out of campaigns "sending" with no progress for CAMPAIGN_STALL_SECONDS.
+
+    A worker killed mid-campaign (SIGKILL, OOM, lost host) leaves its task unacknowledged in the broker
+    until the visibility timeout (an hour on Redis): this gets the campaign going again within minutes.
+    Sending again is safe: pending rows are picked up, sends are found by their idempotency key.
+    """
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(seconds=getattr(settings, "CAMPAIGN_STALL_SECONDS", 300))
+    last_progress = CampaignRecipient.objects.filter(campaign_id=OuterRef("pk")).order_by().values(
+        "campaign_id").annotate(last=Max("updated_at")).values("last")
+    stalled = list(
+        Campaign.objects.filter(status=Campaign.Status.SENDING, launched_at__lte=cutoff)
+        .annotate(last_progress=Subquery(last_progress))
+        .exclude(last_progress__gt=cutoff)
+        .order_by("pk").values_list("pk", flat=True)[:500]
+    )
+    for campaign_id in stalled:
+        logger.warning("campaign %s made no progress since %s: sending it again", campaign_id, cutoff)
+        _queue_send(campaign_id)
+    return stalled
 
 
 def campaign_cancel(*, campaign: Campaign, now: datetime.datetime | None = None) -> Campaign:
