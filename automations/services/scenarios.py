@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 MESSAGE_EVENTS = ("message", "quick_reply", "postback")
 COMMENT_EVENTS = ("comment", "live_comment")
 STORY_EVENTS = ("story_reply", "story_mention")
+# A story trigger may also listen to mentions in posts and comments (collaborations), when asked to.
+STORY_TRIGGER_EVENTS = (*STORY_EVENTS, "mention")
 STEP_TYPES = ("send_message", "ask_question", "add_tag", "add_to_segment", "wait", "call_integration")
 MESSAGE_STEPS = ("send_message", "ask_question")
 ANSWER_TYPES = ("email", "phone", "text")
@@ -139,8 +141,8 @@ def scenario_trigger_clean(trigger_type: str, config: object) -> dict:
         return {**clean, "media_id": media_id.strip()}
     if trigger_type == Scenario.Trigger.STORY:
         events = config.get("events", list(STORY_EVENTS))
-        if not isinstance(events, list) or not events or not set(events) <= set(STORY_EVENTS):
-            raise _bad("trigger_config.events", "Choose story_reply, story_mention or both.")
+        if not isinstance(events, list) or not events or not set(events) <= set(STORY_TRIGGER_EVENTS):
+            raise _bad("trigger_config.events", "Choose among story_reply, story_mention and mention.")
         return {"events": sorted(set(events))}
     if trigger_type == Scenario.Trigger.AD_REFERRAL:
         ad_id = config.get("ad_id", "")

@@ -224,6 +224,7 @@ def test_wait_step_continues_later(free_workspace, fire):
          "steps.0.answer_type"),
         ("new_contact", {}, [{"type": "add_to_segment", "segment_id": 999999}], "steps.0.segment_id"),
         ("new_contact", {}, [{"type": "launch_rocket"}], "steps.0"),
+        ("story", {"events": ["comment"]}, [{"type": "send_message", "text": "x"}], "trigger_config.events"),
     ],
 )
 def test_invalid_definitions_are_refused(free_workspace, trigger_type, config, steps, field):
