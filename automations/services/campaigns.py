@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -170,6 +171,29 @@ def campaigns_launch_due(*, now: datetime.datetime | None = None) -> list[int]:
                 started.append(campaign_id)
                 transaction.on_commit(lambda campaign_id=campaign_id: _queue_send(campaign_id))
     return started
+
+
+def campaigns_resume_stalled(*, now: datetime.datetime | None = None) -> list[int]:
+    """Queue again the fan-out of campaigns "sending" with no progress for CAMPAIGN_STALL_SECONDS.
+
+    A worker killed mid-campaign (SIGKILL, OOM, lost host) leaves its task unacknowledged in the broker
+    until the visibility timeout (an hour on Redis): this gets the campaign going again within minutes.
+    Sending again is safe: pending rows are picked up, sends are found by their idempotency key.
+    """
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(seconds=getattr(settings, "CAMPAIGN_STALL_SECONDS", 300))
+    last_progress = CampaignRecipient.objects.filter(campaign_id=OuterRef("pk")).order_by().values(
+        "campaign_id").annotate(last=Max("updated_at")).values("last")
+    stalled = list(
+        Campaign.objects.filter(status=Campaign.Status.SENDING, launched_at__lte=cutoff)
+        .annotate(last_progress=Subquery(last_progress))
+        .exclude(last_progress__gt=cutoff)
+        .order_by("pk").values_list("pk", flat=True)[:500]
+    )
+    for campaign_id in stalled:
+        logger.warning("campaign %s made no progress since %s: sending it again", campaign_id, cutoff)
+        _queue_send(campaign_id)
+    return stalled
 
 
 def campaign_cancel(*, campaign: Campaign, now: datetime.datetime | None = None) -> Campaign:
@@ -372,3 +396,55 @@ def campaign_recipients_expired(*, actions: list[PausedAction], now: datetime.da
     )
     for campaign_id in sorted({a.payload["campaign_id"] for a in actions if "campaign_id" in a.payload}):
         campaign_counters_refresh(campaign_id=campaign_id)
+
+
+# --- API additions (issue 6): edit and delete drafts ------------------------------------------------
+
+_EDITABLE = ("name", "text", "audience", "segment", "folder", "scheduled_at")
+
+
+def campaign_update(*, campaign: Campaign, **changes) -> Campaign:
+    """Edit a draft (409 once launched), with the checks of `campaign_create`.
+
+    `changes` may hold name, text, audience, segment, folder, scheduled_at; the others stay as they are.
+    """
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise ApplicationError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.", code="invalid")
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status != Campaign.Status.DRAFT:
+            raise ApplicationError(f"This campaign is {locked.get_status_display().lower()}: only drafts can be "
+                                   "edited.", code="campaign_not_draft", status=409)
+        values = {field: changes[field] if field in changes else getattr(locked, field) for field in _EDITABLE}
+        name = (values["name"] or "").strip()
+        if not name or len(name) > 120:
+            raise ApplicationError("A campaign needs a name of 1 to 120 characters.", code="invalid",
+                                   fields={"name": ["Enter 1 to 120 characters."]})
+        audience, segment, folder = values["audience"], values["segment"], values["folder"]
+        if audience not in Campaign.Audience.values:
+            raise ApplicationError("Choose an audience: all contacts, a segment or a folder.", code="invalid",
+                                   fields={"audience": [f"One of {', '.join(Campaign.Audience.values)}."]})
+        if audience == Campaign.Audience.SEGMENT and (segment is None or segment.workspace_id != locked.workspace_id):
+            raise ApplicationError("Choose a segment of this workspace.", code="invalid",
+                                   fields={"segment": ["Required."]})
+        if audience == Campaign.Audience.FOLDER and (folder is None or folder.workspace_id != locked.workspace_id):
+            raise ApplicationError("Choose a folder of this workspace.", code="invalid",
+                                   fields={"folder": ["Required."]})
+        if values["scheduled_at"] is not None and timezone.is_naive(values["scheduled_at"]):
+            raise ApplicationError("The schedule needs a time zone.", code="invalid",
+                                   fields={"scheduled_at": ["Give a date and time with its time zone."]})
+        locked.name, locked.text, locked.audience = name, _clean_text(values["text"]), audience
+        locked.segment = segment if audience == Campaign.Audience.SEGMENT else None
+        locked.folder = folder if audience == Campaign.Audience.FOLDER else None
+        locked.scheduled_at = values["scheduled_at"]
+        locked.save(update_fields=list(_EDITABLE))
+    return locked
+
+
+def campaign_delete(*, campaign: Campaign) -> None:
+    """Delete a draft; a launched campaign is kept (its recipients are the send-once ledger)."""
+    deleted, _ = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).delete()
+    if not deleted:
+        raise ApplicationError("Only drafts can be deleted; cancel a launched campaign instead.",
+                               code="campaign_not_draft", status=409)
