@@ -192,6 +192,8 @@ class ScenarioRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     next_step = models.PositiveSmallIntegerField(default=0)
     engaged = models.BooleanField(default=False, help_text="The gate allowed this run to engage the contact.")
+    # A worker executing the run holds this lease, so a redelivered task does not run it alongside.
+    executing_until = models.DateTimeField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -67,9 +67,14 @@ def campaigns_launch_due() -> list[int]:
     return services.campaigns_launch_due()
 
 
-@shared_task(name="automations.tasks.scenario_run_execute")
-def scenario_run_execute(run_id: int) -> None:
-    scenarios.scenario_run_execute(run_id=run_id)
+@shared_task(bind=True, name="automations.tasks.scenario_run_execute", max_retries=None)
+def scenario_run_execute(self, run_id: int) -> None:
+    try:
+        scenarios.scenario_run_execute(run_id=run_id)
+    except scenarios.ScenarioRunBusy:
+        if self.request.is_eager:
+            return  # inline: the caller holding the run finishes it
+        raise self.retry(countdown=60) from None
 
 
 @shared_task(name="automations.tasks.scenario_run_continue")
