@@ -248,6 +248,7 @@ class StripeEvent(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["status", "received_at"], name="stripe_event_status")]
+        permissions = [("replay_stripeevent", "Can replay Stripe events")]
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type} ({self.status})"
