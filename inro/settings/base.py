@@ -206,15 +206,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 MIDDLEWARE.insert(0, "inro.observability.RequestIdMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "inro.middleware.ContentSecurityPolicyMiddleware")
-# Same-origin everything, no inline scripts, no framing, forms post only here (and on to Stripe). Inline styles are
-# allowed (no script can run from CSS); the customer pages use none (their browser tests fail on any
-# CSP violation).
+# Same-origin everything, no inline scripts, no framing. Inline styles are allowed (no script can run
+# from CSS; the customer pages use none). Forms post only here, but the
+# upgrade and portal forms redirect to Stripe's hosted pages, and Chromium applies form-action to
+# that redirect too (the browser test of the upgrade caught it).
 CONTENT_SECURITY_POLICY = env(
     "CONTENT_SECURITY_POLICY",
     default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-    # The upgrade and portal forms post here and are redirected to Stripe: browsers check form-action
-    # on that redirect too.
     "form-action 'self' https://checkout.stripe.com https://billing.stripe.com; "
     "frame-ancestors 'none'",
 )
