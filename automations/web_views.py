@@ -8,6 +8,7 @@ admins (403 for members); outsiders get 404 from the tenancy guard.
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Membership
 from accounts.views import render_workspace, workspace_view
 from automations import selectors
-from automations.models import Campaign
+from automations.models import Campaign, ScenarioRun
 from automations.services.campaigns import campaign_launch, campaign_preview
 from billing import selectors as billing_selectors
 from billing.models import AutomationKind
@@ -90,7 +91,11 @@ def campaign_launch_view(request: HttpRequest, membership: Membership, campaign_
 
 @workspace_view
 def scenarios_page(request: HttpRequest, membership: Membership) -> HttpResponse:
-    scenarios = list(selectors.scenario_list(workspace=membership.workspace))
+    # The selector's run counters, plus failed and expired runs (the same join, two more filtered counts).
+    scenarios = list(selectors.scenario_list(workspace=membership.workspace).annotate(
+        runs_failed=Count("runs", filter=Q(runs__status=ScenarioRun.Status.FAILED)),
+        runs_expired=Count("runs", filter=Q(runs__status=ScenarioRun.Status.EXPIRED)),
+    ))
     return render_workspace(request, membership, "automations/scenarios.html", {
         "section": "scenarios", "scenarios": scenarios,
         **_paused(membership, (AutomationKind.SCENARIO,)),

@@ -206,8 +206,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 MIDDLEWARE.insert(0, "inro.observability.RequestIdMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "inro.middleware.ContentSecurityPolicyMiddleware")
-# Same-origin everything, no inline scripts, no framing. Inline styles are allowed: the usage meters
-# set their widths with style attributes (no script can run from CSS). Forms post only here, but the
+# Same-origin everything, no inline scripts, no framing. Inline styles are allowed (no script can run
+# from CSS; the customer pages use none). Forms post only here, but the
 # upgrade and portal forms redirect to Stripe's hosted pages, and Chromium applies form-action to
 # that redirect too (the browser test of the upgrade caught it).
 CONTENT_SECURITY_POLICY = env(

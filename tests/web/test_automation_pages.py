@@ -99,16 +99,20 @@ def test_outsiders_cannot_see_or_launch_a_campaign(outsider_client, workspace):
 
 def test_scenarios_list_shows_run_counters(owner_client, workspace):
     scenario = Scenario.objects.create(workspace=workspace, name="Price keyword", trigger_type="dm_keyword")
-    contacts = ContactFactory.create_batch(6, workspace=workspace)
-    for index, status in enumerate(["completed", "completed", "completed", "limited", "waiting", "failed"]):
+    contacts = ContactFactory.create_batch(8, workspace=workspace)
+    for index, status in enumerate(["completed", "completed", "completed", "limited", "waiting", "failed",
+                                    "failed", "expired"]):
         ScenarioRun.objects.create(scenario=scenario, workspace=workspace, contact=contacts[index],
                                    trigger_key=f"mid.{index}", status=status)
 
-    page = owner_client.get(url("scenarios", workspace)).content.decode()
+    response = owner_client.get(url("scenarios", workspace))
 
+    row = response.context["scenarios"][0]
+    assert (row.runs_total, row.runs_completed, row.runs_waiting, row.runs_limited, row.runs_expired,
+            row.runs_failed) == (8, 3, 1, 1, 1, 2)
+    page = response.content.decode()
     assert "Price keyword" in page and "DM keyword" in page
-    assert '<td class="num">6</td>' in page and '<td class="num">3</td>' in page
-    assert '<span class="badge warning">1</span>' in page
+    assert '<td class="num">8</td>' in page and '<span class="badge limit">2</span>' in page
 
 
 def test_paused_actions_are_listed_oldest_first_with_what_resumes_them(owner_client, workspace):

@@ -71,8 +71,13 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(15_000)
+    # The site's Content-Security-Policy allows no inline style or script: any violation is a bug.
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
     yield page
     context.close()
+    assert violations == [], violations
 
 
 def shot(page, name: str) -> None:
