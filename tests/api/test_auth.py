@@ -117,6 +117,17 @@ def test_a_password_change_revokes_every_device(ana):
     assert ana.check_password("a-new-long-passphrase-2026")
 
 
+def test_a_password_changed_any_other_way_also_logs_out_every_device(ana):
+    phone = CheckedClient()
+    phone.credentials(HTTP_AUTHORIZATION=f"Token {login(CheckedClient()).json()['token']}")
+    assert phone.get("/api/v1/me/").status_code == 200
+
+    ana.set_password("changed-through-the-reset-page")  # as the reset page and the admin do
+    ana.save()
+
+    assert phone.get("/api/v1/me/").status_code == 401
+
+
 def test_a_weak_new_password_is_refused_and_changes_nothing(ana):
     login(CheckedClient())
 
