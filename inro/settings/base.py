@@ -200,16 +200,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"]["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     if env.bool("DATABASE_PGBOUNCER_TRANSACTION_POOLING", default=False):
         # PgBouncer in transaction mode hands each transaction to any server connection: no
-        # prepared statements (psycopg 3 prepares after 5 runs) and no cursors outliving a transaction.
+        # prepared statements (pinned off) and no cursors outliving a transaction.
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 MIDDLEWARE.insert(0, "inro.observability.RequestIdMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "inro.middleware.ContentSecurityPolicyMiddleware")
-# Same-origin everything, no inline scripts or styles, no framing, forms post only here.
+# Same-origin everything, no inline scripts, no framing, forms post only here. Inline styles are
+# allowed: the usage meters set their widths with style attributes (no script can run from CSS).
 CONTENT_SECURITY_POLICY = env(
     "CONTENT_SECURITY_POLICY",
-    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'",
 )
@@ -247,3 +248,11 @@ if SENTRY_DSN:
 
 # Processed webhook deliveries (raw bodies quote people's messages) are deleted after this many days.
 META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)
+
+# Fault tolerance (issue 8): a campaign "sending" without progress this long is queued again by the
+# every-minute beat job (its worker died); Stripe webhook bodies above this size are refused (413).
+CAMPAIGN_STALL_SECONDS = env.int("CAMPAIGN_STALL_SECONDS", default=300)
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=512 * 1024)
+# Web sign-in brute force (issue 8, accounts/throttling.py): failures per email and client address.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
