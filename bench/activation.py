@@ -17,7 +17,9 @@ Scenarios (issue 2 "Benchmark", issue 9 rows "gate, new contacts", "gate, alread
   quota = the active half + half of the rest. Reference: one raw INSERT ... SELECT ... ON CONFLICT
   DO NOTHING of the same ids on a twin workspace seeded the same way.
 
-Sizes: BENCH_WORKERS (default 1,8), BENCH_GATE_OPS (activations per worker, default 2000),
+Sizes: BENCH_WORKERS (default 1,8), BENCH_GATE_OPS (contacts per worker and round, default 4000),
+BENCH_GATE_SECONDS (length of one timed run, default 1.5), BENCH_ROUNDS (runs per side, best kept,
+default 4),
 BENCH_NEW_SIZES (default 10000,100000), BENCH_BULK_SIZES (default 10000,100000,1000000),
 BENCH_GATE_LAYOUT (per-worker | shared | both; default both), BENCH_ONLY (comma list of
 single,bulk,new; default all).
@@ -376,8 +378,8 @@ def main() -> None:
         sys.exit("BENCH_GATE_LAYOUT must be per-worker, shared or both")
     rows: list[Row] = []
     if "single" in only:
-        rows += single(sizes("BENCH_WORKERS", "1,8"), integer("BENCH_GATE_OPS", 6000),
-                       float(integer("BENCH_GATE_SECONDS", 2)), integer("BENCH_ROUNDS", 3), layouts)
+        rows += single(sizes("BENCH_WORKERS", "1,8"), integer("BENCH_GATE_OPS", 4000),
+                       float(os.environ.get("BENCH_GATE_SECONDS", "1.5")), integer("BENCH_ROUNDS", 4), layouts)
     if "new" in only:
         rows += bulk_new(sizes("BENCH_NEW_SIZES", "10000,100000"))
     if "bulk" in only:

@@ -137,6 +137,7 @@ def main() -> None:
         "CELERY_BROKER_URL": broker,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "CONN_MAX_AGE": "60",
+        "PYTHONWARNINGS": "ignore:No directory at",  # whitenoise: no collectstatic here
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
     with tempfile.TemporaryDirectory() as tmp:

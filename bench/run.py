@@ -32,7 +32,7 @@ BENCH = Path(__file__).resolve().parent
 SCENARIOS = ["activation", "fanout", "intake", "usage", "rollover"]
 
 
-def machine() -> list[str]:
+def machine(load_at_start: tuple) -> list[str]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -63,12 +63,14 @@ def machine() -> list[str]:
         f"- memory: {memory}",
         f"- Python {platform.python_version()} on {platform.platform()}",
         f"- PostgreSQL {postgres} on 127.0.0.1 (database `{database_name()}`), default settings",
-        f"- load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"- load average (1, 5, 15 min) at the start: {', '.join(f'{x:.2f}' for x in load_at_start)};"
+        f" at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (other work shares the machine)",
     ]
 
 
 def main() -> int:
     started = time.perf_counter()
+    load_at_start = os.getloadavg()
     when = datetime.datetime.now(tz=datetime.UTC)
     wanted = [s.strip() for s in os.environ.get("BENCH_SCENARIOS", ",".join(SCENARIOS)).split(",") if s.strip()]
     unknown = [s for s in wanted if s not in SCENARIOS]
@@ -119,7 +121,7 @@ def main() -> int:
             "",
             f"- date: {when:%Y-%m-%d %H:%M} UTC; total run time {elapsed:.0f} s",
             "- command: `make bench`" + (f" with {', '.join(sizes)}" if sizes else " (default sizes)"),
-            *machine(),
+            *machine(load_at_start),
             "",
             "Each figure is paired with a reference measured in the same run (ratio = figure / reference for",
             "rates, reference / figure for times, so above 1 is better than the reference).",

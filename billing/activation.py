@@ -104,9 +104,9 @@ def _prepared_allowed(db) -> bool:
     return not ("prepare_threshold" in options and options["prepare_threshold"] is None)
 
 
-def _hot_cursor():
+def _hot_cursor(db=None):
     """A cursor for the gate's repeated single-contact statements (see _PreparedCursor)."""
-    db = connections[DEFAULT_DB_ALIAS]
+    db = db or connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql" or psycopg is None or not _prepared_allowed(db):
         return db.cursor()
     db.close_if_health_check_failed()
@@ -179,8 +179,8 @@ def _ref(ref: object) -> str:
     return "" if ref is None else str(ref)[:64]
 
 
-def _adapt(now: datetime.datetime, month: datetime.date) -> tuple:
-    ops = connection.ops
+def _adapt(now: datetime.datetime, month: datetime.date, db=None) -> tuple:
+    ops = (db or connection).ops
     return ops.adapt_datetimefield_value(now), ops.adapt_datefield_value(month)
 
 
@@ -201,9 +201,10 @@ def activate(
         )
     now = timezone.now()
     month = month_of(now)
-    db_now, db_month = _adapt(now, month)
+    db = connections[DEFAULT_DB_ALIAS]  # looked up once: each `connection.x` is a thread-local lookup
+    db_now, db_month = _adapt(now, month, db)
 
-    with _hot_cursor() as cursor:
+    with _hot_cursor(db) as cursor:
         # The common case (repeated engagement) in one round trip on one unique index.
         cursor.execute(
             f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s AND month = %s",  # noqa: S608
@@ -213,7 +214,7 @@ def activate(
             return ActivationResult(True, False, ALREADY_ACTIVE, month)
 
     for _attempt in range(2):
-        with transaction.atomic(), _hot_cursor() as cursor:
+        with transaction.atomic(), _hot_cursor(db) as cursor:
             counted, inserted, usage_id = _count_and_record(
                 cursor, workspace.pk, contact.pk, db_month, db_now, kind, _ref(ref), max(reserve, 0)
             )
