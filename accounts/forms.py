@@ -25,6 +25,22 @@ class SignInForm(AuthenticationForm):
         # Accounts store emails lower-cased (UserManager); accept any case at the door.
         return self.cleaned_data["username"].strip().lower()
 
+    def clean(self):
+        # Brute force (issue 8): refuse while this email+address is locked out, count each failure.
+        from accounts import throttling  # noqa: PLC0415
+
+        email, ip = self.cleaned_data.get("username") or "", throttling.client_ip(self.request)
+        if email and throttling.login_locked(email=email, ip=ip):
+            raise forms.ValidationError(throttling.locked_message(), code="throttled")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            if email:
+                throttling.login_failed(email=email, ip=ip)
+            raise
+        throttling.login_succeeded(email=email, ip=ip)
+        return cleaned
+
 
 class ResetForm(PasswordResetForm):
     email = forms.EmailField(

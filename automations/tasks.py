@@ -3,11 +3,13 @@
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from accounts.models import Workspace
 from automations import services
 from automations.models import EnrichmentJob
 from automations.services import alerts, integrations, scenarios
+from automations.services.campaigns import CampaignBusy
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +36,34 @@ def paused_actions_resume_many(workspace_ids: list[int]) -> int:
     return resumed
 
 
-@shared_task(name="automations.tasks.campaign_send")
-def campaign_send(campaign_id: int) -> None:
-    services.campaign_send(campaign_id=campaign_id)
+CAMPAIGN_DB_RETRIES = 8
+
+
+@shared_task(bind=True, name="automations.tasks.campaign_send", max_retries=None)
+def campaign_send(self, campaign_id: int) -> None:
+    try:
+        services.campaign_send(campaign_id=campaign_id)
+    except CampaignBusy:
+        if self.request.is_eager:
+            return  # inline: the worker holding the campaign finishes it
+        # A redelivery while the first worker still sends: come back when it is done (or dead).
+        raise self.retry(countdown=60) from None
+    except (OperationalError, InterfaceError) as error:
+        # The database went away mid-fan-out (restart, failover): retry with backoff; the fan-out picks
+        # up the pending rows and finds earlier sends by their idempotency keys (issue 8).
+        if self.request.retries >= CAMPAIGN_DB_RETRIES:
+            raise
+        raise self.retry(exc=error, countdown=min(2 ** (self.request.retries + 1), 300)) from None
 
 
 @shared_task(name="automations.tasks.campaigns_launch_due")
 def campaigns_launch_due() -> list[int]:
+    """Every minute: start due scheduled campaigns, and restart the ones a dead worker left stalled."""
+    from automations.services.campaigns import campaigns_resume_stalled  # noqa: PLC0415
+    from automations.services.paused import paused_actions_resume_due  # noqa: PLC0415
+
+    campaigns_resume_stalled()
+    paused_actions_resume_due()
     return services.campaigns_launch_due()
 
 

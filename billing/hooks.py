@@ -32,7 +32,9 @@ def headroom_raised(*, workspace_id: int, month: datetime.date) -> None:
         for listener in list(_headroom_listeners):
             listener(workspace_id=workspace_id, month=month)
 
-    transaction.on_commit(notify)
+    # robust: a listener failing (broker down) is logged, never undoes or fails the committed change;
+    # the every-minute catch-up (automations.services.paused_actions_resume_due) does its work later.
+    transaction.on_commit(notify, robust=True)
 
 
 MonthListener = Callable[..., None]

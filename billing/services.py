@@ -206,3 +206,18 @@ def payment_failure_email(*, failure_id: int) -> bool:
         PaymentFailure.objects.filter(pk=failure_id).update(emailed_at=None)  # let the retry send it
         raise
     return True
+
+
+def payment_failure_emails_unsent() -> int:
+    """Email the payment failures nobody was told about yet (their task was lost to a broker outage)."""
+    from billing.models import PaymentFailure
+
+    sent = 0
+    for failure_id in PaymentFailure.objects.filter(emailed_at__isnull=True, resolved_at__isnull=True).order_by(
+        "pk"
+    ).values_list("pk", flat=True)[:500]:
+        try:
+            sent += payment_failure_email(failure_id=failure_id)
+        except Exception:  # the mail server failing: the row stays unsent for the next run
+            logger.exception("payment failure %s: email not sent", failure_id)
+    return sent

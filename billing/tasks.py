@@ -8,8 +8,13 @@ from billing import services
 
 @shared_task(name="billing.tasks.roll_over_month")
 def roll_over_month() -> list[str]:
-    """Scheduled by celery-beat shortly after 00:00 UTC on the 1st, and hourly as a safety net."""
-    return [m.isoformat() for m in services.month_roll_over_as_needed(now=timezone.now())]
+    """Scheduled by celery-beat shortly after 00:00 UTC on the 1st, and hourly as a safety net.
+
+    The hourly run also emails payment failures whose notification was never queued (broker down).
+    """
+    opened = [m.isoformat() for m in services.month_roll_over_as_needed(now=timezone.now())]
+    services.payment_failure_emails_unsent()
+    return opened
 
 
 @shared_task(name="billing.tasks.payment_failed_notify")

@@ -2,9 +2,10 @@
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -110,6 +111,19 @@ def portal(request: HttpRequest, workspace_id: int) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    # Size first, before reading or parsing anything (issue 8): Stripe events are a few kilobytes.
+    limit = settings.STRIPE_WEBHOOK_MAX_BYTES
+    too_large = JsonResponse({"error": {"code": "too_large", "message": f"Events are limited to {limit} bytes."}},
+                             status=413)
+    try:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            return too_large
+        if len(request.body) > limit:
+            return too_large
+    except ValueError:
+        return JsonResponse({"error": {"code": "invalid", "message": "Bad Content-Length."}}, status=400)
+    except RequestDataTooBig:
+        return too_large
     try:
         event = services.stripe_event_receive(
             payload=request.body, signature_header=request.headers.get("Stripe-Signature", "")

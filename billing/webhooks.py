@@ -80,7 +80,8 @@ def handle_invoice_payment_failed(event: dict) -> str:
     if created:
         from billing.tasks import payment_failed_notify
 
-        transaction.on_commit(lambda: payment_failed_notify.delay(failure.pk))
+        # robust: with the broker down the event still counts as handled; the hourly job emails it later.
+        transaction.on_commit(lambda: payment_failed_notify.delay(failure.pk), robust=True)
     return ""
 
 

@@ -93,7 +93,11 @@ def send_message(
             )
     except IntegrityError:
         existing = Message.objects.get(workspace=workspace, idempotency_key=idempotency_key)
-        return SendResult(existing.status, existing, duplicate=True)
+        if existing.status != Message.Status.QUEUED:
+            return SendResult(existing.status, existing, duplicate=True)
+        # Still queued: the attempt that stored it died before handing it over (worker killed, issue 8).
+        # Finish it now, so the contact is not activated without its message; the row stays the only one.
+        message, status = existing, Message.Status.QUEUED
     if status == Message.Status.SKIPPED_WINDOW:
         return SendResult(status, message)
     # The network call happens outside any transaction; the outcome is written after it.

@@ -202,6 +202,7 @@ _ERROR_DESCRIPTIONS = {
     404: "Not found, or not in a workspace of yours.",
     409: "Conflict with the current state (or an Idempotency-Key reused with another body).",
     415: "Send JSON (Content-Type: application/json).",
+    502: "The payment provider failed or could not be reached; nothing was charged. Try again.",
     429: "Too many requests: see the Retry-After header.",
 }
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -182,3 +182,23 @@ def workspaces_with_waiting_actions() -> list[int]:
         .distinct()
         .order_by("workspace_id")
     )
+
+
+def paused_actions_resume_due() -> int:
+    """Every minute: resume waiting actions of workspaces that have headroom this month.
+
+    The hook resumes them at once after an upgrade, a pack or a bonus; this catches the cases where
+    that task never ran (broker down when the webhook came in, worker killed). Cheap: only workspaces
+    with waiting actions and a usage row below its quota are touched.
+    """
+    from billing.models import MonthlyUsage  # noqa: PLC0415
+    from billing.months import month_of  # noqa: PLC0415
+
+    waiting = workspaces_with_waiting_actions()
+    with_headroom = MonthlyUsage.objects.filter(
+        workspace_id__in=waiting, month=month_of(), activated__lt=F("quota")
+    ).values_list("workspace_id", flat=True)
+    resumed = 0
+    for workspace in Workspace.objects.filter(pk__in=list(with_headroom), deleted_at__isnull=True).order_by("pk"):
+        resumed += paused_actions_resume(workspace=workspace).resumed
+    return resumed

@@ -96,8 +96,8 @@ def scenario_matches(scenario: Scenario, event: InboundEvent) -> bool:
     if trigger == Scenario.Trigger.STORY:
         return event.type in config.get("events", list(STORY_EVENTS))
     if trigger == Scenario.Trigger.AD_REFERRAL:
-        from_ad = event.type == "referral" or event.referral_source.upper() == "ADS"
-        if not from_ad or event.referral_source.upper() not in ("ADS", ""):
+        # A click-to-DM ad: a referral event, or a first message carrying the ad's referral.
+        if event.referral_source.upper() != "ADS":
             return False
         return not config.get("ad_id") or config["ad_id"] == event.ad_id
     if trigger == Scenario.Trigger.NEW_CONTACT:

@@ -248,3 +248,11 @@ if SENTRY_DSN:
 
 # Processed webhook deliveries (raw bodies quote people's messages) are deleted after this many days.
 META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)
+
+# Fault tolerance (issue 8): a campaign "sending" without progress this long is queued again by the
+# every-minute beat job (its worker died); Stripe webhook bodies above this size are refused (413).
+CAMPAIGN_STALL_SECONDS = env.int("CAMPAIGN_STALL_SECONDS", default=300)
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=512 * 1024)
+# Web sign-in brute force (issue 8, accounts/throttling.py): failures per email and client address.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)

@@ -152,6 +152,7 @@ def test_story_ad_and_new_contact_triggers(free_workspace, fire):
 
     fire(contact, type="story_reply", text="nice", meta_id="s.1")
     fire(contact, type="story_mention", meta_id="s.2")
+    fire(contact, type="referral", referral_source="SHORTLINK", ad_id="ad-7", meta_id="r.0")  # not an ad
     fire(contact, type="referral", referral_source="ADS", ad_id="ad-8", meta_id="r.1")
     fire(contact, type="referral", referral_source="ADS", ad_id="ad-7", meta_id="r.2", is_new_contact=True)
     fire(contact, type="message", text="hi", meta_id="m.3", is_new_contact=True)
