@@ -206,12 +206,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 MIDDLEWARE.insert(0, "inro.observability.RequestIdMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "inro.middleware.ContentSecurityPolicyMiddleware")
-# Same-origin everything, no inline scripts, no framing, forms post only here. Inline styles are
-# allowed: the usage meters set their widths with style attributes (no script can run from CSS).
+# Same-origin everything, no inline scripts, no framing. Inline styles are allowed: the usage meters
+# set their widths with style attributes (no script can run from CSS). Forms post only here, but the
+# upgrade and portal forms redirect to Stripe's hosted pages, and Chromium applies form-action to
+# that redirect too (the browser test of the upgrade caught it).
 CONTENT_SECURITY_POLICY = env(
     "CONTENT_SECURITY_POLICY",
     default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self' https://checkout.stripe.com https://billing.stripe.com; "
     "frame-ancestors 'none'",
 )
 SECURE_REFERRER_POLICY = "same-origin"
