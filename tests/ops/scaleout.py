@@ -6,7 +6,7 @@ Run from the repository root (not collected by pytest):
     .venv/bin/python tests/ops/scaleout.py [--duration 60] [--clients 12]
 
 It creates (and drops first) the database `inro_scaleout` on 127.0.0.1:5432 and uses Redis
-databases 9 (broker) and 10 (cache) on 127.0.0.1:6379, flushing only those two. Everything listens
+databases 11 (broker) and 12 (cache) on 127.0.0.1:6379, flushing only those two. Everything listens
 on 127.0.0.1; every loop is bounded. Exit status 0 only when every check holds.
 """
 
@@ -45,8 +45,8 @@ ENV = {
     "SECURE_HSTS_SECONDS": "0",
     "DATABASE_URL": f"{PG}/{DB_NAME}",
     "CONN_MAX_AGE": "60",
-    "CELERY_BROKER_URL": f"{REDIS}/9",
-    "CACHE_URL": "rediscache://127.0.0.1:6379/10",
+    "CELERY_BROKER_URL": f"{REDIS}/11",
+    "CACHE_URL": "rediscache://127.0.0.1:6379/12",
     "EMAIL_URL": "consolemail://",
     "STRIPE_SECRET_KEY": "sk_test_scaleout",
     "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
@@ -76,7 +76,7 @@ def fresh_database() -> None:
 def fresh_redis() -> None:
     import redis
 
-    for db in (9, 10):
+    for db in (11, 12):
         redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
 
 
@@ -216,7 +216,7 @@ def drive(actions: list[tuple[str, int, object]], duration: float, clients: int,
 def wait_for_queues_to_drain(limit_seconds: float = 120) -> float:
     import redis
 
-    broker = redis.Redis.from_url(f"{REDIS}/9")
+    broker = redis.Redis.from_url(f"{REDIS}/11")
     started = time.monotonic()
     quiet = 0
     while time.monotonic() - started < limit_seconds:
@@ -242,7 +242,7 @@ def main() -> int:
     args = parser.parse_args()
     args.logdir.mkdir(parents=True, exist_ok=True)
 
-    print(f"scale-out: fresh database {DB_NAME}, Redis dbs 9/10, logs in {args.logdir}")
+    print(f"scale-out: fresh database {DB_NAME}, Redis dbs 11/12, logs in {args.logdir}")
     fresh_database()
     fresh_redis()
     manage("migrate", "--noinput", "-v", "0")

@@ -52,3 +52,25 @@ def test_the_api_docs_page_runs_no_inline_script(client):
     assert len(script_url) == 1
     init = client.get(script_url[0].replace("&amp;", "&"))
     assert init.status_code == 200 and "SwaggerUIBundle" in init.content.decode()
+
+
+def test_no_template_has_an_inline_script_or_event_handler():
+    """The policy forbids inline scripts: one in a template would silently not run in production."""
+    import re
+    from pathlib import Path
+
+    from django.conf import settings
+
+    root = Path(settings.BASE_DIR)
+    templates = [p for p in root.rglob("*.html") if ".venv" not in p.parts and "staticfiles" not in p.parts
+                 and "var" not in p.parts and "node_modules" not in p.parts]
+    offences = []
+    for path in templates:
+        text = path.read_text()
+        for match in re.finditer(r"<script(?![^>]*\bsrc=)[^>]*>", text):
+            offences.append(f"{path.relative_to(root)}: inline {match.group(0)}")
+        for match in re.finditer(r"<[^>]+\son(?:click|load|submit|change|input|error|mouse\w+|key\w+)\s*=", text):
+            offences.append(f"{path.relative_to(root)}: event handler in {match.group(0)[:60]}")
+
+    assert len(templates) > 5
+    assert offences == []
