@@ -9,9 +9,11 @@ import contextlib
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,9 +26,11 @@ from kombu import pools as kombu_pools
 from inro.celery import app as celery_app
 
 REPO = Path(__file__).resolve().parents[2]
-# A Redis database of this suite's own: other suites and helpers use other numbers.
+# A Redis database of this suite's own, and a queue of this test run's own: the same suite may run
+# from several checkouts at once on one Redis, and no worker may take another run's tasks.
 FAULTS_REDIS_DB = int(os.environ.get("FAULTS_REDIS_DB", "9"))
 BROKER_URL = f"redis://127.0.0.1:6379/{FAULTS_REDIS_DB}"
+QUEUE = f"faults-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 # Nothing listens here: a broker that is down (connection refused at once, loopback only).
 DEAD_BROKER_URL = "redis://127.0.0.1:1/0"
 
@@ -65,6 +69,7 @@ class Worker:
             "CELERY_BROKER_URL": BROKER_URL,
             "TEST_CELERY_BROKER_URL": BROKER_URL,
             "CELERY_TASK_ALWAYS_EAGER": "false",
+            "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
             "LOG_LEVEL": "INFO",
             **self.extra_env,
         }
@@ -72,7 +77,7 @@ class Worker:
         start_offset = self.log_path.stat().st_size
         self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [str(Path(sys.executable).parent / "celery"), "-A", "inro", "worker", "-P", "prefork",
-             "-c", str(self.concurrency), "--without-heartbeat", "--without-gossip", "--without-mingle",
+             "-c", str(self.concurrency), "-Q", QUEUE, "--without-heartbeat", "--without-gossip", "--without-mingle",
              "-l", "INFO", "-n", f"faults-{os.getpid()}-{time.monotonic_ns()}@localhost"],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -106,11 +111,16 @@ class Worker:
 
 @pytest.fixture
 def redis_broker():
-    """The faults Redis db, emptied before and after the test."""
+    """The faults Redis db; this run's queue is emptied before and after the test (nothing else is touched)."""
     client = redis.Redis.from_url(BROKER_URL)
-    client.flushdb()
+
+    def clear():
+        client.delete(QUEUE, f"_kombu.binding.{QUEUE}", f"_kombu.binding_permanent.{QUEUE}",
+                      *[f"{QUEUE}{sep}{n}" for sep in ("\x06\x16",) for n in range(10)])
+
+    clear()
     yield client
-    client.flushdb()
+    clear()
     client.close()
 
 
@@ -136,6 +146,8 @@ def _reset_producer_pool() -> None:
     kombu_pools.reset()  # closes and forgets kombu's process-wide connection and producer pools
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    for cached in ("queues", "router", "_rtable"):  # routing follows the default queue set below
+        celery_app.amqp.__dict__.pop(cached, None)
 
 
 @contextmanager
@@ -143,11 +155,12 @@ def broker(url: str):
     """The test process publishes tasks to `url` for real (not inline) while inside the block."""
     conf = celery_app.conf
     # The app reads Django settings under the CELERY_ namespace: override the namespaced keys.
-    keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_TRANSPORT_OPTIONS")
+    keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_TRANSPORT_OPTIONS",
+            "CELERY_TASK_DEFAULT_QUEUE")
     saved = {key: conf.get(key) for key in keys}
     _reset_producer_pool()
     conf.update({"CELERY_BROKER_URL": url, "CELERY_TASK_ALWAYS_EAGER": False,
-                 "CELERY_BROKER_TRANSPORT_OPTIONS": {}})
+                 "CELERY_BROKER_TRANSPORT_OPTIONS": {}, "CELERY_TASK_DEFAULT_QUEUE": QUEUE})
     assert (conf.broker_url, conf.task_always_eager) == (url, False)
     try:
         yield
