@@ -35,8 +35,14 @@ logger = logging.getLogger(__name__)
 
 CAMPAIGN_BATCH_SIZE = 1000
 _FREEZE_CHUNK = 2000
-# How long a fan-out may go without renewing its lease before another worker may take over.
-FANOUT_LEASE = datetime.timedelta(minutes=10)
+# Renew the fan-out lease every this many sends; the lease lasts CAMPAIGN_STALL_SECONDS, the same
+# "no progress" span after which the beat job re-queues a stalled campaign, so a restarted worker can
+# take over a killed one's campaign as soon as it is seen stalled.
+FANOUT_RENEW_EVERY = 50
+
+
+def _fanout_lease_span() -> datetime.timedelta:
+    return datetime.timedelta(seconds=max(int(getattr(settings, "CAMPAIGN_STALL_SECONDS", 300)), 1))
 
 
 class CampaignBusy(Exception):
@@ -271,7 +277,7 @@ def _fanout_lease(campaign_id: int) -> Iterator[Callable[[], bool] | None]:
 
     A lease in the campaign row, taken and renewed with conditional UPDATEs (no session state, so
     it works behind PgBouncer's transaction pooling). Yields a `renew` function, or None when
-    another worker holds a live lease. A killed worker's lease runs out after FANOUT_LEASE.
+    another worker holds a live lease. A killed worker's lease runs out after CAMPAIGN_STALL_SECONDS.
     """
     token = str(uuid.uuid4())
 
@@ -280,7 +286,7 @@ def _fanout_lease(campaign_id: int) -> Iterator[Callable[[], bool] | None]:
         return bool(
             Campaign.objects.filter(pk=campaign_id)
             .filter(Q(fanout_lease_until__isnull=True) | Q(fanout_lease_until__lt=now) | Q(fanout_token=token))
-            .update(fanout_token=token, fanout_lease_until=now + FANOUT_LEASE)
+            .update(fanout_token=token, fanout_lease_until=now + _fanout_lease_span())
         )
 
     if not take():
@@ -292,7 +298,8 @@ def _fanout_lease(campaign_id: int) -> Iterator[Callable[[], bool] | None]:
         Campaign.objects.filter(pk=campaign_id, fanout_token=token).update(fanout_token="", fanout_lease_until=None)
 
 
-def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient]) -> None:
+def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient],
+                renew: Callable[[], bool] = lambda: True) -> None:
     now = timezone.now()
     cutoff = _window_cutoff(now)
     # Broadcasts follow the window rule (rule 5): a closed window is skipped without engaging anyone.
@@ -322,9 +329,11 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRe
             CampaignRecipient.objects.filter(
                 pk__in=[r.pk for r in limited], status=CampaignRecipient.Status.PENDING
             ).update(status=CampaignRecipient.Status.LIMITED, updated_at=now)
-    for recipient in reachable:
+    for position, recipient in enumerate(reachable):
         if recipient.contact_id in refused:
             continue
+        if position and position % FANOUT_RENEW_EVERY == 0 and not renew():
+            raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
         sent = send_message(
             workspace=workspace, contact=recipient.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
             idempotency_key=_message_key(campaign.pk, recipient.contact_id), automation_ref=campaign.ref,
@@ -361,7 +370,7 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
             break
         if not renew():
             raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
-        _send_batch(campaign, workspace, batch)
+        _send_batch(campaign, workspace, batch, renew)
         campaign_counters_refresh(campaign_id=campaign_id)
     campaign_counters_refresh(campaign_id=campaign_id)
     Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
