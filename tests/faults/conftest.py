@@ -28,7 +28,7 @@ from inro.celery import app as celery_app
 REPO = Path(__file__).resolve().parents[2]
 # A Redis database of this suite's own, and a queue of this test run's own: the same suite may run
 # from several checkouts at once on one Redis, and no worker may take another run's tasks.
-FAULTS_REDIS_DB = int(os.environ.get("FAULTS_REDIS_DB", "9"))
+FAULTS_REDIS_DB = int(os.environ.get("FAULTS_REDIS_DB", "10"))  # 11-13: ops scale-out, bench
 BROKER_URL = f"redis://127.0.0.1:6379/{FAULTS_REDIS_DB}"
 QUEUE = f"faults-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 # Nothing listens here: a broker that is down (connection refused at once, loopback only).
