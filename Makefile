@@ -41,8 +41,10 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# Every scenario of bench/ on its own PostgreSQL database (BENCH_DATABASE_URL, default inro_bench,
+# dropped and created again); prints the table and writes bench/RESULTS.md. Sizes: see bench/run.py.
 bench: install
-	$(BIN)/python bench/activation.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 var/broker var/broker-processed

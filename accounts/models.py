@@ -119,6 +119,9 @@ class ApiToken(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     key_hash = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=100, blank=True, help_text="Device name given at login, if any.")
+    # The user's session auth hash when the token was made: any password change, by whatever path
+    # (API, reset page, admin), makes it differ and the token stops working.
+    password_fingerprint = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
 

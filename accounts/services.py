@@ -47,7 +47,8 @@ def membership_add(*, workspace: Workspace, user: User, role: str = Membership.R
 def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
     """A new API key for one device; returns the row and the key, which is shown only this once."""
     key = secrets.token_hex(20)
-    token = ApiToken.objects.create(user=user, key_hash=api_token_hash(key), name=(name or "").strip()[:100])
+    token = ApiToken.objects.create(user=user, key_hash=api_token_hash(key), name=(name or "").strip()[:100],
+                                    password_fingerprint=user.get_session_auth_hash())
     return token, key
 
 

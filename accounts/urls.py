@@ -3,6 +3,7 @@
 from django.urls import path
 
 from accounts import views
+from automations import web_views as automation_views
 from billing import usage_views
 from contacts import views as contact_views
 
@@ -22,4 +23,9 @@ urlpatterns = [
          name="contact_message"),
     path("w/<int:workspace_id>/contacts/<int:contact_id>/folders/", contact_views.contact_folder_add,
          name="contact_folder_add"),
+    path("w/<int:workspace_id>/campaigns/", automation_views.campaigns_page, name="campaigns"),
+    path("w/<int:workspace_id>/campaigns/<int:campaign_id>/", automation_views.campaign_page, name="campaign"),
+    path("w/<int:workspace_id>/campaigns/<int:campaign_id>/launch/", automation_views.campaign_launch_view,
+         name="campaign_launch"),
+    path("w/<int:workspace_id>/scenarios/", automation_views.scenarios_page, name="scenarios"),
 ]

@@ -43,11 +43,47 @@ class ScenarioRunAdmin(admin.ModelAdmin):
 
 @admin.register(models.PausedAction)
 class PausedActionAdmin(admin.ModelAdmin):
-    list_display = ["workspace", "contact", "kind", "automation_ref", "action_type", "status", "created_at",
+    """Limited actions waiting for headroom. Staff resume or cancel them through the services only."""
+
+    list_display = ["created_at", "workspace", "contact", "kind", "automation_ref", "action_type", "status",
                     "expires_at", "reason"]
     list_filter = ["status", "kind", "action_type"]
-    search_fields = ["automation_ref", "workspace__name"]
+    search_fields = ["automation_ref", "workspace__name", "workspace__slug", "contact__username"]
+    list_select_related = ["workspace", "contact"]
     raw_id_fields = ["workspace", "contact"]
+    show_full_result_count = False
+    actions = ["resume_selected", "cancel_selected"]
+    readonly_fields = ["workspace", "contact", "kind", "automation_ref", "action_type", "payload", "status",
+                       "created_at", "expires_at", "resolved_at", "reason"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Resume waiting actions of these workspaces (oldest first, up to the headroom)",
+                  permissions=["change"])
+    def resume_selected(self, request, queryset):
+        from accounts.models import Workspace
+        from automations import services
+
+        workspace_ids = set(queryset.filter(status=models.PausedAction.Status.WAITING)
+                            .values_list("workspace_id", flat=True))
+        resumed = expired = 0
+        for workspace in Workspace.objects.filter(pk__in=workspace_ids, deleted_at__isnull=True):
+            result = services.paused_actions_resume(workspace=workspace)
+            resumed += result.resumed
+            expired += result.expired
+        self.message_user(request, f"Resumed {resumed} and expired {expired} paused actions "
+                                   f"in {len(workspace_ids)} workspaces; the rest wait for headroom.")
+
+    @admin.action(description="Cancel selected waiting actions", permissions=["change"])
+    def cancel_selected(self, request, queryset):
+        from automations import services
+
+        cancelled = sum(services.paused_action_cancel(paused_action=action) for action in queryset)
+        self.message_user(request, f"Cancelled {cancelled} paused actions.")
 
 
 @admin.register(models.Segment)

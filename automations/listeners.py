@@ -4,9 +4,12 @@ They run after the caller's transaction has committed, so they only queue work.
 """
 
 import datetime
+import logging
 
 from automations.models import PausedAction
 from contacts.hooks import InboundEvent
+
+logger = logging.getLogger(__name__)
 
 RESUME_FANOUT_CHUNK = 200
 
@@ -33,4 +36,8 @@ def inbound_event(event: InboundEvent) -> None:
     """An Instagram event was captured: answer open questions, start matching scenarios."""
     from automations.services.scenarios import inbound_event_handle  # noqa: PLC0415
 
-    inbound_event_handle(event)
+    try:
+        inbound_event_handle(event)
+    except Exception:
+        # The event is already captured (after commit); a scenario bug must not fail intake's task.
+        logger.exception("scenarios for event %s of contact %s failed", event.meta_id, event.contact_id)

@@ -80,6 +80,10 @@ class Campaign(models.Model):
     launched_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     audience_frozen_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # One fan-out at a time: a worker holds this lease while sending, renewing it per batch; a killed
+    # worker's lease simply runs out, and the redelivered task takes over.
+    fanout_token = models.CharField(max_length=36, blank=True)
+    fanout_lease_until = models.DateTimeField(null=True, blank=True)
     # Counters are recomputed from the recipient rows (never incremented in Python), so they stay exact.
     recipients_count = models.PositiveIntegerField(default=0)
     sent_count = models.PositiveIntegerField(default=0)
@@ -188,6 +192,8 @@ class ScenarioRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     next_step = models.PositiveSmallIntegerField(default=0)
     engaged = models.BooleanField(default=False, help_text="The gate allowed this run to engage the contact.")
+    # A worker executing the run holds this lease, so a redelivered task does not run it alongside.
+    executing_until = models.DateTimeField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -76,3 +76,12 @@ def segment_list(*, workspace: Workspace) -> list[SegmentSummary]:
 def usage_alerts_active(workspace: Workspace) -> list[UsageAlert]:
     """This month's alerts (80 and/or 100), for the usage page banner and the API."""
     return list(UsageAlert.objects.filter(workspace=workspace, month=month_of()).order_by("threshold"))
+
+
+def segment_get(*, workspace: Workspace, segment_id: int) -> Segment | None:
+    return Segment.objects.filter(workspace=workspace, pk=segment_id).first()
+
+
+def scenario_get(*, workspace: Workspace, scenario_id: int) -> Scenario | None:
+    """One scenario with the run counters of `scenario_list`."""
+    return scenario_list(workspace=workspace).filter(pk=scenario_id).first()

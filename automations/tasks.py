@@ -9,6 +9,7 @@ from accounts.models import Workspace
 from automations import services
 from automations.models import EnrichmentJob
 from automations.services import alerts, integrations, scenarios
+from automations.services.campaigns import CampaignBusy
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +36,24 @@ def paused_actions_resume_many(workspace_ids: list[int]) -> int:
     return resumed
 
 
-@shared_task(
-    name="automations.tasks.campaign_send",
-    # The database going away mid-fan-out (restart, failover): try again with backoff; the fan-out
-    # picks up the pending rows and finds earlier sends by their idempotency keys (issue 8).
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-)
-def campaign_send(campaign_id: int) -> None:
-    services.campaign_send(campaign_id=campaign_id)
+CAMPAIGN_DB_RETRIES = 8
+
+
+@shared_task(bind=True, name="automations.tasks.campaign_send", max_retries=None)
+def campaign_send(self, campaign_id: int) -> None:
+    try:
+        services.campaign_send(campaign_id=campaign_id)
+    except CampaignBusy:
+        if self.request.is_eager:
+            return  # inline: the worker holding the campaign finishes it
+        # A redelivery while the first worker still sends: come back when it is done (or dead).
+        raise self.retry(countdown=60) from None
+    except (OperationalError, InterfaceError) as error:
+        # The database went away mid-fan-out (restart, failover): retry with backoff; the fan-out picks
+        # up the pending rows and finds earlier sends by their idempotency keys (issue 8).
+        if self.request.retries >= CAMPAIGN_DB_RETRIES:
+            raise
+        raise self.retry(exc=error, countdown=min(2 ** (self.request.retries + 1), 300)) from None
 
 
 @shared_task(name="automations.tasks.campaigns_launch_due")
@@ -60,9 +67,14 @@ def campaigns_launch_due() -> list[int]:
     return services.campaigns_launch_due()
 
 
-@shared_task(name="automations.tasks.scenario_run_execute")
-def scenario_run_execute(run_id: int) -> None:
-    scenarios.scenario_run_execute(run_id=run_id)
+@shared_task(bind=True, name="automations.tasks.scenario_run_execute", max_retries=None)
+def scenario_run_execute(self, run_id: int) -> None:
+    try:
+        scenarios.scenario_run_execute(run_id=run_id)
+    except scenarios.ScenarioRunBusy:
+        if self.request.is_eager:
+            return  # inline: the caller holding the run finishes it
+        raise self.retry(countdown=60) from None
 
 
 @shared_task(name="automations.tasks.scenario_run_continue")

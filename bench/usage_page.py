@@ -102,6 +102,20 @@ def timed(client, url: str, params: dict | None = None) -> list[float]:
     return samples
 
 
+def count_queries(client, url: str, params: dict | None) -> int:
+    from django.db import connection
+
+    seen = []
+
+    def counter(execute, sql, *args):
+        seen.append(sql)
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(counter):
+        client.get(url, params or {})
+    return len(seen)
+
+
 def main() -> None:
     create_database()
     import django
@@ -109,7 +123,7 @@ def main() -> None:
     django.setup()
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext, setup_test_environment
+    from django.test.utils import setup_test_environment
 
     setup_test_environment()
     user, workspace = build()
@@ -126,13 +140,12 @@ def main() -> None:
     print(f"{'page':28} {'median ms':>10} {'p95 ms':>8} {'queries':>8}")
     results = {}
     for label, url, params in pages:
-        with CaptureQueriesContext(connection) as queries:
-            client.get(url, params or {})
+        queries = count_queries(client, url, params)
         samples = sorted(timed(client, url, params))
         median = statistics.median(samples)
         results[label] = median
         p95 = samples[int(len(samples) * 0.95) - 1]
-        print(f"{label:28} {median:10.1f} {p95:8.1f} {len(queries.captured_queries):8}")
+        print(f"{label:28} {median:10.1f} {p95:8.1f} {queries:8}")
     verdict = "OK" if results["usage page"] < 150 else "TOO SLOW"
     print(f"usage page median {results['usage page']:.1f} ms: {verdict} (target < 150 ms)")
     if verdict != "OK":

@@ -17,7 +17,8 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -36,6 +37,90 @@ _USAGE = MonthlyUsage._meta.db_table
 _CONTACTS = Contact._meta.db_table
 # SQLite has no arrays: id lists go in chunks below its bound-parameter limit.
 _SQLITE_CHUNK = 900
+_KINDS = frozenset(AutomationKind.values)
+_ONLY_EXPLICIT_PREPARE = 2**31 - 1
+
+
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - SQLite-only installs
+    psycopg = None
+
+if psycopg is not None:
+
+    class _PreparedCursor(psycopg.Cursor):
+        """Server-side binding, each statement prepared once per connection (psycopg caches them).
+
+        The gate's single-contact statements run thousands of times a second with the same text;
+        preparing them spares PostgreSQL the parse and plan of every call (bench/activation.py).
+        Django keeps prepare_threshold off by default (a pooler in transaction mode that does not
+        track prepared statements cannot keep them), so only the gate's hot path opts in; see
+        _prepared_allowed for when it stays off.
+        """
+
+        def execute(self, query, params=None, *, prepare=True, binary=None):
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+class _GateCursor:
+    """The gate's hot statements on a prepared cursor kept per connection, with Django's error
+    translation; logged and passed through execute wrappers like any query whenever Django is
+    logging queries (DEBUG, CaptureQueriesContext) or a wrapper is installed."""
+
+    __slots__ = ("db", "cursor")
+
+    def __init__(self, db, cursor) -> None:
+        self.db, self.cursor = db, cursor
+
+    def __enter__(self) -> "_GateCursor":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def execute(self, sql: str, params: list) -> None:
+        db = self.db
+        if db.queries_logged or db.execute_wrappers:
+            db._prepare_cursor(self.cursor).execute(sql, params)
+            return
+        with db.wrap_database_errors:
+            self.cursor.execute(sql, params)
+
+    def fetchone(self):
+        return self.cursor.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+
+def _prepared_allowed(db) -> bool:
+    """Off with BILLING_GATE_PREPARED_STATEMENTS = False, and whenever the database settings pin
+    prepare_threshold to None (DATABASE_PGBOUNCER_TRANSACTION_POOLING: a pooler in transaction mode
+    hands each transaction to any server connection, where our prepared statements do not exist)."""
+    if not getattr(settings, "BILLING_GATE_PREPARED_STATEMENTS", True):
+        return False
+    options = db.settings_dict.get("OPTIONS") or {}
+    return not ("prepare_threshold" in options and options["prepare_threshold"] is None)
+
+
+def _hot_cursor(db=None):
+    """A cursor for the gate's repeated single-contact statements (see _PreparedCursor)."""
+    db = db or connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or psycopg is None or not _prepared_allowed(db):
+        return db.cursor()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = db.connection
+    cursor = getattr(db, "_billing_gate_cursor", None)
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        if raw.prepare_threshold is None:
+            # psycopg ignores prepare=True while the threshold is None (Django's default). A threshold
+            # no query reaches keeps every other statement unprepared, as Django wants.
+            raw.prepare_threshold = _ONLY_EXPLICIT_PREPARE
+        cursor = db._billing_gate_cursor = _PreparedCursor(raw)
+    return _GateCursor(db, cursor)
 
 
 class ActivationInputError(ApplicationError, ValueError):
@@ -75,7 +160,7 @@ class UsageSnapshot:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in AutomationKind.values:
+    if kind not in _KINDS:
         raise ValueError(
             f"{kind!r} is not an automated action kind; expected one of {', '.join(AutomationKind.values)}."
             " Manual actions never go through the activation gate."
@@ -94,8 +179,8 @@ def _ref(ref: object) -> str:
     return "" if ref is None else str(ref)[:64]
 
 
-def _adapt(now: datetime.datetime, month: datetime.date) -> tuple:
-    ops = connection.ops
+def _adapt(now: datetime.datetime, month: datetime.date, db=None) -> tuple:
+    ops = (db or connection).ops
     return ops.adapt_datetimefield_value(now), ops.adapt_datefield_value(month)
 
 
@@ -116,55 +201,92 @@ def activate(
         )
     now = timezone.now()
     month = month_of(now)
-    db_now, db_month = _adapt(now, month)
+    db = connections[DEFAULT_DB_ALIAS]  # looked up once: each `connection.x` is a thread-local lookup
+    db_now, db_month = _adapt(now, month, db)
 
-    with connection.cursor() as cursor:
-        # One round trip for the common case: the usage row and whether the contact is active.
-        cursor.execute(
-            f"SELECT u.id, EXISTS (SELECT 1 FROM {_RECORDS} r WHERE r.workspace_id = %s"  # noqa: S608
-            f" AND r.contact_id = %s AND r.month = %s) FROM {_USAGE} u"
-            " WHERE u.workspace_id = %s AND u.month = %s",
-            [workspace.pk, contact.pk, db_month, workspace.pk, db_month],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        usage_id = usage_row_open(workspace_id=workspace.pk, month=month).pk
-        already = ActivationRecord.objects.filter(
-            workspace_id=workspace.pk, contact_id=contact.pk, month=month
-        ).exists()
-    else:
-        usage_id, already = row[0], bool(row[1])
-    if already:
-        return ActivationResult(True, False, ALREADY_ACTIVE, month)
-
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
-            " WHERE id = %s AND activated + %s < quota",
-            [usage_id, max(reserve, 0)],
-        )
-        if cursor.rowcount == 1:
-            cursor.execute(
-                f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"  # noqa: S608
-                " automation_ref) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id",
-                [workspace.pk, contact.pk, db_month, db_now, kind, _ref(ref)],
-            )
-            if cursor.fetchone() is not None:
-                return ActivationResult(True, True, ACTIVATED, month)
-            # Another worker activated this contact between our check and our insert.
-            transaction.set_rollback(True)
-            return ActivationResult(True, False, ALREADY_ACTIVE, month)
-
-        # No headroom. The contact may have been activated meanwhile; that one stays free (rule 3).
+    with _hot_cursor(db) as cursor:
+        # The common case (repeated engagement) in one round trip on one unique index.
         cursor.execute(
             f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s AND month = %s",  # noqa: S608
             [workspace.pk, contact.pk, db_month],
         )
         if cursor.fetchone() is not None:
             return ActivationResult(True, False, ALREADY_ACTIVE, month)
-        _mark_limit_reached(cursor, usage_id, db_now)
-        return ActivationResult(False, False, QUOTA_EXHAUSTED, month)
+
+    for _attempt in range(2):
+        with transaction.atomic(), _hot_cursor(db) as cursor:
+            counted, inserted, usage_id = _count_and_record(
+                cursor, workspace.pk, contact.pk, db_month, db_now, kind, _ref(ref), max(reserve, 0)
+            )
+            if counted:
+                if inserted:
+                    return ActivationResult(True, True, ACTIVATED, month)
+                # Another worker activated this contact between our check and our insert.
+                transaction.set_rollback(True)
+                return ActivationResult(True, False, ALREADY_ACTIVE, month)
+            if usage_id is not None:
+                # No headroom. The contact may have been activated meanwhile; it stays free (rule 3).
+                cursor.execute(
+                    f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s"  # noqa: S608
+                    " AND month = %s",
+                    [workspace.pk, contact.pk, db_month],
+                )
+                if cursor.fetchone() is not None:
+                    return ActivationResult(True, False, ALREADY_ACTIVE, month)
+                _mark_limit_reached(cursor, usage_id, db_now)
+                return ActivationResult(False, False, QUOTA_EXHAUSTED, month)
+        # First use this month: open the row (lazily, rule 11) and try again.
+        usage_row_open(workspace_id=workspace.pk, month=month)
+    raise ApplicationError(  # pragma: no cover - the row was just opened
+        "The month's usage row could not be opened; try again.", code="conflict", status=409
+    )
+
+
+def _count_and_record(
+    cursor, workspace_id: int, contact_id: int, db_month, db_now, kind: str, ref: str, reserve: int
+) -> tuple[bool, bool, int | None]:
+    """Move the month's counter if there is headroom, then insert the record.
+
+    Returns (counted, inserted, usage row id or None when the month's row is not open yet). The
+    counter moves first, so the usage-row lock orders all writers of a workspace; the record is
+    inserted only when the counter moved. The caller rolls back when counted but not inserted.
+    """
+    if connection.vendor == "postgresql":
+        # One statement, one round trip: the INSERT reads the UPDATE's row, so it runs after it; the
+        # last column tells, in the statement's snapshot, whether the row existed at all.
+        cursor.execute(
+            f"WITH u AS (UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
+            " WHERE workspace_id = %s AND month = %s AND activated + %s < quota RETURNING id),"
+            f" i AS (INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"
+            " automation_ref) SELECT %s::bigint, %s::bigint, %s::date, %s::timestamptz, %s::text,"
+            " %s::text FROM u ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id)"
+            " SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM i),"
+            f" (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s)",
+            [workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref,
+             workspace_id, db_month],
+        )
+        counted, inserted, usage_id = cursor.fetchone()
+        return bool(counted), bool(inserted), usage_id
+    # SQLite: writers are serialised (IMMEDIATE transactions), so statement by statement is exact.
+    cursor.execute(
+        f"UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
+        " WHERE workspace_id = %s AND month = %s AND activated + %s < quota",
+        [workspace_id, db_month, reserve],
+    )
+    if cursor.rowcount != 1:
+        cursor.execute(
+            f"SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s",  # noqa: S608
+            [workspace_id, db_month],
+        )
+        row = cursor.fetchone()
+        return False, False, row[0] if row else None
+    cursor.execute(
+        f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"  # noqa: S608
+        " automation_ref) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id",
+        [workspace_id, contact_id, db_month, db_now, kind, ref],
+    )
+    return True, cursor.fetchone() is not None, None
 
 
 def _mark_limit_reached(cursor, usage_id: int, db_now) -> None:
@@ -176,8 +298,11 @@ def _mark_limit_reached(cursor, usage_id: int, db_now) -> None:
     )
 
 
-def _contact_ids(workspace: Workspace, contacts: Sequence) -> list[int]:
-    """Ids of `contacts` (instances or ids), each checked to belong to `workspace`."""
+def _split_contacts(workspace: Workspace, contacts: Sequence) -> tuple[list[int], list[int]]:
+    """Ids of `contacts` (instances or ids) and, among them, the bare ids still to check in the database.
+
+    Instances are checked here against `workspace`; anything else is refused outright.
+    """
     ids: list[int] = []
     unchecked: list[int] = []
     for item in contacts:
@@ -193,39 +318,84 @@ def _contact_ids(workspace: Workspace, contacts: Sequence) -> list[int]:
             unchecked.append(item)
         else:
             raise ActivationInputError(f"{item!r} is not a contact.", code="not_a_contact")
+    return ids, unchecked
+
+
+def _foreign_error(workspace: Workspace, how_many: int) -> ActivationInputError:
+    return ActivationInputError(
+        f"{how_many} of the contacts given does not belong to workspace {workspace.pk}.",
+        code="contact_not_in_workspace",
+    )
+
+
+def _contact_ids(workspace: Workspace, contacts: Sequence) -> list[int]:
+    """Ids of `contacts` (instances or ids), each checked to belong to `workspace`."""
+    ids, unchecked = _split_contacts(workspace, contacts)
     if unchecked:
         wanted = set(unchecked)
-        found = _count_in(
-            f"SELECT count(*) FROM {_CONTACTS} WHERE workspace_id = %s AND id",  # noqa: S608
-            [workspace.pk],
-            sorted(wanted),
-        )
+        found = _count_contacts(workspace.pk, sorted(wanted))
         if found != len(wanted):
-            raise ActivationInputError(
-                f"{len(wanted) - found} of the contacts given does not belong to workspace {workspace.pk}.",
-                code="contact_not_in_workspace",
-            )
+            raise _foreign_error(workspace, len(wanted) - found)
     return ids
 
 
-def _count_in(sql_prefix: str, params: list, ids: list[int]) -> int:
+def _count_contacts(workspace_id: int, ids: list[int]) -> int:
+    """How many of `ids` (distinct) are contacts of the workspace."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(sql_prefix + " = ANY(%s)", [*params, ids])
+            # Driven by the array: one primary-key probe per id, whatever the table's statistics say
+            # (a filter `id = ANY(array)` on a stale row estimate degenerates into ids x rows).
+            cursor.execute(
+                f"SELECT count(*) FROM unnest(%s::bigint[]) AS t(id) JOIN {_CONTACTS} c"  # noqa: S608
+                " ON c.id = t.id AND c.workspace_id = %s",
+                [ids, workspace_id],
+            )
             return cursor.fetchone()[0]
         total = 0
         for start in range(0, len(ids), _SQLITE_CHUNK):
             chunk = ids[start : start + _SQLITE_CHUNK]
-            cursor.execute(sql_prefix + f" IN ({', '.join(['%s'] * len(chunk))})", [*params, *chunk])
+            cursor.execute(
+                f"SELECT count(*) FROM {_CONTACTS} WHERE workspace_id = %s"  # noqa: S608
+                f" AND id IN ({', '.join(['%s'] * len(chunk))})",
+                [workspace_id, *chunk],
+            )
             total += cursor.fetchone()[0]
         return total
 
 
+def _foreign_and_active(
+    cursor, workspace_id: int, db_month, ids: list[int], *, check: bool
+) -> tuple[set[int], set[int]]:
+    """PostgreSQL, one query driven by the id array: ids that are not contacts of the workspace (only
+    looked up when `check`) and ids already active this month."""
+    if check:
+        cursor.execute(
+            "SELECT t.id, c.id IS NULL, r.contact_id IS NOT NULL FROM unnest(%s::bigint[]) AS t(id)"  # noqa: S608
+            f" LEFT JOIN {_CONTACTS} c ON c.id = t.id AND c.workspace_id = %s"
+            f" LEFT JOIN {_RECORDS} r ON r.contact_id = t.id AND r.workspace_id = %s AND r.month = %s"
+            " WHERE c.id IS NULL OR r.contact_id IS NOT NULL",
+            [ids, workspace_id, workspace_id, db_month],
+        )
+        foreign: set[int] = set()
+        active: set[int] = set()
+        for contact_id, is_foreign, is_active in cursor.fetchall():
+            if is_foreign:
+                foreign.add(contact_id)
+            if is_active:
+                active.add(contact_id)
+        return foreign, active
+    cursor.execute(
+        f"SELECT r.contact_id FROM unnest(%s::bigint[]) AS t(id) JOIN {_RECORDS} r"  # noqa: S608
+        " ON r.contact_id = t.id AND r.workspace_id = %s AND r.month = %s",
+        [ids, workspace_id, db_month],
+    )
+    return set(), {row[0] for row in cursor.fetchall()}
+
+
 def _active_among(cursor, workspace_id: int, db_month, ids: list[int]) -> set[int]:
-    sql = f"SELECT contact_id FROM {_RECORDS} WHERE workspace_id = %s AND month = %s AND contact_id"  # noqa: S608
     if connection.vendor == "postgresql":
-        cursor.execute(sql + " = ANY(%s)", [workspace_id, db_month, ids])
-        return {row[0] for row in cursor.fetchall()}
+        return _foreign_and_active(cursor, workspace_id, db_month, ids, check=False)[1]
+    sql = f"SELECT contact_id FROM {_RECORDS} WHERE workspace_id = %s AND month = %s AND contact_id"  # noqa: S608
     active: set[int] = set()
     for start in range(0, len(ids), _SQLITE_CHUNK):
         chunk = ids[start : start + _SQLITE_CHUNK]
@@ -273,7 +443,12 @@ def activate_many(
     _check_kind(kind)
     _check_workspace(workspace)
     items = list(contacts)
-    ids = _contact_ids(workspace, items)
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        # Bare ids are checked inside the batch's one lookup query, under the usage-row lock.
+        ids, unchecked = _split_contacts(workspace, items)
+    else:
+        ids, unchecked = _contact_ids(workspace, items), []
     now = timezone.now()
     month = month_of(now)
     db_now, db_month = _adapt(now, month)
@@ -289,7 +464,15 @@ def activate_many(
                     [usage_id],
                 )
                 quota, activated = cursor.fetchone()
-                active = _active_among(cursor, workspace.pk, db_month, unique_ids) if unique_ids else set()
+                if postgres and unique_ids:
+                    foreign, active = _foreign_and_active(
+                        cursor, workspace.pk, db_month, unique_ids, check=bool(unchecked)
+                    )
+                    foreign.intersection_update(unchecked)  # instances were checked already
+                    if foreign:
+                        raise _foreign_error(workspace, len(foreign))  # rolls back: nothing written
+                else:
+                    active = _active_among(cursor, workspace.pk, db_month, unique_ids) if unique_ids else set()
                 candidates = [contact_id for contact_id in unique_ids if contact_id not in active]
                 headroom = max(quota - max(reserve, 0) - activated, 0)
                 new_ids = candidates[:headroom]

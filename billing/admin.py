@@ -6,6 +6,7 @@ ledgers are append-only here, even for superusers.
 
 import csv
 import datetime
+import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -20,7 +21,18 @@ from accounts.admin import MembershipInline
 from accounts.models import Workspace
 from billing import selectors, services
 from billing.forms import BonusGrantForm, PlanAdminForm
-from billing.models import ActivationRecord, BonusGrant, MonthlyUsage, MonthRollover, Plan, Subscription
+from billing.models import (
+    ActivationRecord,
+    BonusGrant,
+    CheckoutSession,
+    MonthlyUsage,
+    MonthRollover,
+    PaymentFailure,
+    Plan,
+    PlanChange,
+    StripeEvent,
+    Subscription,
+)
 from billing.months import month_of
 from inro.errors import ApplicationError
 
@@ -316,4 +328,106 @@ class MonthRolloverAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    """Stripe events as received: status, error, payload, and an idempotent replay."""
+
+    list_display = ["received_at", "event_id", "type", "status", "attempts", "short_error"]
+    list_filter = ["status", "type"]
+    search_fields = ["event_id", "type"]
+    show_full_result_count = False
+    actions = ["replay_events"]
+    readonly_fields = ["event_id", "type", "livemode", "status", "error", "attempts", "received_at", "processed_at",
+                       "payload_pretty"]
+    exclude = ["payload"]
+
+    @admin.display(description="Error")
+    def short_error(self, event: StripeEvent) -> str:
+        return (event.error[:80] + "…") if len(event.error) > 80 else event.error
+
+    @admin.display(description="Payload (card data removed)")
+    def payload_pretty(self, event: StripeEvent) -> str:
+        return format_html("<pre style='white-space:pre-wrap;max-height:40em;overflow:auto'>{}</pre>",
+                           json.dumps(event.payload, indent=2, sort_keys=True))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("billing.replay_stripeevent")
+
+    @admin.action(description="Replay selected events (idempotent)", permissions=["replay"])
+    def replay_events(self, request, queryset):
+        outcomes: dict[str, int] = {}
+        for event in queryset.order_by("received_at", "pk"):
+            replayed = services.stripe_event_replay(event=event)
+            outcomes[replayed.status] = outcomes.get(replayed.status, 0) + 1
+        summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
+        level = messages.WARNING if outcomes.get(StripeEvent.Status.FAILED) else messages.SUCCESS
+        self.message_user(request, f"Replayed {sum(outcomes.values())} events: {summary}.", level)
+
+
+@admin.register(PlanChange)
+class PlanChangeAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "workspace", "from_plan", "from_addon_packs", "to_plan", "to_addon_packs",
+                    "changed_by", "source_event_id", "reason"]
+    list_select_related = ["workspace", "from_plan", "to_plan", "changed_by"]
+    search_fields = ["workspace__name", "source_event_id"]
+    list_filter = ["to_plan"]
+    show_full_result_count = False
+
+    # Append-only history.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CheckoutSession)
+class CheckoutSessionAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "workspace", "kind", "plan", "addon_packs", "status", "stripe_session_id",
+                    "created_by"]
+    list_select_related = ["workspace", "plan", "created_by"]
+    list_filter = ["status", "kind"]
+    search_fields = ["workspace__name", "stripe_session_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PaymentFailure)
+class PaymentFailureAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "workspace", "stripe_invoice_id", "amount_due_cents", "currency", "attempt_count",
+                    "emailed_at", "resolved_at"]
+    list_select_related = ["workspace"]
+    search_fields = ["workspace__name", "stripe_invoice_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

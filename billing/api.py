@@ -8,17 +8,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from billing import selectors
+from billing import services as billing_services
+from billing.checkout import MAX_ADDON_PACKS
 from billing.models import AutomationKind
-from inro.api import WorkspaceView, cursor_page, validated_query
-
-
-def paused_actions_waiting(*, workspace) -> int:
-    """Paused actions waiting (rule 4), from automations' selector once that app provides it."""
-    try:
-        from automations.selectors import paused_actions_waiting_count  # noqa: PLC0415
-    except ImportError:  # TODO(issue 6): automations not merged yet; resolve after `git merge main`
-        return 0
-    return paused_actions_waiting_count(workspace=workspace)
+from inro.api import IDEMPOTENCY_PARAMETER, WorkspaceView, cursor_page, idempotent, validated_query
 
 
 class PlanSerializer(serializers.Serializer):
@@ -69,6 +62,9 @@ class UsageSerializer(serializers.Serializer):
 
 
 class UsageView(WorkspaceView):
+    # Paused actions live in automations, which depends on billing (not the reverse): the URL module
+    # passes automations' count in with as_view(paused_actions_count=...).
+    paused_actions_count = None
     @extend_schema(operation_id="usage_retrieve", responses={200: UsageSerializer}, tags=["usage"])
     def get(self, request, workspace_id):
         """This month's activated contacts against the quota: the usage page's figures."""
@@ -81,7 +77,7 @@ class UsageView(WorkspaceView):
             "limit_reached": summary.limit_reached,
             "percent": summary.percent,
             "level": summary.level,
-            "paused_actions": paused_actions_waiting(workspace=self.workspace),
+            "paused_actions": self.paused_actions_count(self.workspace) if self.paused_actions_count else 0,
             "plan": {"code": summary.plan.code, "name": summary.plan.name},
             "addon_packs": summary.addon_packs,
             "resets_at": summary.resets_at,
@@ -152,3 +148,42 @@ class ActivationListView(WorkspaceView):
         """A month's activated contacts (the ledger), newest first."""
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class CheckoutRequestSerializer(serializers.Serializer):
+    plan = serializers.CharField(max_length=32, help_text="Plan code, e.g. \"pro\".")
+    addon_packs = serializers.IntegerField(min_value=0, max_value=MAX_ADDON_PACKS, default=0,
+                                           help_text=f"Add-on packs, 0 to {MAX_ADDON_PACKS}.")
+
+
+class RedirectSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="Open it in a browser: Stripe Checkout, the portal or the billing page.")
+
+
+class CheckoutView(WorkspaceView):
+    extra_error_statuses = {"POST": (403, 502)}
+
+    @extend_schema(operation_id="billing_checkout", request=CheckoutRequestSerializer,
+                   responses={200: RedirectSerializer}, parameters=[IDEMPOTENCY_PARAMETER], tags=["billing"])
+    @idempotent
+    def post(self, request, workspace_id):
+        """Upgrade to a plan with add-on packs (rule 8): the Stripe Checkout page to open, or the billing page
+        when a live subscription's packs were changed in place. Owners and admins only."""
+        self.require_manager("buy upgrades")
+        serializer = CheckoutRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        url = billing_services.checkout_start(workspace=self.workspace, user=request.user,
+                                              plan_code=serializer.validated_data["plan"],
+                                              addon_packs=serializer.validated_data["addon_packs"])
+        return Response({"url": url})
+
+
+class PortalView(WorkspaceView):
+    extra_error_statuses = {"POST": (400, 403, 502)}
+
+    @extend_schema(operation_id="billing_portal", request=None, responses={200: RedirectSerializer},
+                   tags=["billing"])
+    def post(self, request, workspace_id):
+        """Stripe's billing portal (payment method, invoices, cancellation). Owners and admins only."""
+        self.require_manager("manage billing")
+        return Response({"url": billing_services.portal_start(workspace=self.workspace, user=request.user)})

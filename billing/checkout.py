@@ -223,15 +223,17 @@ def checkout_session_apply(*, session: dict, source_event_id: str = "") -> str:
         )
         if not claimed:
             return "already applied"
-        if row.stripe_subscription_id == subscription_id and row.stripe_state_at is not None:
+        same_subscription = row.stripe_subscription_id == subscription_id
+        if same_subscription and row.stripe_state_at is not None and not row.plan.is_free:
             return ""  # the subscription's own events came first and are authoritative
-        if row.stripe_subscription_id and row.stripe_subscription_id != subscription_id and (
+        if not same_subscription and row.stripe_subscription_id and (
             not row.plan.is_free and row.status not in ENDED_STATUSES
         ):
             logger.warning("checkout %s paid while workspace %s already has live subscription %s",
                            local.pk, local.workspace_id, row.stripe_subscription_id)
             return "the workspace already has another live subscription"
-        row.stripe_state_at, row.stripe_state_rank = None, 0
+        if not same_subscription:
+            row.stripe_state_at, row.stripe_state_rank = None, 0  # a new subscription: a new timeline
         subscription_state_write(
             subscription=row, plan=local.plan, addon_packs=local.addon_packs,
             status=Subscription.Status.ACTIVE, source_event_id=source_event_id,

@@ -240,7 +240,7 @@ class StripeEvent(models.Model):
     livemode = models.BooleanField(default=False)
     payload = models.JSONField(help_text="The event as received, card details removed.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why handling failed, or why the event was ignored.")
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -248,6 +248,7 @@ class StripeEvent(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["status", "received_at"], name="stripe_event_status")]
+        permissions = [("replay_stripeevent", "Can replay Stripe events")]
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type} ({self.status})"

@@ -225,6 +225,7 @@ class BillingOverview:
     plan: Plan
     subscription: Subscription | None
     addon_packs: int
+    addon_activations: int
     plan_quota: int  # plan activations plus packs, before bonuses
     quota_this_month: int
     activated_this_month: int
@@ -246,6 +247,7 @@ def billing_overview(*, workspace: Workspace) -> BillingOverview:
         plan=plan,
         subscription=subscription,
         addon_packs=packs,
+        addon_activations=packs * plan.addon_pack_size,
         plan_quota=plan.monthly_activations + packs * plan.addon_pack_size,
         quota_this_month=snapshot.quota,
         activated_this_month=snapshot.activated,

@@ -202,10 +202,11 @@ def subscription_object_apply(
     deleted = event_type == "customer.subscription.deleted"
     state = stripe_subscription_state(obj, deleted=deleted)
     row = subscription_locked(workspace_id=workspace_id)
-    if row.stripe_subscription_id and row.stripe_subscription_id != state.subscription_id:
+    if row.stripe_subscription_id != state.subscription_id:
+        # Only the subscription the workspace runs on can end it (not, say, an abandoned checkout's).
         if deleted or state.status in ENDED_STATUSES:
-            return "an ended subscription that is no longer the workspace's current one"
-        if not row.plan.is_free and row.status not in ENDED_STATUSES:
+            return "an ended subscription that is not the workspace's current one"
+        if row.stripe_subscription_id and not row.plan.is_free and row.status not in ENDED_STATUSES:
             logger.warning("workspace %s has a second live subscription %s (current %s)", workspace_id,
                            state.subscription_id, row.stripe_subscription_id)
             return "the workspace already has another live subscription"
@@ -232,3 +233,47 @@ def subscription_object_apply(
         cancel_at_period_end=False if state.plan is not None and state.plan.is_free else state.cancel_at_period_end,
     )
     return ""
+
+
+# Stripe ends a cancelled subscription at the period end and sends `customer.subscription.deleted`;
+# past this grace without that event, the safety net below asks Stripe (or, if unreachable, ends it).
+LAPSE_GRACE = datetime.timedelta(hours=1)
+
+
+def subscriptions_lapse_as_needed(*, now: datetime.datetime) -> list[int]:
+    """Rule 9 safety net: subscriptions set to end whose paid period is over return to Free.
+
+    Each is re-read from Stripe first, outside any transaction, and Stripe's answer applied; when
+    Stripe cannot be reached the cancellation Stripe already confirmed is applied locally. Returns
+    the workspace ids that went back to Free. Idempotent: run it as often as you like.
+    """
+    from billing import stripe_client  # the boundary; imported here to keep this module Stripe-free
+
+    due = list(
+        Subscription.objects.filter(cancel_at_period_end=True, current_period_end__lt=now - LAPSE_GRACE)
+        .exclude(plan__code=Plan.FREE)
+        .values_list("workspace_id", "stripe_subscription_id")
+    )
+    lapsed = []
+    for workspace_id, subscription_id in due:
+        remote = None
+        if subscription_id:
+            try:
+                remote = stripe_client.subscription_retrieve(subscription_id=subscription_id)
+            except stripe_client.BillingError:
+                remote = None
+        with transaction.atomic():
+            if remote is not None:
+                ended = remote.get("status") in ENDED_STATUSES
+                event_type = "customer.subscription.deleted" if ended else "customer.subscription.updated"
+                subscription_object_apply(obj=remote, event_type=event_type, reason="paid period ended")
+            else:
+                row = subscription_locked(workspace_id=workspace_id)
+                if row.plan.is_free or not row.cancel_at_period_end or row.current_period_end >= now - LAPSE_GRACE:
+                    continue
+                subscription_state_write(subscription=row, plan=free_plan(), addon_packs=0,
+                                         status=Subscription.Status.CANCELED, reason="paid period ended",
+                                         cancel_at_period_end=False)
+        if Subscription.objects.filter(workspace_id=workspace_id, plan__code=Plan.FREE).exists():
+            lapsed.append(workspace_id)
+    return lapsed

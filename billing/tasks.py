@@ -21,3 +21,11 @@ def roll_over_month() -> list[str]:
 def payment_failed_notify(failure_id: int) -> bool:
     """Email the owners about an unpaid invoice; at most once per invoice, however often it runs."""
     return services.payment_failure_email(failure_id=failure_id)
+
+
+@shared_task(name="billing.tasks.lapse_subscriptions")
+def lapse_subscriptions() -> list[int]:
+    """Hourly: subscriptions cancelled at period end whose period is over return to Free (rule 9)."""
+    from billing.subscriptions import subscriptions_lapse_as_needed
+
+    return subscriptions_lapse_as_needed(now=timezone.now())

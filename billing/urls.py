@@ -1,6 +1,6 @@
 """Customer billing pages under /w/<workspace_id>/billing/ (names in the "billing" namespace)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from billing import views
 
@@ -12,4 +12,6 @@ urlpatterns = [
     path("w/<int:workspace_id>/billing/success/", views.checkout_success, name="checkout_success"),
     path("w/<int:workspace_id>/billing/cancel/", views.checkout_cancel, name="checkout_cancel"),
     path("w/<int:workspace_id>/billing/portal/", views.portal, name="portal"),
+    # The offline demo's Stripe: every view answers 404 unless settings.FAKE_STRIPE_ENABLED (local only).
+    path("_fake_stripe/", include("billing.fakestripe.urls")),
 ]

@@ -56,6 +56,8 @@ class Bar:
     count: int
     future: bool
     label: str  # day of month shown under the axis, or ""
+    title: str  # "3 November: 5 activations" (tooltip), built here: template filters are slow in a loop
+    day_label: str  # "Tue 3 November", for the table under the chart
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class DayChart:
     baseline: float
     total: int
     busiest: tuple[datetime.date, int] | None
+    label_y: int
 
 
 def _nice_ceiling(value: float) -> int:
@@ -98,27 +101,37 @@ def day_chart(*, days: list[tuple[datetime.date, int]], month: datetime.date, qu
     for index in range(days_in_month):
         day = month.replace(day=1) + datetime.timedelta(days=index)
         count = counts.get(day, 0)
-        height = plot_height * count / top
+        # Days to come get a 2-px stub so the month's shape shows.
+        height = 2 if day not in counts else plot_height * count / top
         bars.append(Bar(
             x=round(CHART_LEFT + index * slot + slot * 0.15, 2), y=round(baseline - height, 2),
             width=round(slot * 0.7, 2), height=round(height, 2), day=day, count=count,
             future=day not in counts, label=str(day.day) if day.day in (1, 8, 15, 22, 29) else "",
+            title=f"{day.day} {day:%B}: {count:,} activation{'' if count == 1 else 's'}",
+            day_label=f"{day:%a} {day.day} {day:%B}",
         ))
     ticks = [(round(baseline - plot_height * value / top, 2), value) for value in (0, top // 2, top)]
     pace_y = round(baseline - plot_height * pace / top, 2) if 0 < pace <= top else None
     busiest = max(days, key=lambda item: item[1]) if days and max(n for _, n in days) > 0 else None
     return DayChart(bars=bars, ticks=ticks, pace_y=pace_y, pace=round(pace, 1), width=CHART_WIDTH,
                     height=CHART_HEIGHT, left=CHART_LEFT, baseline=baseline, total=sum(counts.values()),
-                    busiest=busiest)
+                    busiest=busiest, label_y=CHART_HEIGHT - 6)
 
 
-def paused_actions_waiting(*, workspace: Workspace) -> int | None:
-    """Paused actions waiting for headroom, when the automations app provides the count (else None)."""
-    try:
-        from automations.selectors import paused_actions_waiting_count  # noqa: PLC0415
-    except ImportError:
-        return None
-    return paused_actions_waiting_count(workspace=workspace)
+def automation_state(*, workspace: Workspace) -> dict:
+    """Paused actions waiting (and for which automation) and this month's usage alerts (rule 10).
+
+    Read through the automations selectors, imported here because billing does not depend on
+    automations (the web page is an interface over both)."""
+    from automations import selectors as automation_selectors  # noqa: PLC0415
+
+    waiting = automation_selectors.paused_actions_waiting_count(workspace)
+    return {
+        "paused_waiting": waiting,
+        "paused_by_automation": automation_selectors.paused_actions_by_automation(workspace=workspace)[:6]
+        if waiting else [],
+        "usage_alerts": automation_selectors.usage_alerts_active(workspace),
+    }
 
 
 def _pro_plan() -> Plan | None:
@@ -148,14 +161,16 @@ def usage_page(request: HttpRequest, membership: Membership) -> HttpResponse:
         month=summary.month, quota=summary.quota,
     )
     not_activated = max(database_total - summary.activated, 0)
+    billing_alerts = selectors.billing_alerts(workspace)
     quota_packs = summary.addon_packs * summary.plan.addon_pack_size
     context = {
         "section": "usage",
         "summary": summary,
         "reset_words": reset_wording(resets_at=summary.resets_at, now=now),
         "reset_zone": billing_zone().key,
-        "past_due": summary.subscription is not None and summary.subscription.status == "past_due",
-        "paused_waiting": paused_actions_waiting(workspace=workspace),
+        "billing_alerts": billing_alerts,
+        "past_due": any(alert.code == "past_due" for alert in billing_alerts),
+        **automation_state(workspace=workspace),
         "chart": chart,
         "kinds": kinds,
         "kind_max": max([n for _, _, n in kinds] + [1]),

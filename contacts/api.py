@@ -222,7 +222,7 @@ class _FolderMixin:
 
 class FolderDetailView(_FolderMixin, WorkspaceView):
     serializer_class = FolderSerializer
-    extra_error_statuses = {"PATCH": (409,)}
+    extra_error_statuses = {"PATCH": (409,), "DELETE": (409,)}
 
     @extend_schema(operation_id="folders_retrieve", tags=["folders"])
     def get(self, request, workspace_id, folder_id):
@@ -242,7 +242,7 @@ class FolderDetailView(_FolderMixin, WorkspaceView):
 
     @extend_schema(operation_id="folders_destroy", tags=["folders"])
     def delete(self, request, workspace_id, folder_id):
-        """Delete the folder; its contacts stay in the database."""
+        """Delete the folder; its contacts stay in the database (409 while a campaign targets it)."""
         services.folder_delete(folder=self.get_folder(folder_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 

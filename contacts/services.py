@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from accounts.models import Membership, User, Workspace
@@ -62,7 +63,12 @@ def folder_rename(*, folder: Folder, name: str) -> Folder:
 
 
 def folder_delete(*, folder: Folder) -> None:
-    folder.delete()
+    try:
+        with transaction.atomic():
+            folder.delete()
+    except ProtectedError:  # e.g. a campaign's audience (automations protects the folders it targets)
+        raise ApplicationError("This folder is in use (a campaign targets it): change that first.",
+                               code="folder_in_use", status=409) from None
 
 
 @transaction.atomic

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404
+from django.utils.crypto import constant_time_compare
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers
@@ -58,6 +59,9 @@ class ApiTokenAuthentication(TokenAuthentication):
         token = None
         if _TOKEN_KEY.fullmatch(key):
             token = ApiToken.objects.select_related("user").filter(key_hash=api_token_hash(key)).first()
+        if token is not None and not constant_time_compare(token.password_fingerprint,
+                                                           token.user.get_session_auth_hash()):
+            token = None  # the password changed since this device logged in
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("This token is not valid or was revoked. Log in again.")
         api_token_touch(token=token)
@@ -202,6 +206,7 @@ _ERROR_DESCRIPTIONS = {
     404: "Not found, or not in a workspace of yours.",
     409: "Conflict with the current state (or an Idempotency-Key reused with another body).",
     415: "Send JSON (Content-Type: application/json).",
+    502: "The payment provider failed or could not be reached; nothing was charged. Try again.",
     429: "Too many requests: see the Retry-After header.",
 }
 

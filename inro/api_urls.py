@@ -1,10 +1,25 @@
 """The REST API for the mobile app (issue 6), mounted at /api/: versioned routes, schema and docs."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.api import MeView, TokenView
-from billing.api import ActivationListView, UsageHistoryView, UsageView
+from automations.api import (
+    CampaignCancelView,
+    CampaignDetailView,
+    CampaignLaunchView,
+    CampaignListView,
+    CampaignPreviewView,
+    PausedActionListView,
+    ScenarioDetailView,
+    ScenarioDisableView,
+    ScenarioEnableView,
+    ScenarioListView,
+    SegmentDetailView,
+    SegmentListView,
+)
+from automations.selectors import paused_actions_waiting_count
+from billing.api import ActivationListView, CheckoutView, PortalView, UsageHistoryView, UsageView
 from contacts.api import (
     ContactDetailView,
     ContactListView,
@@ -19,10 +34,10 @@ WS = "v1/workspaces/<int:workspace_id>/"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/auth/token/", TokenView.as_view(), name="api-token"),
     path("v1/me/", MeView.as_view(), name="api-me"),
-    path(WS + "usage/", UsageView.as_view(), name="api-usage"),
+    path(WS + "usage/", UsageView.as_view(paused_actions_count=paused_actions_waiting_count), name="api-usage"),
     path(WS + "usage/history/", UsageHistoryView.as_view(), name="api-usage-history"),
     path(WS + "activations/", ActivationListView.as_view(), name="api-activations"),
     path(WS + "contacts/", ContactListView.as_view(), name="api-contacts"),
@@ -31,6 +46,20 @@ urlpatterns = [
     path(WS + "folders/", FolderListView.as_view(), name="api-folders"),
     path(WS + "folders/<int:folder_id>/", FolderDetailView.as_view(), name="api-folder"),
     path(WS + "folders/<int:folder_id>/contacts/", FolderContactsView.as_view(), name="api-folder-contacts"),
+    path(WS + "segments/", SegmentListView.as_view(), name="api-segments"),
+    path(WS + "segments/<int:segment_id>/", SegmentDetailView.as_view(), name="api-segment"),
+    path(WS + "campaigns/", CampaignListView.as_view(), name="api-campaigns"),
+    path(WS + "campaigns/<int:campaign_id>/", CampaignDetailView.as_view(), name="api-campaign"),
+    path(WS + "campaigns/<int:campaign_id>/preview/", CampaignPreviewView.as_view(), name="api-campaign-preview"),
+    path(WS + "campaigns/<int:campaign_id>/launch/", CampaignLaunchView.as_view(), name="api-campaign-launch"),
+    path(WS + "campaigns/<int:campaign_id>/cancel/", CampaignCancelView.as_view(), name="api-campaign-cancel"),
+    path(WS + "scenarios/", ScenarioListView.as_view(), name="api-scenarios"),
+    path(WS + "scenarios/<int:scenario_id>/", ScenarioDetailView.as_view(), name="api-scenario"),
+    path(WS + "scenarios/<int:scenario_id>/enable/", ScenarioEnableView.as_view(), name="api-scenario-enable"),
+    path(WS + "scenarios/<int:scenario_id>/disable/", ScenarioDisableView.as_view(), name="api-scenario-disable"),
+    path(WS + "paused-actions/", PausedActionListView.as_view(), name="api-paused-actions"),
+    path(WS + "billing/checkout/", CheckoutView.as_view(), name="api-billing-checkout"),
+    path(WS + "billing/portal/", PortalView.as_view(), name="api-billing-portal"),
     # Last: anything else under /api/ is a 404 in the API's error shape.
     re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
 ]

@@ -6,6 +6,7 @@ process-local counter would not do: set CACHE_URL to Redis in production). Prote
 token, METRICS_TOKEN: without one the endpoint does not exist (404).
 """
 
+import datetime
 import hmac
 import logging
 from collections.abc import Iterator
@@ -104,8 +105,74 @@ class InroCollector(Collector):
         yield from self.collect_other_apps()
 
     def collect_other_apps(self) -> Iterator[Any]:
-        """Figures from apps that may not be installed in every build (paused actions, deliveries)."""
-        return iter(())
+        """Paused actions, webhook deliveries and Stripe events, each only if its app is installed."""
+        from django.db.models import Avg, F, Min
+        from django.utils import timezone
+
+        from billing.months import month_of, month_start
+
+        now = timezone.now()
+        PausedAction = _model("automations", "PausedAction")  # noqa: N806
+        if PausedAction is not None:
+            waiting = dict(
+                PausedAction.objects.filter(status="waiting").values_list("kind").annotate(n=Count("id"))
+                .values_list("kind", "n")
+            )
+            gauge = GaugeMetricFamily(
+                "inro_paused_actions_waiting", "Automated actions paused at the quota, waiting for headroom.",
+                labels=["kind"],
+            )
+            for kind, count in sorted(waiting.items()):
+                gauge.add_metric([kind], count)
+            yield gauge
+            # The gate refuses only at the quota (rule 4); each refusal is kept as a paused action.
+            refused = PausedAction.objects.filter(created_at__gte=month_start(month_of(now)))
+            gauge = GaugeMetricFamily(
+                "inro_refusals_month", "Actions refused at the quota this month, by kind and by what became of "
+                "them (waiting, resumed, expired, cancelled).", labels=["kind", "status"],
+            )
+            for kind, status, count in (
+                refused.values("kind", "status").annotate(n=Count("id")).values_list("kind", "status", "n")
+                .order_by("kind", "status")
+            ):
+                gauge.add_metric([kind, status], count)
+            yield gauge
+
+        WebhookDelivery = _model("contacts", "WebhookDelivery")  # noqa: N806
+        if WebhookDelivery is not None:
+            gauge = GaugeMetricFamily(
+                "inro_webhook_deliveries", "Instagram webhook deliveries waiting (pending) or failed.",
+                labels=["status"],
+            )
+            for status in ("pending", "failed"):
+                gauge.add_metric([status], WebhookDelivery.objects.filter(status=status).count())
+            yield gauge
+            oldest = WebhookDelivery.objects.filter(status="pending").aggregate(at=Min("received_at"))["at"]
+            gauge = GaugeMetricFamily(
+                "inro_webhook_oldest_pending_seconds", "Age of the oldest unprocessed delivery (0: none)."
+            )
+            gauge.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+            yield gauge
+            recent = WebhookDelivery.objects.filter(
+                status="processed", received_at__gte=now - datetime.timedelta(minutes=5),
+                processed_at__isnull=False,
+            )
+            lag = recent.aggregate(lag=Avg(F("processed_at") - F("received_at")))["lag"]
+            gauge = GaugeMetricFamily(
+                "inro_webhook_processing_lag_seconds",
+                "Mean time from receipt to processing of deliveries received in the last 5 minutes.",
+            )
+            gauge.add_metric([], lag.total_seconds() if lag else 0.0)
+            yield gauge
+
+        StripeEvent = _model("billing", "StripeEvent")  # noqa: N806
+        if StripeEvent is not None:
+            gauge = GaugeMetricFamily(
+                "inro_stripe_events", "Stripe events failed, or received and not handled yet.", labels=["status"]
+            )
+            for status in ("failed", "received"):
+                gauge.add_metric([status], StripeEvent.objects.filter(status=status).count())
+            yield gauge
 
 
 def render_metrics() -> bytes:

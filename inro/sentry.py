@@ -15,8 +15,11 @@ def configure_sentry(*, dsn: str, environment: str, release: str, traces_sample_
         environment=environment,
         release=release or None,
         traces_sample_rate=traces_sample_rate,
-        # Contacts' handles, emails and IPs are personal data (Meta's rules): never sent.
+        # Contacts' handles, emails, IPs and messages are personal data (Meta's rules): never sent.
+        # Webhook bodies quote people's messages and stack locals hold contacts: neither leaves.
         send_default_pii=False,
+        max_request_body_size="never",
+        include_local_variables=False,
         integrations=[DjangoIntegration(), CeleryIntegration(monitor_beat_tasks=False), LoggingIntegration()],
     )
     return True

@@ -9,11 +9,14 @@ rows still pending, and a send that happened just before the crash is found by i
 
 import datetime
 import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -32,6 +35,12 @@ logger = logging.getLogger(__name__)
 
 CAMPAIGN_BATCH_SIZE = 1000
 _FREEZE_CHUNK = 2000
+# How long a fan-out may go without renewing its lease before another worker may take over.
+FANOUT_LEASE = datetime.timedelta(minutes=10)
+
+
+class CampaignBusy(Exception):
+    """Another worker is sending this campaign right now; try again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,11 +250,46 @@ def _message_key(campaign_id: int, contact_id: int) -> str:
     return f"campaign:{campaign_id}:contact:{contact_id}"
 
 
-def _record(recipient_id: int, status: str, message: Message | None, now: datetime.datetime,
+def _final_status(sent) -> str:
+    # A duplicate still "queued" is a send whose worker died between storing and delivering it: its
+    # outcome is unknown, and sending again could message the contact twice, so it ends as failed.
+    if sent.status == Message.Status.QUEUED:
+        return CampaignRecipient.Status.FAILED
+    return sent.status
+
+
+def _record(recipient_id: int, sent, now: datetime.datetime,
             *, from_status: str = CampaignRecipient.Status.PENDING) -> None:
     CampaignRecipient.objects.filter(pk=recipient_id, status=from_status).update(
-        status=status, message=message, updated_at=now
+        status=_final_status(sent), message=sent.message, updated_at=now
     )
+
+
+@contextmanager
+def _fanout_lease(campaign_id: int) -> Iterator[Callable[[], bool] | None]:
+    """One fan-out per campaign at a time (a redelivered task while the first still runs).
+
+    A lease in the campaign row, taken and renewed with conditional UPDATEs (no session state, so
+    it works behind PgBouncer's transaction pooling). Yields a `renew` function, or None when
+    another worker holds a live lease. A killed worker's lease runs out after FANOUT_LEASE.
+    """
+    token = str(uuid.uuid4())
+
+    def take() -> bool:
+        now = timezone.now()
+        return bool(
+            Campaign.objects.filter(pk=campaign_id)
+            .filter(Q(fanout_lease_until__isnull=True) | Q(fanout_lease_until__lt=now) | Q(fanout_token=token))
+            .update(fanout_token=token, fanout_lease_until=now + FANOUT_LEASE)
+        )
+
+    if not take():
+        yield None
+        return
+    try:
+        yield take
+    finally:
+        Campaign.objects.filter(pk=campaign_id, fanout_token=token).update(fanout_token="", fanout_lease_until=None)
 
 
 def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient]) -> None:
@@ -285,12 +329,19 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRe
             workspace=workspace, contact=recipient.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
             idempotency_key=_message_key(campaign.pk, recipient.contact_id), automation_ref=campaign.ref,
         )
-        _record(recipient.pk, sent.status, sent.message, now)
+        _record(recipient.pk, sent, now)
 
 
 def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
     """The fan-out (the task's body). Safe to run again after a crash at any point."""
     batch_size = batch_size or CAMPAIGN_BATCH_SIZE
+    with _fanout_lease(campaign_id) as renew:
+        if renew is None:
+            raise CampaignBusy(f"Campaign {campaign_id} is being sent by another worker.")
+        return _campaign_send_leased(campaign_id, batch_size, renew)
+
+
+def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[], bool]) -> Campaign:
     from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
 
     campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
@@ -308,6 +359,8 @@ def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaig
         )
         if not batch:
             break
+        if not renew():
+            raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
         _send_batch(campaign, workspace, batch)
         campaign_counters_refresh(campaign_id=campaign_id)
     campaign_counters_refresh(campaign_id=campaign_id)
@@ -330,10 +383,9 @@ def campaign_recipient_resume(*, action: PausedAction, now: datetime.datetime) -
         workspace=campaign.workspace, contact=action.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
         idempotency_key=_message_key(campaign.pk, action.contact_id), automation_ref=campaign.ref,
     )
-    _record(action.payload["recipient_id"], sent.status, sent.message, now,
-            from_status=CampaignRecipient.Status.LIMITED)
+    _record(action.payload["recipient_id"], sent, now, from_status=CampaignRecipient.Status.LIMITED)
     campaign_counters_refresh(campaign_id=campaign.pk)
-    return sent.status
+    return _final_status(sent)
 
 
 def campaign_recipients_expired(*, actions: list[PausedAction], now: datetime.datetime) -> None:
@@ -344,3 +396,55 @@ def campaign_recipients_expired(*, actions: list[PausedAction], now: datetime.da
     )
     for campaign_id in sorted({a.payload["campaign_id"] for a in actions if "campaign_id" in a.payload}):
         campaign_counters_refresh(campaign_id=campaign_id)
+
+
+# --- API additions (issue 6): edit and delete drafts ------------------------------------------------
+
+_EDITABLE = ("name", "text", "audience", "segment", "folder", "scheduled_at")
+
+
+def campaign_update(*, campaign: Campaign, **changes) -> Campaign:
+    """Edit a draft (409 once launched), with the checks of `campaign_create`.
+
+    `changes` may hold name, text, audience, segment, folder, scheduled_at; the others stay as they are.
+    """
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise ApplicationError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.", code="invalid")
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status != Campaign.Status.DRAFT:
+            raise ApplicationError(f"This campaign is {locked.get_status_display().lower()}: only drafts can be "
+                                   "edited.", code="campaign_not_draft", status=409)
+        values = {field: changes[field] if field in changes else getattr(locked, field) for field in _EDITABLE}
+        name = (values["name"] or "").strip()
+        if not name or len(name) > 120:
+            raise ApplicationError("A campaign needs a name of 1 to 120 characters.", code="invalid",
+                                   fields={"name": ["Enter 1 to 120 characters."]})
+        audience, segment, folder = values["audience"], values["segment"], values["folder"]
+        if audience not in Campaign.Audience.values:
+            raise ApplicationError("Choose an audience: all contacts, a segment or a folder.", code="invalid",
+                                   fields={"audience": [f"One of {', '.join(Campaign.Audience.values)}."]})
+        if audience == Campaign.Audience.SEGMENT and (segment is None or segment.workspace_id != locked.workspace_id):
+            raise ApplicationError("Choose a segment of this workspace.", code="invalid",
+                                   fields={"segment": ["Required."]})
+        if audience == Campaign.Audience.FOLDER and (folder is None or folder.workspace_id != locked.workspace_id):
+            raise ApplicationError("Choose a folder of this workspace.", code="invalid",
+                                   fields={"folder": ["Required."]})
+        if values["scheduled_at"] is not None and timezone.is_naive(values["scheduled_at"]):
+            raise ApplicationError("The schedule needs a time zone.", code="invalid",
+                                   fields={"scheduled_at": ["Give a date and time with its time zone."]})
+        locked.name, locked.text, locked.audience = name, _clean_text(values["text"]), audience
+        locked.segment = segment if audience == Campaign.Audience.SEGMENT else None
+        locked.folder = folder if audience == Campaign.Audience.FOLDER else None
+        locked.scheduled_at = values["scheduled_at"]
+        locked.save(update_fields=list(_EDITABLE))
+    return locked
+
+
+def campaign_delete(*, campaign: Campaign) -> None:
+    """Delete a draft; a launched campaign is kept (its recipients are the send-once ledger)."""
+    deleted, _ = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).delete()
+    if not deleted:
+        raise ApplicationError("Only drafts can be deleted; cancel a launched campaign instead.",
+                               code="campaign_not_draft", status=409)

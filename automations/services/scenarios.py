@@ -14,6 +14,7 @@ import unicodedata
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -40,10 +41,13 @@ logger = logging.getLogger(__name__)
 MESSAGE_EVENTS = ("message", "quick_reply", "postback")
 COMMENT_EVENTS = ("comment", "live_comment")
 STORY_EVENTS = ("story_reply", "story_mention")
+# A story trigger may also listen to mentions in posts and comments (collaborations), when asked to.
+STORY_TRIGGER_EVENTS = (*STORY_EVENTS, "mention")
 STEP_TYPES = ("send_message", "ask_question", "add_tag", "add_to_segment", "wait", "call_integration")
 MESSAGE_STEPS = ("send_message", "ask_question")
 ANSWER_TYPES = ("email", "phone", "text")
 MAX_WAIT_SECONDS = 30 * 24 * 3600
+RUN_LEASE = datetime.timedelta(minutes=5)
 _CUSTOM_FIELD = re.compile(r"^custom:[A-Za-z0-9_]{1,64}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{5,24}$")
 
@@ -96,8 +100,8 @@ def scenario_matches(scenario: Scenario, event: InboundEvent) -> bool:
     if trigger == Scenario.Trigger.STORY:
         return event.type in config.get("events", list(STORY_EVENTS))
     if trigger == Scenario.Trigger.AD_REFERRAL:
-        from_ad = event.type == "referral" or event.referral_source.upper() == "ADS"
-        if not from_ad or event.referral_source.upper() not in ("ADS", ""):
+        # A click-to-DM ad: a referral event, or a first message carrying the ad's referral.
+        if event.referral_source.upper() != "ADS":
             return False
         return not config.get("ad_id") or config["ad_id"] == event.ad_id
     if trigger == Scenario.Trigger.NEW_CONTACT:
@@ -139,8 +143,8 @@ def scenario_trigger_clean(trigger_type: str, config: object) -> dict:
         return {**clean, "media_id": media_id.strip()}
     if trigger_type == Scenario.Trigger.STORY:
         events = config.get("events", list(STORY_EVENTS))
-        if not isinstance(events, list) or not events or not set(events) <= set(STORY_EVENTS):
-            raise _bad("trigger_config.events", "Choose story_reply, story_mention or both.")
+        if not isinstance(events, list) or not events or not set(events) <= set(STORY_TRIGGER_EVENTS):
+            raise _bad("trigger_config.events", "Choose among story_reply, story_mention and mention.")
         return {"events": sorted(set(events))}
     if trigger_type == Scenario.Trigger.AD_REFERRAL:
         ad_id = config.get("ad_id", "")
@@ -351,13 +355,39 @@ def _queue_continue(run_id: int, step: int, seconds: int) -> None:
     tasks.scenario_run_continue.apply_async(args=[run_id, step], countdown=seconds)
 
 
+class ScenarioRunBusy(Exception):
+    """Another worker is executing this run right now."""
+
+
 def scenario_run_execute(*, run_id: int) -> ScenarioRun:
-    """Run the steps from `next_step` until the end, a wait, a question or the quota."""
+    """Run the steps from `next_step` until the end, a wait, a question or the quota.
+
+    Raises ScenarioRunBusy while another worker holds the run's lease (a redelivered task).
+    """
+    now = timezone.now()
+    claimed = ScenarioRun.objects.filter(pk=run_id, status=ScenarioRun.Status.RUNNING).filter(
+        Q(executing_until__isnull=True) | Q(executing_until__lt=now)
+    ).update(executing_until=now + RUN_LEASE)
+    if not claimed:
+        run = ScenarioRun.objects.get(pk=run_id)
+        if run.status == ScenarioRun.Status.RUNNING:
+            raise ScenarioRunBusy(f"Scenario run {run_id} is being executed by another worker.")
+        return run
+    followups: list = []
+    try:
+        run = _execute_claimed(run_id, followups)
+    finally:
+        ScenarioRun.objects.filter(pk=run_id).update(executing_until=None)
+    run.executing_until = None
+    for followup in followups:  # queued only once the lease is released
+        transaction.on_commit(followup)
+    return run
+
+
+def _execute_claimed(run_id: int, followups: list) -> ScenarioRun:
     from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
 
     run = ScenarioRun.objects.select_related("scenario", "contact", "workspace").get(pk=run_id)
-    if run.status != ScenarioRun.Status.RUNNING:
-        return run
     steps = run.scenario.steps or []
     index = run.next_step
     while index < len(steps):
@@ -367,7 +397,7 @@ def scenario_run_execute(*, run_id: int) -> ScenarioRun:
                 status=ScenarioRun.Status.WAITING, next_step=index + 1
             ):
                 _log(run, index, "wait", "waiting", f"{step['seconds']} seconds")
-                transaction.on_commit(lambda i=index + 1, s=step["seconds"]: _queue_continue(run.pk, i, s))
+                followups.append(lambda i=index + 1, s=step["seconds"]: _queue_continue(run.pk, i, s))
             break
         if not run.engaged:
             decision = activate(run.workspace, run.contact, kind=AutomationKind.SCENARIO, ref=run.scenario.ref)
@@ -402,7 +432,8 @@ def scenario_run_continue(*, run_id: int, step: int) -> ScenarioRun | None:
         status=ScenarioRun.Status.RUNNING
     ):
         return None
-    return scenario_run_execute(run_id=run_id)
+    _queue_execute(run_id)  # the execute task retries while another worker holds the run
+    return ScenarioRun.objects.get(pk=run_id)
 
 
 def scenario_run_resume(*, action: PausedAction, now: datetime.datetime) -> str:
@@ -412,8 +443,8 @@ def scenario_run_resume(*, action: PausedAction, now: datetime.datetime) -> str:
         status=ScenarioRun.Status.RUNNING, engaged=True
     ):
         return "run_not_limited"
-    run = scenario_run_execute(run_id=run_id)
-    return run.status
+    _queue_execute(run_id)
+    return "run_queued"
 
 
 def scenario_runs_expired(*, actions: list[PausedAction], now: datetime.datetime) -> None:

@@ -10,11 +10,12 @@ import re
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.deletion import ProtectedError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Workspace
-from automations.models import PausedAction, Segment, SegmentMembership
+from automations.models import Campaign, PausedAction, Segment, SegmentMembership
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import ActivationRecord, AutomationKind
@@ -210,3 +211,16 @@ def segment_member_resume(*, action: PausedAction, now: datetime.datetime) -> st
         return "segment_deleted"
     segment_add_contacts(segment=segment, contact_ids=[action.contact_id], ref=action.automation_ref)
     return "added"
+
+
+def segment_delete(*, segment: Segment) -> None:
+    """Delete a segment (API, issue 6); 409 while a campaign targets it (its audience would vanish)."""
+    if Campaign.objects.filter(segment=segment).exists():
+        raise ApplicationError("A campaign targets this segment: delete or retarget the campaign first.",
+                               code="segment_in_use", status=409)
+    try:
+        with transaction.atomic():
+            segment.delete()
+    except ProtectedError:  # a campaign took it in between
+        raise ApplicationError("A campaign targets this segment: delete or retarget the campaign first.",
+                               code="segment_in_use", status=409) from None

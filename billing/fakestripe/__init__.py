@@ -85,6 +85,8 @@ class FakeStripe:
         self.failures: list[tuple[str, str, FakeStripeError]] = []
         self._idempotent: dict[str, tuple[str, tuple[int, dict]]] = {}
         self.clock: int | None = None
+        # Tests: called with (method, path, params) before answering, e.g. to look at the database then.
+        self.before_request = None
 
     # --- helpers
     def now(self) -> int:
@@ -105,12 +107,14 @@ class FakeStripe:
 
     # --- the HTTP API
     def handle(self, method: str, path: str, body: str = "", *, idempotency_key: str = "",
-               authorization: str = "") -> tuple[int, dict]:
+               authorization: str = "", stripe_version: str = "") -> tuple[int, dict]:
         method = method.upper()
         params = form_decode(body) if body else {}
+        if self.before_request is not None:
+            self.before_request(method, path, params)
         with self.lock:
             self.requests.append({"method": method, "path": path, "params": params,
-                                  "idempotency_key": idempotency_key})
+                                  "idempotency_key": idempotency_key, "stripe_version": stripe_version})
             if not authorization.startswith("Bearer sk_"):
                 return 401, FakeStripeError(401, "invalid_request_error", "Invalid API Key provided.").body()
             for index, (fail_method, prefix, error) in enumerate(self.failures):

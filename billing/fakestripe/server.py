@@ -21,6 +21,7 @@ class FakeStripeServer:
                     self.command, path, body or query,
                     idempotency_key=self.headers.get("Idempotency-Key", ""),
                     authorization=self.headers.get("Authorization", ""),
+                    stripe_version=self.headers.get("Stripe-Version", ""),
                 )
                 data = json.dumps(payload).encode()
                 self.send_response(status)

@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
                 ('livemode', models.BooleanField(default=False)),
                 ('payload', models.JSONField(help_text='The event as received, card details removed.')),
                 ('status', models.CharField(choices=[('received', 'Received'), ('processed', 'Processed'), ('ignored', 'Ignored'), ('failed', 'Failed')], default='received', max_length=16)),
-                ('error', models.TextField(blank=True)),
+                ('error', models.TextField(blank=True, help_text='Why handling failed, or why the event was ignored.')),
                 ('attempts', models.PositiveIntegerField(default=0)),
                 ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('processed_at', models.DateTimeField(blank=True, null=True)),

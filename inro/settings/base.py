@@ -200,17 +200,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"]["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     if env.bool("DATABASE_PGBOUNCER_TRANSACTION_POOLING", default=False):
         # PgBouncer in transaction mode hands each transaction to any server connection: no
-        # prepared statements (psycopg 3 prepares after 5 runs) and no cursors outliving a transaction.
+        # prepared statements (pinned off) and no cursors outliving a transaction.
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 MIDDLEWARE.insert(0, "inro.observability.RequestIdMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "inro.middleware.ContentSecurityPolicyMiddleware")
-# Same-origin everything, no inline scripts or styles, no framing, forms post only here.
+# Same-origin everything, no inline scripts, no framing. Inline styles are allowed (no script can run
+# from CSS; the customer pages use none). Forms post only here, but the
+# upgrade and portal forms redirect to Stripe's hosted pages, and Chromium applies form-action to
+# that redirect too (the browser test of the upgrade caught it).
 CONTENT_SECURITY_POLICY = env(
     "CONTENT_SECURITY_POLICY",
-    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self' https://checkout.stripe.com https://billing.stripe.com; "
     "frame-ancestors 'none'",
 )
 SECURE_REFERRER_POLICY = "same-origin"

@@ -154,3 +154,34 @@ def test_ledger_list_has_no_per_row_queries(staff_client, django_assert_max_num_
     with django_assert_max_num_queries(10):
         response = staff_client.get(reverse("admin:billing_activationrecord_changelist"))
     assert response.status_code == 200
+
+
+def test_paused_actions_are_resumed_and_cancelled_through_the_services(client, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Group
+
+    from automations.models import PausedAction
+    from automations.services import campaign_create, campaign_launch
+    from billing.services import bonus_grant
+
+    workspace = WorkspaceFactory()
+    ContactFactory.create_batch(104, workspace=workspace)
+    campaign = campaign_create(workspace=workspace, name="Launch", text="Hello")
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign_launch(campaign=campaign, launched_by=None)
+    waiting = PausedAction.objects.filter(workspace=workspace, status="waiting").order_by("created_at", "id")
+    assert waiting.count() == 4
+    bonus_grant(workspace=workspace, amount=2, reason="Goodwill", granted_by=None)  # hook not run: stays paused
+    support = UserFactory(is_staff=True)
+    support.groups.add(Group.objects.get(name="support"))
+    client.force_login(support)
+    url = reverse("admin:automations_pausedaction_changelist")
+    first, *_, last = list(waiting)
+
+    client.post(url, {"action": "cancel_selected", "_selected_action": [last.pk]})
+    response = client.post(url, {"action": "resume_selected", "_selected_action": [first.pk]}, follow=True)
+
+    assert "Resumed 2 and expired 0 paused actions in 1 workspaces" in response.content.decode()
+    statuses = list(PausedAction.objects.filter(workspace=workspace).order_by("created_at", "id")
+                    .values_list("status", flat=True))
+    assert statuses == ["resumed", "resumed", "waiting", "cancelled"]
+    assert usage(workspace).activated == 102

@@ -90,3 +90,7 @@ def outsider_api(db):
 
 def ws_url(workspace, rest: str = "") -> str:
     return f"/api/v1/workspaces/{workspace.pk}/{rest}"
+
+
+# Stripe's API for tests that reach checkout/portal: a local fake server, never Stripe itself.
+from tests.billing.conftest import deliver, fake_stripe  # noqa: E402, F401

@@ -117,6 +117,17 @@ def test_a_password_change_revokes_every_device(ana):
     assert ana.check_password("a-new-long-passphrase-2026")
 
 
+def test_a_password_changed_any_other_way_also_logs_out_every_device(ana):
+    phone = CheckedClient()
+    phone.credentials(HTTP_AUTHORIZATION=f"Token {login(CheckedClient()).json()['token']}")
+    assert phone.get("/api/v1/me/").status_code == 200
+
+    ana.set_password("changed-through-the-reset-page")  # as the reset page and the admin do
+    ana.save()
+
+    assert phone.get("/api/v1/me/").status_code == 401
+
+
 def test_a_weak_new_password_is_refused_and_changes_nothing(ana):
     login(CheckedClient())
 
@@ -166,3 +177,23 @@ def test_login_with_a_stale_token_in_the_headers_still_works(anonymous, ana):
     anonymous.credentials(HTTP_AUTHORIZATION="Token " + "f" * 40)
 
     assert login(anonymous).status_code == 200
+
+
+def test_expired_idempotency_keys_are_purged_by_the_daily_job(owner):
+    import datetime
+
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    from accounts.models import IdempotencyKey
+    from accounts.tasks import purge_idempotency_keys
+
+    now = timezone.now()
+    for key, age in (("old", datetime.timedelta(hours=25)), ("fresh", datetime.timedelta(hours=1))):
+        IdempotencyKey.objects.create(user=owner, route="POST /x/", key=key, request_hash="h",
+                                      created_at=now - age, response_status=200, response_body={})
+
+    assert purge_idempotency_keys() == 1
+    assert purge_idempotency_keys() == 0
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["fresh"]
+    assert PeriodicTask.objects.get(task="accounts.tasks.purge_idempotency_keys").enabled

@@ -2,9 +2,9 @@
 
 It generates requests from /api/schema/ for every operation and checks that no answer is a 5xx, that
 every status is documented, and that every body matches the documented schema. The number of
-examples per operation is bounded (SCHEMATHESIS_MAX_EXAMPLES, default 10) and the seed fixed
+examples per operation is bounded (SCHEMATHESIS_MAX_EXAMPLES, default 6) and the seed fixed
 (SCHEMATHESIS_SEED) so a run is reproducible; logging out (DELETE /auth/token/) is left out because
-it would revoke the token the run uses.
+it would revoke the token the run uses. Stripe is the local fake (checkout and portal reach it).
 """
 
 import os
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from accounts.services import api_token_create
+from automations.services import campaign_create, scenario_create, segment_create
 from billing.activation import activate_many
 from contacts.models import Message
 from inro.api import UserThrottle
@@ -25,6 +26,7 @@ CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance
 
 
 def seed(workspace, n_contacts=12):
+    """Contacts, folders, tags, activations, messages, a segment, campaigns and a scenario."""
     contacts = ContactFactory.create_batch(n_contacts, workspace=workspace)
     folders = [FolderFactory(workspace=workspace, name=name) for name in ("VIP", "Wholesale", "Leads")]
     for folder in folders[:2]:
@@ -35,15 +37,21 @@ def seed(workspace, n_contacts=12):
     for contact in contacts[:3]:
         Message.objects.create(workspace=workspace, contact=contact, direction="in", origin="contact",
                                status="received", text="Hi! Price?")
-    return contacts, folders
+    segment = segment_create(workspace=workspace, name="DM leads", rules={"sources": ["dm"]})
+    campaigns = [campaign_create(workspace=workspace, name=f"Promo {n}", text="Hi") for n in range(3)]
+    campaigns.append(campaign_create(workspace=workspace, name="Fans", text="Hi", audience="segment",
+                                     segment=segment))
+    scenario = scenario_create(workspace=workspace, name="Price", trigger_type="dm_keyword",
+                               trigger_config={"keywords": ["price"]},
+                               steps=[{"type": "send_message", "text": "Our prices: ..."}])
+    return contacts, folders, [segment], campaigns, [scenario]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_server, tmp_path, monkeypatch):
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_server, tmp_path, monkeypatch, fake_stripe):
     workspace, elsewhere = WorkspaceFactory(), WorkspaceFactory()
     owner = MembershipFactory(workspace=workspace).user
-    contacts, folders = seed(workspace)
-    foreign_contacts, foreign_folders = seed(elsewhere, n_contacts=2)
+    mine, theirs = seed(workspace), seed(elsewhere, n_contacts=2)
     _, key = api_token_create(user=owner, name="schemathesis")
     # The fuzzer sends hundreds of requests a minute; the per-user rate is not what is tested here.
     monkeypatch.setattr(UserThrottle, "THROTTLE_RATES", {**UserThrottle.THROTTLE_RATES, "user": "100000/min"},
@@ -57,21 +65,21 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_server,
     config.write_text(f"""
 [dictionaries.workspace_ids]
 values = [{workspace.pk}, {workspace.pk}, {workspace.pk}, {elsewhere.pk}]
-[dictionaries.contact_ids]
-values = [{ids(contacts + foreign_contacts)}]
-[dictionaries.folder_ids]
-values = [{ids(folders + foreign_folders)}]
 [parameters]
 "path.workspace_id" = {{ dictionary = "workspace_ids", probability = 0.9 }}
-"path.contact_id" = {{ dictionary = "contact_ids", probability = 0.8 }}
-"path.folder_id" = {{ dictionary = "folder_ids", probability = 0.8 }}
-""")
+""" + "".join(f"""
+[dictionaries.{name}_ids]
+values = [{ids(mine[index] + theirs[index])}]
+[parameters."path.{name}_id"]
+dictionary = "{name}_ids"
+probability = 0.8
+""" for index, name in enumerate(("contact", "folder", "segment", "campaign", "scenario"))))
     command = [
         str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config),
         "run", f"{live_server.url}/api/schema/",
         "--header", f"Authorization: Token {key}",
         "--checks", CHECKS,
-        "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"),
+        "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "6"),
         "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261126"),
         "--exclude-operation-id", "auth_token_destroy",
         "--generation-database", "none",

@@ -5,9 +5,13 @@ cannot ship without its outsider test.
 """
 
 import json
+import re
 
 import pytest
 
+from automations.models import Campaign, Scenario, Segment
+from automations.services import campaign_create, scenario_create, segment_create
+from billing.models import CheckoutSession
 from contacts.models import Folder, FolderMembership, Message
 from tests.api.conftest import openapi_schema, ws_url
 from tests.factories import ContactFactory, FolderFactory, WorkspaceFactory
@@ -31,16 +35,65 @@ ROUTES = [
     ("DELETE", "folders/{folder}/", None),
     ("POST", "folders/{folder}/contacts/", {"contact_ids": ["{contact}"]}),
     ("DELETE", "folders/{folder}/contacts/", {"contact_ids": ["{contact}"]}),
+    ("GET", "segments/", None),
+    ("POST", "segments/", {"name": "Stolen"}),
+    ("GET", "segments/{segment}/", None),
+    ("PATCH", "segments/{segment}/", {"name": "Renamed"}),
+    ("DELETE", "segments/{segment}/", None),
+    ("GET", "campaigns/", None),
+    ("POST", "campaigns/", {"name": "Stolen", "text": "Hi"}),
+    ("GET", "campaigns/{campaign}/", None),
+    ("PATCH", "campaigns/{campaign}/", {"text": "Renamed"}),
+    ("DELETE", "campaigns/{campaign}/", None),
+    ("GET", "campaigns/{campaign}/preview/", None),
+    ("POST", "campaigns/{campaign}/launch/", None),
+    ("POST", "campaigns/{campaign}/cancel/", None),
+    ("GET", "scenarios/", None),
+    ("GET", "scenarios/{scenario}/", None),
+    ("POST", "scenarios/{scenario}/enable/", None),
+    ("POST", "scenarios/{scenario}/disable/", None),
+    ("GET", "paused-actions/", None),
+    ("POST", "billing/checkout/", {"plan": "pro", "addon_packs": 1}),
+    ("POST", "billing/portal/", None),
 ]
 OBJECT_ROUTES = [route for route in ROUTES if "{" in route[1]]
 
 
-def fill(route, contact, folder):
-    method, path, body = route
-    path = path.format(contact=contact.pk, folder=folder.pk)
-    if body and "contact_ids" in body:
-        body = {"contact_ids": [contact.pk]}
-    return method, path, body
+class Objects:
+    """One of everything in a workspace, named as the route placeholders are."""
+
+    def __init__(self, workspace):
+        self.contact = ContactFactory(workspace=workspace, name="Ana")
+        self.folder = FolderFactory(workspace=workspace, name="VIP")
+        self.folder.memberships.create(contact=self.contact)
+        self.segment = segment_create(workspace=workspace, name="Fans", rules={"sources": ["dm"]})
+        self.campaign = campaign_create(workspace=workspace, name="Promo", text="Hi")
+        self.scenario = scenario_create(workspace=workspace, name="Kw", trigger_type="dm_keyword",
+                                        trigger_config={"keywords": ["hi"]}, steps=[{"type": "send_message",
+                                                                                    "text": "yo"}], enabled=False)
+
+    def fill(self, route):
+        method, path, body = route
+        path = path.format(contact=self.contact.pk, folder=self.folder.pk, segment=self.segment.pk,
+                           campaign=self.campaign.pk, scenario=self.scenario.pk)
+        if body and "contact_ids" in body:
+            body = {"contact_ids": [self.contact.pk]}
+        return method, path, body
+
+    def assert_nothing_changed(self):
+        self.contact.refresh_from_db()
+        assert self.contact.name == "Ana"
+        assert Folder.objects.get(pk=self.folder.pk).name == "VIP"
+        assert FolderMembership.objects.filter(folder=self.folder).count() == 1
+        assert Segment.objects.get(pk=self.segment.pk).name == "Fans"
+        assert Campaign.objects.get(pk=self.campaign.pk).status == "draft"
+        assert Campaign.objects.get(pk=self.campaign.pk).text == "Hi"
+        assert Scenario.objects.get(pk=self.scenario.pk).enabled is False
+        assert not Folder.objects.filter(name="Stolen").exists()
+        assert not Segment.objects.filter(name="Stolen").exists()
+        assert not Campaign.objects.filter(name="Stolen").exists()
+        assert Message.objects.count() == 0
+        assert CheckoutSession.objects.count() == 0
 
 
 def call(client, method, url, body):
@@ -48,41 +101,28 @@ def call(client, method, url, body):
                           content_type="application/json")
 
 
-def assert_nothing_changed(contact, folder, folder_name):
-    contact.refresh_from_db()
-    assert contact.name != "Mallory"
-    assert Folder.objects.get(pk=folder.pk).name == folder_name
-    assert not Folder.objects.filter(name="Stolen").exists()
-    assert Message.objects.count() == 0
-    assert FolderMembership.objects.filter(folder=folder).count() == 1
-
-
 @pytest.mark.parametrize("route", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
-def test_an_outsider_gets_404_on_every_route(outsider_api, workspace, route):
-    contact = ContactFactory(workspace=workspace, name="Ana")
-    folder = FolderFactory(workspace=workspace, name="VIP")
-    folder.memberships.create(contact=contact)
-    method, path, body = fill(route, contact, folder)
+def test_an_outsider_gets_404_on_every_route(outsider_api, workspace, route, fake_stripe):
+    objects = Objects(workspace)
+    method, path, body = objects.fill(route)
 
     response = call(outsider_api, method, ws_url(workspace, path), body)
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
-    assert_nothing_changed(contact, folder, "VIP")
+    objects.assert_nothing_changed()
+    assert fake_stripe.requests == []
 
 
 @pytest.mark.parametrize("route", OBJECT_ROUTES, ids=[f"{m} {p}" for m, p, _ in OBJECT_ROUTES])
 def test_another_workspaces_objects_are_404_under_your_own_workspace(api, workspace, route):
-    elsewhere = WorkspaceFactory()
-    contact = ContactFactory(workspace=elsewhere, name="Ana")
-    folder = FolderFactory(workspace=elsewhere, name="VIP")
-    folder.memberships.create(contact=contact)
-    method, path, body = fill(route, contact, folder)
+    objects = Objects(WorkspaceFactory())
+    method, path, body = objects.fill(route)
 
     response = call(api, method, ws_url(workspace, path), body)
 
     assert response.status_code == 404
-    assert_nothing_changed(contact, folder, "VIP")
+    objects.assert_nothing_changed()
 
 
 def test_a_mix_of_own_folder_and_foreign_contact_is_404(api, workspace):
@@ -96,16 +136,15 @@ def test_a_mix_of_own_folder_and_foreign_contact_is_404(api, workspace):
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
-def test_no_token_is_401_on_every_route(anonymous, workspace, route):
-    contact = ContactFactory(workspace=workspace, name="Ana")
-    folder = FolderFactory(workspace=workspace, name="VIP")
-    folder.memberships.create(contact=contact)
-    method, path, body = fill(route, contact, folder)
+def test_no_token_is_401_on_every_route(anonymous, workspace, route, fake_stripe):
+    objects = Objects(workspace)
+    method, path, body = objects.fill(route)
 
     response = call(anonymous, method, ws_url(workspace, path), body)
 
     assert response.status_code == 401
-    assert_nothing_changed(contact, folder, "VIP")
+    objects.assert_nothing_changed()
+    assert fake_stripe.requests == []
 
 
 def test_a_deleted_workspace_is_404_for_its_own_owner(api, workspace):
@@ -120,7 +159,7 @@ def test_a_deleted_workspace_is_404_for_its_own_owner(api, workspace):
 def test_routes_cover_every_workspace_operation_in_the_schema():
     prefix = "/api/v1/workspaces/{workspace_id}/"
     in_schema = {
-        (method.upper(), path[len(prefix):].replace("{contact_id}", "{contact}").replace("{folder_id}", "{folder}"))
+        (method.upper(), re.sub(r"\{(\w+)_id\}", r"{\1}", path[len(prefix):]))
         for path, operations in openapi_schema()["paths"].items() if path.startswith(prefix)
         for method in operations if method in ("get", "post", "put", "patch", "delete")
     }

@@ -302,3 +302,23 @@ def test_manual_folder_add_and_dm_at_the_limit_create_no_activation(free_workspa
     assert usage(workspace).activated == 100
     assert not PausedAction.objects.filter(contact=stranger).exists()
     assert Contact.objects.get(pk=stranger.pk).folders.filter(pk=folder.pk).exists()
+
+
+def test_a_live_fanout_lease_keeps_a_second_worker_out_until_it_runs_out(clock, free_workspace):
+    from automations.services.campaigns import CampaignBusy
+
+    ContactFactory.create_batch(3, workspace=free_workspace)
+    campaign = campaign_create(workspace=free_workspace, name="Leased", text="Hi")
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status="sending", fanout_token="another-worker", fanout_lease_until=clock.now + datetime.timedelta(minutes=5))
+
+    with pytest.raises(CampaignBusy):
+        campaign_send(campaign_id=campaign.pk)
+    assert not Message.objects.exists() and not campaign.recipients.exists()
+
+    clock.set(clock.now + datetime.timedelta(minutes=6))  # that worker died: its lease ran out
+    campaign_send(campaign_id=campaign.pk)
+
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.sent_count, campaign.fanout_token, campaign.fanout_lease_until) == (
+        "done", 3, "", None)

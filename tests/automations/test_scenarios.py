@@ -152,6 +152,7 @@ def test_story_ad_and_new_contact_triggers(free_workspace, fire):
 
     fire(contact, type="story_reply", text="nice", meta_id="s.1")
     fire(contact, type="story_mention", meta_id="s.2")
+    fire(contact, type="referral", referral_source="SHORTLINK", ad_id="ad-7", meta_id="r.0")  # not an ad
     fire(contact, type="referral", referral_source="ADS", ad_id="ad-8", meta_id="r.1")
     fire(contact, type="referral", referral_source="ADS", ad_id="ad-7", meta_id="r.2", is_new_contact=True)
     fire(contact, type="message", text="hi", meta_id="m.3", is_new_contact=True)
@@ -223,6 +224,7 @@ def test_wait_step_continues_later(free_workspace, fire):
          "steps.0.answer_type"),
         ("new_contact", {}, [{"type": "add_to_segment", "segment_id": 999999}], "steps.0.segment_id"),
         ("new_contact", {}, [{"type": "launch_rocket"}], "steps.0"),
+        ("story", {"events": ["comment"]}, [{"type": "send_message", "text": "x"}], "trigger_config.events"),
     ],
 )
 def test_invalid_definitions_are_refused(free_workspace, trigger_type, config, steps, field):
@@ -295,3 +297,22 @@ def test_webhook_for_unknown_scenario_or_other_workspace_contact(client, hook_sc
     assert (response.status_code, missing.status_code) == (404, 404)
     assert client.get(reverse("scenario_webhook", args=[hook_scenario.pk])).status_code == 405
     assert not Contact.objects.filter(pk=stranger.pk, scenario_runs__isnull=False).exists()
+
+
+def test_a_run_held_by_another_worker_is_not_executed_alongside(free_workspace, clock):
+    from automations.services.scenarios import ScenarioRunBusy, scenario_run_execute, scenario_start
+
+    scenario = keyword_scenario(free_workspace)
+    contact = ContactFactory(workspace=free_workspace)
+    run = scenario_start(scenario=scenario, contact=contact, trigger_key="mid.1")  # queued after commit: not run
+    ScenarioRun.objects.filter(pk=run.pk).update(executing_until=clock.now + datetime.timedelta(minutes=2))
+
+    with pytest.raises(ScenarioRunBusy):
+        scenario_run_execute(run_id=run.pk)
+    assert outbox(contact) == [] and not ActivationRecord.objects.exists()
+
+    clock.set(clock.now + datetime.timedelta(minutes=3))  # that worker died; its lease ran out
+    run = scenario_run_execute(run_id=run.pk)
+
+    assert (run.status, run.executing_until) == ("completed", None)
+    assert outbox(contact) == [("Our prices: ...", "sent")]

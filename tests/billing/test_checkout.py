@@ -49,6 +49,7 @@ def test_upgrade_end_to_end_raises_quota_and_resumes_paused_actions(
     assert response.url == row.url == f"https://fake-stripe.invalid/checkout/pay/{row.stripe_session_id}"
     [call] = fake_stripe.calls("POST", "/v1/checkout/sessions")
     assert call["idempotency_key"] == f"checkout:{row.pk}"
+    assert call["stripe_version"] == "2025-11-17.clover"  # pinned, whatever the account's default
     params = call["params"]
     assert params["mode"] == "subscription"
     assert params["client_reference_id"] == str(workspace.pk)
@@ -91,7 +92,7 @@ def test_upgrade_end_to_end_raises_quota_and_resumes_paused_actions(
 
     overview = owner_client.get(f"/w/{workspace.pk}/billing/").content.decode()
     assert '<dd data-field="plan">Pro</dd>' in overview
-    assert '<dd data-field="addon-packs">2 (+2000 activations)</dd>' in overview
+    assert '<dd data-field="addon-packs">2 (+2,000 activations)</dd>' in overview
     assert "Manage payment and invoices" in overview
 
 
@@ -316,3 +317,44 @@ def test_portal_without_a_payment_account_says_upgrade_first(owner_client, works
     response = owner_client.post(f"/w/{workspace.pk}/billing/portal/")
     assert _messages(response) == ["There is no payment account yet: upgrade to Pro first."]
     assert fake_stripe.requests == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_local_row_is_committed_before_stripe_is_called_and_no_transaction_spans_the_call(workspace, owner,
+                                                                                          fake_stripe):
+    from django.db import connection
+
+    seen_by_stripe_time: list[tuple] = []
+
+    def look_at_the_database(method, path, params):
+        # Runs in the fake's server thread, on its own connection: it sees only committed rows.
+        try:
+            seen_by_stripe_time.append(tuple(CheckoutSession.objects.values_list("status", "stripe_session_id")))
+        finally:
+            connection.close()
+
+    fake_stripe.before_request = look_at_the_database
+
+    checkout_start(workspace=workspace, user=owner, plan_code="pro", addon_packs=1)
+
+    assert seen_by_stripe_time == [(("pending", ""),)]
+    assert CheckoutSession.objects.get().status == "open"
+
+
+def test_stripe_error_on_quantity_change_keeps_packs_and_says_so(owner_client, workspace, fake_stripe, deliver):
+    subscription = upgrade_to_pro(owner_client, workspace, fake_stripe, deliver, packs=1)
+    fake_stripe.fail_next("POST", "/v1/subscriptions/", status=402, type_="card_error", message="Card declined.")
+
+    response = _checkout(owner_client, workspace, "4")
+
+    assert _messages(response) == [
+        "Our payment provider could not process this request. Nothing was charged; please try again later "
+        "or contact support if it keeps happening."
+    ]
+    subscription.refresh_from_db()
+    assert subscription.addon_packs == 1
+    assert usage(workspace).quota == 2000
+    assert CheckoutSession.objects.get(workspace=workspace, kind="quantity").status == "failed"
+    remote = fake_stripe.subscriptions[subscription.stripe_subscription_id]
+    assert [item["quantity"] for item in remote["items"]["data"]] == [1, 1]

@@ -1,5 +1,6 @@
 """Stripe webhooks: signatures, exactly-once handling, ordering, cancellation, failed payments (issue 4)."""
 
+import datetime
 import json
 import threading
 import time
@@ -193,6 +194,13 @@ def test_cancellation_takes_effect_at_period_end_never_below_activated(
     assert (last.from_plan.code, last.to_plan.code, last.source_event_id) == ("pro", "free", ended["id"])
     assert billing_alerts(workspace) == []
 
+    # A late `updated` from before the end (out of order) does not bring the plan back.
+    alive = dict(ended["data"]["object"], status="active", ended_at=None, canceled_at=None)
+    deliver(fake_stripe.event("customer.subscription.updated", alive, created=ended["created"] - 1))
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.status) == ("free", "canceled")
+    assert usage(workspace).quota == 150
+
 
 def test_payment_failure_keeps_plan_marks_past_due_and_emails_owners_once(
         owner_client, workspace, owner, fake_stripe, deliver):
@@ -208,6 +216,9 @@ def test_payment_failure_keeps_plan_marks_past_due_and_emails_owners_once(
     assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("pro", 1, "past_due")
     assert usage(workspace).quota == 2000
     assert [a.code for a in billing_alerts(workspace)] == ["past_due"]
+    page = owner_client.get(f"/w/{workspace.pk}/billing/").content.decode()
+    assert 'data-alert="past_due"' in page
+    assert '<dd data-field="status">Past due</dd>' in page
     [email] = mail.outbox
     assert sorted(email.to) == sorted([owner.email, second_owner.email])
     assert email.subject == f"Payment failed for {workspace.name}"
@@ -272,3 +283,120 @@ def test_subscription_of_an_unknown_workspace_is_ignored(fake_stripe, deliver, o
 
     assert StripeEvent.objects.get(event_id=created["id"]).status == "ignored"
     assert not Subscription.objects.filter(workspace=workspace).exists()
+
+
+def _cancelled_at_period_end(client, workspace, fake, deliver):
+    subscription = upgrade_to_pro(client, workspace, fake, deliver, packs=1)
+    deliver(fake.subscription_cancel_at_period_end(subscription.stripe_subscription_id))
+    subscription.refresh_from_db()
+    return subscription
+
+
+def test_period_over_without_the_deleted_event_returns_to_free_after_asking_stripe(
+        owner_client, workspace, fake_stripe, deliver):
+    from billing.subscriptions import subscriptions_lapse_as_needed
+
+    subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
+    end = subscription.current_period_end
+    assert subscriptions_lapse_as_needed(now=end) == []  # not over yet (grace)
+    fake_stripe.subscriptions[subscription.stripe_subscription_id]["status"] = "canceled"  # event lost
+
+    assert subscriptions_lapse_as_needed(now=end + datetime.timedelta(hours=2)) == [workspace.pk]
+
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("free", 0, "canceled")
+    assert usage(workspace).quota == 100
+    assert subscriptions_lapse_as_needed(now=end + datetime.timedelta(hours=3)) == []
+
+
+def test_period_over_with_stripe_unreachable_still_returns_to_free(
+        owner_client, workspace, fake_stripe, deliver, settings):
+    from billing.subscriptions import subscriptions_lapse_as_needed
+
+    subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+
+    assert subscriptions_lapse_as_needed(now=subscription.current_period_end + datetime.timedelta(days=1)) == [
+        workspace.pk]
+    assert Subscription.objects.get(workspace=workspace).plan.code == "free"
+
+
+def test_renewed_subscription_is_not_lapsed(owner_client, workspace, fake_stripe, deliver):
+    from billing.subscriptions import subscriptions_lapse_as_needed
+
+    subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
+    remote = fake_stripe.subscriptions[subscription.stripe_subscription_id]
+    remote["cancel_at_period_end"] = False  # the customer changed their mind; the event was lost
+    for item in remote["items"]["data"]:
+        item["current_period_start"] = item["current_period_end"]
+        item["current_period_end"] += 30 * 24 * 3600
+
+    assert subscriptions_lapse_as_needed(now=subscription.current_period_end + datetime.timedelta(hours=2)) == []
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.cancel_at_period_end) == ("pro", False)
+
+
+def test_incomplete_subscription_first_then_paid_checkout_grants_pro(owner_client, workspace, fake_stripe, deliver):
+    completed, created, paid = _paid_checkout_events(owner_client, workspace, fake_stripe, packs=1)
+    created["data"]["object"]["status"] = "incomplete"  # Stripe's first word, before the payment settled
+
+    deliver(created)
+    assert Subscription.objects.get(workspace=workspace).plan.code == "free"
+    assert usage(workspace).quota == 100
+
+    deliver(completed, paid, fake_stripe.subscription_updated_event(created["data"]["object"]["id"]))
+
+    subscription = Subscription.objects.get(workspace=workspace)
+    assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("pro", 1, "active")
+    assert usage(workspace).quota == 2000
+    assert PlanChange.objects.filter(workspace=workspace).count() == 1
+
+
+def test_an_abandoned_checkouts_expired_subscription_does_not_touch_the_current_plan(
+        owner_client, workspace, fake_stripe, deliver):
+    subscription = upgrade_to_pro(owner_client, workspace, fake_stripe, deliver, packs=1)
+    stray = dict(fake_stripe.subscriptions[subscription.stripe_subscription_id], id="sub_abandoned",
+                 status="incomplete_expired")
+
+    deliver(fake_stripe.event("customer.subscription.updated", stray),
+            fake_stripe.event("customer.subscription.deleted", stray))
+
+    subscription.refresh_from_db()
+    assert (subscription.plan.code, subscription.addon_packs) == ("pro", 1)
+    assert usage(workspace).quota == 2000
+    stray_events = StripeEvent.objects.filter(payload__data__object__id="sub_abandoned")
+    assert sorted(stray_events.values_list("status", flat=True)) == ["ignored", "ignored"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_checkout_completed_and_subscription_created_at_the_same_moment(workspace, owner, fake_stripe,
+                                                                        headroom_calls):
+    client = Client()
+    client.force_login(owner)
+    completed, created, paid = _paid_checkout_events(client, workspace, fake_stripe, packs=3)
+    events = [completed, created, paid, completed, created]
+    barrier = threading.Barrier(len(events))
+    statuses: list[int] = []
+
+    def deliver_one(event):
+        try:
+            barrier.wait()
+            statuses.append(signed_post(Client(), event).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver_one, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * len(events)
+    subscription = Subscription.objects.get(workspace=workspace)
+    assert (subscription.plan.code, subscription.addon_packs, subscription.status) == ("pro", 3, "active")
+    assert subscription.stripe_subscription_id == created["data"]["object"]["id"]
+    assert PlanChange.objects.filter(workspace=workspace).count() == 1
+    assert usage(workspace).quota == 4000
+    assert len(headroom_calls) == 1
+    assert StripeEvent.objects.count() == 3

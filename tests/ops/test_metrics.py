@@ -91,3 +91,54 @@ def test_task_failures_are_counted_by_task(client, metrics_token):
     assert samples[("inro_task_failures_total", (("task", "tests.ops.always_fails"),))] == 2
     assert samples[("inro_task_failures_total", (("task", "tests.ops.log_request_id"),))] == 0
     assert samples[("inro_task_failures_total", (("task", "billing.tasks.roll_over_month"),))] == 0
+
+
+def test_paused_actions_webhook_deliveries_and_stripe_events(client, metrics_token):
+    import datetime
+
+    from django.utils import timezone
+
+    from automations.models import PausedAction
+    from billing.models import StripeEvent
+    from contacts.models import WebhookDelivery
+
+    workspace = WorkspaceFactory()
+    contacts = ContactFactory.create_batch(4, workspace=workspace)
+    now = timezone.now()
+    for i, (contact, kind, status) in enumerate([
+        (contacts[0], "campaign", "waiting"), (contacts[1], "campaign", "waiting"),
+        (contacts[2], "scenario", "waiting"), (contacts[3], "campaign", "resumed"),
+    ]):
+        PausedAction.objects.create(workspace=workspace, contact=contact, kind=kind, automation_ref=f"{kind}:1",
+                                    action_type="campaign_message", dedupe_key=f"k{i}", status=status)
+    old = PausedAction.objects.create(workspace=workspace, contact=contacts[0], kind="campaign",
+                                      automation_ref="campaign:0", action_type="campaign_message",
+                                      dedupe_key="last-month", status="expired")
+    PausedAction.objects.filter(pk=old.pk).update(created_at=now - datetime.timedelta(days=40))
+    WebhookDelivery.objects.create(body="{}", body_sha256="a" * 64, received_at=now - datetime.timedelta(seconds=90))
+    WebhookDelivery.objects.create(body="{}", body_sha256="b" * 64, status="failed")
+    WebhookDelivery.objects.create(body="{}", body_sha256="c" * 64, status="processed",
+                                   received_at=now - datetime.timedelta(seconds=10),
+                                   processed_at=now - datetime.timedelta(seconds=7))
+    WebhookDelivery.objects.create(body="{}", body_sha256="d" * 64, status="processed",
+                                   received_at=now - datetime.timedelta(seconds=20),
+                                   processed_at=now - datetime.timedelta(seconds=19))
+    StripeEvent.objects.create(event_id="evt_1", type="invoice.paid", created=1, payload={}, status="failed")
+    StripeEvent.objects.create(event_id="evt_2", type="invoice.paid", created=1, payload={}, status="processed")
+
+    samples = scrape(client)
+
+    assert samples[("inro_paused_actions_waiting", (("kind", "campaign"),))] == 2
+    assert samples[("inro_paused_actions_waiting", (("kind", "scenario"),))] == 1
+    month = {key[1]: value for key, value in samples.items() if key[0] == "inro_refusals_month"}
+    assert month == {
+        (("kind", "campaign"), ("status", "resumed")): 1,
+        (("kind", "campaign"), ("status", "waiting")): 2,
+        (("kind", "scenario"), ("status", "waiting")): 1,
+    }  # the expired one was refused last month
+    assert samples[("inro_webhook_deliveries", (("status", "pending"),))] == 1
+    assert samples[("inro_webhook_deliveries", (("status", "failed"),))] == 1
+    assert 90 <= samples[("inro_webhook_oldest_pending_seconds", ())] < 120
+    assert samples[("inro_webhook_processing_lag_seconds", ())] == 2.0
+    assert samples[("inro_stripe_events", (("status", "failed"),))] == 1
+    assert samples[("inro_stripe_events", (("status", "received"),))] == 0

@@ -30,6 +30,7 @@ def test_with_a_dsn_the_sdk_starts_with_django_and_celery_and_no_pii():
     options = init.call_args.kwargs
     assert (options["dsn"], options["environment"], options["release"]) == (DSN, "staging", "abc123")
     assert options["send_default_pii"] is False
+    assert (options["max_request_body_size"], options["include_local_variables"]) == ("never", False)
     assert options["traces_sample_rate"] == 0.1
     kinds = {type(integration) for integration in options["integrations"]}
     assert {DjangoIntegration, CeleryIntegration} <= kinds

@@ -10,12 +10,16 @@ import datetime
 import os
 import random
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import Membership
+from automations.models import Campaign, PausedAction, Scenario, ScenarioRun
+from automations.services.campaigns import campaign_create
+from billing import stripe_client
 from billing.activation import activate_many, history_import, usage
 from billing.models import ActivationRecord, MonthlyUsage
 from billing.months import month_of, month_start, previous_month
@@ -67,8 +71,13 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, locale="en-GB")
     page = context.new_page()
     page.set_default_timeout(15_000)
+    # The site's Content-Security-Policy allows no inline style or script: any violation is a bug.
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
     yield page
     context.close()
+    assert violations == [], violations
 
 
 def shot(page, name: str) -> None:
@@ -130,13 +139,20 @@ def sign_in(page, live_server, email: str, workspace=None) -> None:
 def test_sign_in_and_read_the_meter(page, live_server, brand):
     workspace, owner, _ = brand
     page.goto(f"{live_server.url}/login/")
+    assert page.evaluate("document.activeElement.id") == "id_username"  # the email field has the focus
     shot(page, "login")
     sign_in(page, live_server, owner.email)
     # Two workspaces: "/" opens the first by name; the switcher goes to the other one.
     assert page.locator(".switcher summary").inner_text() == "Corner Coffee"
     page.locator(".switcher summary").click()
+    page.keyboard.press("Escape")  # app.js: the menu closes like a menu
+    assert page.locator("details.switcher").get_attribute("open") is None
+    page.locator(".switcher summary").click()
     page.get_by_role("link", name="Sunny Skincare").click()
     page.wait_for_url(f"**/w/{workspace.pk}/")
+    page.keyboard.press("Tab")  # keyboard users get the skip link first, and it shows
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert page.locator(".skip-link").bounding_box()["x"] >= 0
 
     meter = page.get_by_role("meter", name="Activated contacts this month")
     row = MonthlyUsage.objects.get(workspace=workspace, month=month_of())
@@ -181,6 +197,10 @@ def test_reach_the_limit_see_the_banner_and_act_by_hand(page, live_server, brand
     newcomer = contacts[150]
     records_before = ActivationRecord.objects.filter(workspace=workspace).count()
     page.goto(f"{live_server.url}/w/{workspace.pk}/contacts/{newcomer.pk}/")
+    page.get_by_role("button", name="Send message").click()  # empty: the error sits under the field
+    assert page.locator("#id_text_error").inner_text() == "Write a message before sending."
+    assert page.get_by_role("textbox", name="Message").get_attribute("aria-invalid") == "true"
+    assert not Message.objects.filter(contact=newcomer).exists()
     page.get_by_role("textbox", name="Message").fill("Thanks for writing! Here is your discount code.")
     page.get_by_role("button", name="Send message").click()
     page.wait_for_url("**#conversation")
@@ -195,19 +215,92 @@ def test_reach_the_limit_see_the_banner_and_act_by_hand(page, live_server, brand
     shot(page, "contact")
 
 
-def test_start_an_upgrade(page, live_server, brand):
-    workspace, owner, _ = brand
+def test_upgrade_through_checkout_raises_the_quota(page, live_server, brand, monkeypatch):
+    """Free at its limit -> Pro with 2 packs through (fake) Stripe Checkout -> the meter has room again."""
+    workspace, owner, contacts = brand
+    activate_many(workspace, contacts[60:100], kind="scenario")
+    opened = {}
+
+    def checkout_session_create(*, params, idempotency_key):  # the Stripe boundary, nothing else
+        opened.update(params)
+        return {"id": "cs_test_web", "url": "https://checkout.stripe.com/c/pay/cs_test_web"}
+
+    def checkout_session_retrieve(*, session_id):
+        return {"id": session_id, "mode": "subscription", "status": "complete", "payment_status": "paid",
+                "subscription": "sub_web", "customer": "cus_web"}
+
+    monkeypatch.setattr(stripe_client, "checkout_session_create", checkout_session_create)
+    monkeypatch.setattr(stripe_client, "checkout_session_retrieve", checkout_session_retrieve)
+
+    def fake_checkout(route):
+        success = urlsplit(opened["success_url"].replace("{CHECKOUT_SESSION_ID}", "cs_test_web"))
+        back = f"{live_server.url}{success.path}?{success.query}"
+        route.fulfill(status=200, content_type="text/html",
+                      body=f'<title>Stripe Checkout</title><h1>Fake Stripe Checkout</h1><a href="{back}">Pay</a>')
+
+    page.route("https://checkout.stripe.com/**", fake_checkout)
     sign_in(page, live_server, owner.email, workspace)
+    assert page.get_by_test_id("limit-banner").is_visible()
 
     form = page.get_by_test_id("upgrade-form")
     form.get_by_label("Add-on packs").fill("2")
-    with page.expect_request(lambda r: r.method == "POST" and "/billing/checkout/" in r.url) as posted:
-        form.get_by_role("button", name="Upgrade with Stripe").click()
-    request = posted.value
-    assert request.url == f"{live_server.url}/w/{workspace.pk}/billing/checkout/"
-    fields = dict(pair.split("=", 1) for pair in request.post_data.split("&"))
-    assert (fields["plan"], fields["addon_packs"]) == ("pro", "2")
-    assert fields["csrfmiddlewaretoken"]
+    form.get_by_role("button", name="Upgrade with Stripe").click()
+    page.wait_for_url("https://checkout.stripe.com/c/pay/cs_test_web")
+    assert page.title() == "Stripe Checkout"
+    assert [(item["price"], item["quantity"]) for item in opened["line_items"]] == [
+        (settings.STRIPE_PRICE_PRO, 1), (settings.STRIPE_PRICE_ADDON_PACK, 2)]
+    assert opened["metadata"]["workspace_id"] == str(workspace.pk)
+
+    page.get_by_role("link", name="Pay").click()
+    page.wait_for_url(f"**/w/{workspace.pk}/billing/success/**")
+    shot(page, "checkout-success")
+    page.goto(f"{live_server.url}/w/{workspace.pk}/")
+    meter = page.get_by_role("meter", name="Activated contacts this month")
+    assert meter.get_attribute("aria-valuemax") == "3000"  # Pro 1,000 + 2 packs x 1,000, mid-month (rule 8)
+    assert page.get_by_test_id("remaining").inner_text() == "2,900"
+    assert page.get_by_test_id("limit-banner").count() == 0
+    assert (usage(workspace).quota, usage(workspace).activated) == (3000, 100)
+    shot(page, "usage-pro")
+    page.goto(f"{live_server.url}/w/{workspace.pk}/billing/")
+    shot(page, "billing")
+
+
+def test_campaign_preview_then_launch(page, live_server, brand):
+    workspace, owner, contacts = brand
+    draft = campaign_create(workspace=workspace, name="Serum restock", text="The vitamin C serum is back!")
+    done = campaign_create(workspace=workspace, name="Black Friday", text="20% off everything today.")
+    Campaign.objects.filter(pk=done.pk).update(status="done", recipients_count=140, sent_count=38,
+                                               limited_count=90, skipped_window_count=12,
+                                               launched_at=timezone.now() - datetime.timedelta(days=2))
+    scenario = Scenario.objects.create(workspace=workspace, name="PRICE keyword", trigger_type="dm_keyword")
+    for index, status in enumerate(["completed"] * 5 + ["limited"] * 2 + ["waiting"]):
+        ScenarioRun.objects.create(scenario=scenario, workspace=workspace, contact=contacts[index],
+                                   trigger_key=f"mid.{index}", status=status)
+    for contact in contacts[100:104]:
+        PausedAction.objects.create(workspace=workspace, contact=contact, kind="campaign",
+                                    automation_ref=done.ref, action_type="campaign_message",
+                                    dedupe_key=f"{done.ref}:contact:{contact.pk}",
+                                    expires_at=timezone.now() + datetime.timedelta(hours=18))
+    sign_in(page, live_server, owner.email, workspace)
+    assert page.get_by_test_id("paused-waiting").inner_text() == "4"
+
+    page.get_by_role("link", name="Campaigns").click()
+    page.wait_for_url(f"**/w/{workspace.pk}/campaigns/")
+    assert page.get_by_test_id("paused-total").inner_text() == "4 waiting"
+    shot(page, "campaigns")
+    page.get_by_role("link", name="Serum restock").click()
+    preview = page.get_by_test_id("launch-preview")
+    assert page.get_by_test_id("preview-audience").inner_text() == "160"
+    assert page.get_by_test_id("preview-activate").inner_text() == "40"  # the headroom: 100 - 60
+    shot(page, "campaign-preview")
+    preview.get_by_role("button", name="Launch to 160 contacts").click()
+    assert page.get_by_text("“Serum restock” is going out now.").is_visible()
+    assert Campaign.objects.get(pk=draft.pk).launched_by == owner
+
+    page.get_by_role("link", name="Scenarios").click()
+    page.wait_for_url(f"**/w/{workspace.pk}/scenarios/")
+    assert page.get_by_role("cell", name="PRICE keyword").is_visible()
+    shot(page, "scenarios")
 
 
 def test_export_the_csv(page, live_server, brand):

@@ -188,7 +188,7 @@ def test_the_page_takes_a_fixed_number_of_queries(owner_client, workspace, make_
     with django_assert_num_queries(len(with_five.captured_queries)):
         response = owner_client.get(usage_url(workspace))
     assert response.context["summary"].activated == 500
-    assert len(with_five.captured_queries) <= 12
+    assert len(with_five.captured_queries) <= 16
     with django_assert_max_num_queries(len(with_five.captured_queries) + 1):  # + the COUNT of the matches
         owner_client.get(usage_url(workspace), {"q": "lead", "page": 2})
 
@@ -200,3 +200,18 @@ def test_activation_at_is_shown_in_the_list(owner_client, workspace):
     page = owner_client.get(usage_url(workspace)).content.decode()
     assert f'datetime="{timezone.localtime(record.activated_at).isoformat()}"' in page
     assert "Data enrichment" in page
+
+
+def test_the_forecast_sits_next_to_the_meter_with_its_method(owner_client, workspace, make_contacts):
+    activate_many(workspace, make_contacts(workspace, 30), kind="campaign")
+
+    response = owner_client.get(usage_url(workspace))
+
+    forecast = response.context["summary"].forecast
+    page = response.content.decode()
+    assert forecast.projected_activations >= 30
+    assert f'data-testid="forecast-projected">{forecast.projected_activations:,}</div>' in page
+    assert ("Method: Activations so far divided by days elapsed, times the days in the month "
+            "(capped at the quota).") in page
+    expected_limit = f"{forecast.limit_date.day} {forecast.limit_date:%B}" if forecast.limit_date else "Not this month"
+    assert f'data-testid="forecast-limit">{expected_limit}</div>' in page

@@ -1,0 +1,193 @@
+"""Webhook intake under a load generator (issue 9, "webhook intake").
+
+Target: signed Meta deliveries accepted per second ≥ 0.5 of the same server's static 200 view, and
+p99 < 100 ms.
+
+Starts gunicorn with 2 workers on 127.0.0.1 (a free port) on the bench database, with Celery on
+Redis at 127.0.0.1:6379 (database BENCH_REDIS_DB, default 13; no worker: the processing tasks are
+only queued, as the view's contract is "store, queue, answer"; the queue is deleted afterwards), or
+kombu's in-memory transport when Redis does not answer. wrk (Debian package `wrk`) then sends, for
+BENCH_INTAKE_SECONDS (default 10) with BENCH_INTAKE_CONNECTIONS (default 16) connections on 2
+threads:
+- signed deliveries: distinct Instagram messaging notifications (BENCH_INTAKE_BODIES, default
+  30,000, generated here and signed with the app secret), POSTed to /webhooks/instagram/;
+- the reference: GET /healthz (a static JSON 200 through the same middleware stack).
+Loopback only, bounded in time; gunicorn is stopped at the end.
+
+Run: .venv/bin/python bench/intake.py
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BENCH_URL, ROOT, Row, django_setup, emit, ensure_database, integer  # noqa: E402
+
+SECRET = "bench-meta-app-secret"  # noqa: S105 - a throwaway secret for the local server only
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_url() -> str:
+    db = integer("BENCH_REDIS_DB", 13)
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return f"redis://127.0.0.1:6379/{db}"
+    except OSError:
+        pass
+    return "memory://"
+
+
+def lua_script(path: Path, bodies: int) -> None:
+    """A wrk script cycling through `bodies` distinct signed deliveries (each thread its own share)."""
+    lines = ["local requests = {}"]
+    now = int(time.time() * 1000)
+    for i in range(bodies):
+        body = json.dumps({
+            "object": "instagram",
+            "entry": [{
+                "id": "17841400000000001",
+                "time": now,
+                "messaging": [{
+                    "sender": {"id": f"{5_000_000_000 + i}"},
+                    "recipient": {"id": "17841400000000001"},
+                    "timestamp": now + i,
+                    "message": {"mid": f"bench-mid-{now}-{i}", "text": f"hello {i}"},
+                }],
+            }],
+        }, separators=(",", ":"))
+        signature = "sha256=" + hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+        lines.append(f"requests[{i + 1}] = {{{json.dumps(body)}, {json.dumps(signature)}}}")
+    lines += [
+        "local counter = 0",
+        "local offset = 0",
+        "local threads = 0",
+        "function setup(thread) thread:set('offset', threads); threads = threads + 1 end",
+        "function init(args) offset = tonumber(wrk.thread:get('offset')) or 0 end",
+        "function request()",
+        "  counter = counter + 1",
+        f"  local item = requests[((counter * 2 + offset) % {bodies}) + 1]",
+        "  return wrk.format('POST', nil, {['Content-Type'] = 'application/json',"
+        " ['X-Hub-Signature-256'] = item[2]}, item[1])",
+        "end",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def latency(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rate": rate, "p50": latency("50"), "p99": latency("99"), "requests": requests,
+            "non2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1) if socket_errors else "", "raw": out}
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    ensure_database()
+    broker = redis_url()
+    os.environ["CELERY_BROKER_URL"] = broker
+    django_setup(migrate=True)
+    from contacts.models import WebhookDelivery
+
+    seconds = integer("BENCH_INTAKE_SECONDS", 10)
+    connections = integer("BENCH_INTAKE_CONNECTIONS", 16)
+    bodies = integer("BENCH_INTAKE_BODIES", 30_000)
+    before = WebhookDelivery.objects.count()
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": BENCH_URL,
+        "DJANGO_SETTINGS_MODULE": "inro.settings.local",
+        "DEBUG": "false",
+        "META_APP_SECRET": SECRET,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CELERY_BROKER_URL": broker,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CONN_MAX_AGE": "60",
+        "PYTHONWARNINGS": "ignore:No directory at",  # whitenoise: no collectstatic here
+    }
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "deliveries.lua"
+        lua_script(script, bodies)
+        server = subprocess.Popen(
+            [str(gunicorn), "inro.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+            cwd=ROOT, env=env, start_new_session=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:  # noqa: S310 - loopback
+                        if response.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError("gunicorn did not come up")
+            wrk(f"{base}/healthz", 2, connections)  # warm-up
+            static = wrk(f"{base}/healthz", seconds, connections)
+            deliveries = wrk(f"{base}/webhooks/instagram/", seconds, connections, script)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    stored = WebhookDelivery.objects.count() - before
+    if broker.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(broker).delete("celery")  # our queued processing tasks; nobody consumes them
+    for label, result in (("static", static), ("deliveries", deliveries)):
+        print(f"  {label}: {result['rate']:,.0f} req/s, p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms,"
+              f" {result['requests']:,} requests, non-2xx {result['non2xx']} {result['socket_errors']}", flush=True)
+    print(f"  deliveries stored: {stored:,} (broker {broker})", flush=True)
+    if deliveries["non2xx"]:
+        print(deliveries["raw"])
+        raise RuntimeError(f"{deliveries['non2xx']} deliveries were not accepted")
+    ratio = deliveries["rate"] / static["rate"]
+    emit([
+        Row(
+            scenario=f"webhook intake, signed deliveries (gunicorn 2 workers, wrk {connections} connections)",
+            figure=f"{deliveries['rate']:,.0f} req/s, p50 {deliveries['p50']:.1f} ms, p99 {deliveries['p99']:.1f} ms",
+            reference=f"static 200: {static['rate']:,.0f} req/s, p99 {static['p99']:.1f} ms",
+            ratio=f"{ratio:.2f}",
+            target="≥ 0.5 of reference; p99 < 100 ms",
+            met=Row.verdict(ratio >= 0.5 and deliveries["p99"] < 100),
+        ),
+    ])
+
+
+if __name__ == "__main__":
+    main()
