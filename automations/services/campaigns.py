@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -286,7 +286,7 @@ def _fanout_lease(campaign_id: int) -> Iterator[Callable[[], bool] | None]:
         return bool(
             Campaign.objects.filter(pk=campaign_id)
             .filter(Q(fanout_lease_until__isnull=True) | Q(fanout_lease_until__lt=now) | Q(fanout_token=token))
-            .update(fanout_token=token, fanout_lease_until=now + _fanout_lease_span())
+            .update(fanout_token=token, fanout_lease_until=now + _lease())
         )
 
     if not take():
@@ -295,7 +295,29 @@ def _fanout_lease(campaign_id: int) -> Iterator[Callable[[], bool] | None]:
     try:
         yield take
     finally:
+        _lease_release(campaign_id, token)
+
+
+def _lease() -> datetime.timedelta:
+    """CAMPAIGN_FANOUT_LEASE_SECONDS when set (tests shorten it), else CAMPAIGN_STALL_SECONDS."""
+    seconds = getattr(settings, "CAMPAIGN_FANOUT_LEASE_SECONDS", None)
+    return datetime.timedelta(seconds=seconds) if seconds else _fanout_lease_span()
+
+
+def _lease_release(campaign_id: int, token: str) -> None:
+    def release() -> None:
         Campaign.objects.filter(pk=campaign_id, fanout_token=token).update(fanout_token="", fanout_lease_until=None)
+
+    try:
+        release()
+    except (OperationalError, InterfaceError):
+        # The connection died under the fan-out (database restart): release on a fresh one, so the
+        # task's retry is not held off for the whole lease (issue 8).
+        connection.close()
+        try:
+            release()
+        except (OperationalError, InterfaceError):
+            logger.warning("campaign %s: lease not released; it runs out by itself", campaign_id)
 
 
 def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient],

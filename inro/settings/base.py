@@ -261,3 +261,6 @@ LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
 # The queue tasks go to when no route says otherwise (the fault tests give each run its own).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# A campaign fan-out's lease (automations.services.campaigns): after a worker dies, another takes the
+# campaign over once it runs out. Empty: the built-in 10 minutes.
+CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default=0)

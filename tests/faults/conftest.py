@@ -28,7 +28,7 @@ from inro.celery import app as celery_app
 REPO = Path(__file__).resolve().parents[2]
 # A Redis database of this suite's own, and a queue of this test run's own: the same suite may run
 # from several checkouts at once on one Redis, and no worker may take another run's tasks.
-FAULTS_REDIS_DB = int(os.environ.get("FAULTS_REDIS_DB", "9"))
+FAULTS_REDIS_DB = int(os.environ.get("FAULTS_REDIS_DB", "10"))  # 11-13: ops scale-out, bench
 BROKER_URL = f"redis://127.0.0.1:6379/{FAULTS_REDIS_DB}"
 QUEUE = f"faults-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 # Nothing listens here: a broker that is down (connection refused at once, loopback only).
@@ -146,8 +146,11 @@ def _reset_producer_pool() -> None:
     kombu_pools.reset()  # closes and forgets kombu's process-wide connection and producer pools
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
-    for cached in ("queues", "router", "_rtable"):  # routing follows the default queue set below
+    # Routing follows the default queue set below: forget what earlier tests cached (the queue map,
+    # the default queue and the sender that captured it).
+    for cached in ("queues", "default_queue", "router", "send_task_message"):
         celery_app.amqp.__dict__.pop(cached, None)
+    celery_app.amqp._rtable = None
 
 
 @contextmanager
@@ -158,15 +161,24 @@ def broker(url: str):
     keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_TRANSPORT_OPTIONS",
             "CELERY_TASK_DEFAULT_QUEUE")
     saved = {key: conf.get(key) for key in keys}
+    # Tests elsewhere set the plain keys too (ops' readiness test pins broker_write_url): override them.
+    saved_plain = {key: conf.changes.get(key) for key in ("broker_url", "broker_write_url", "broker_read_url")}
     _reset_producer_pool()
     conf.update({"CELERY_BROKER_URL": url, "CELERY_TASK_ALWAYS_EAGER": False,
                  "CELERY_BROKER_TRANSPORT_OPTIONS": {}, "CELERY_TASK_DEFAULT_QUEUE": QUEUE})
-    assert (conf.broker_url, conf.task_always_eager) == (url, False)
+    for key in saved_plain:
+        conf.changes[key] = url
+    assert (conf.broker_url, conf.broker_write_url, conf.task_always_eager) == (url, url, False)
     try:
         yield
     finally:
         _reset_producer_pool()
         conf.update(saved)
+        for key, value in saved_plain.items():
+            if value is None:
+                conf.changes.pop(key, None)
+            else:
+                conf.changes[key] = value
 
 
 def assert_no_drift() -> None:

@@ -7,8 +7,7 @@ Real processes: a `celery -A inro worker` on Redis against the test database, ki
 worker gets the campaign back from the every-minute beat job (`campaigns_launch_due`, which also
 re-queues campaigns stalled in "sending"), sent here through the broker as beat would send it.
 
-Size: FAULTS_CAMPAIGN_SIZE recipients (default 3,000 to keep the suite quick; `FAULTS_CAMPAIGN_SIZE=10000`
-for the full-size run).
+Size: FAULTS_CAMPAIGN_SIZE recipients (default 10,000: about 30 s here; set it lower for a quick run).
 """
 
 import datetime
@@ -33,10 +32,12 @@ from tests.faults.conftest import BROKER_URL, assert_no_drift, broker, wait_unti
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
-SIZE = int(os.environ.get("FAULTS_CAMPAIGN_SIZE", "3000"))
+SIZE = int(os.environ.get("FAULTS_CAMPAIGN_SIZE", "10000"))
 OUT_OF_WINDOW = SIZE // 20  # never wrote in: skipped by the window rule, never activated
 ALREADY_ACTIVE = SIZE // 10  # activated earlier this month by a scenario: free to message (rule 3)
 HEADROOM = SIZE // 2  # new activations the quota still allows: the rest is limited (paused)
+# Stalled after 1 s without progress; a dead worker's lease runs out after 15 s (production: 5 and 10 min).
+FAST_TAKEOVER = {"CAMPAIGN_STALL_SECONDS": "1", "CAMPAIGN_FANOUT_LEASE_SECONDS": "15"}
 
 
 def _contacts(workspace: Workspace) -> list[Contact]:
@@ -64,7 +65,7 @@ def test_campaign_survives_a_sigkilled_worker(workers):
     assert (usage(workspace).activated, quota) == (ALREADY_ACTIVE, ALREADY_ACTIVE + HEADROOM)
 
     campaign = campaign_create(workspace=workspace, name="Black Friday", text="20% off today only")
-    worker = workers.start(extra_env={"CAMPAIGN_STALL_SECONDS": "1"})
+    worker = workers.start(extra_env=FAST_TAKEOVER)
     with broker(BROKER_URL):
         campaign_launch(campaign=campaign, launched_by=owner)
 
@@ -83,9 +84,12 @@ def test_campaign_survives_a_sigkilled_worker(workers):
     assert pending_at_kill > 0
 
     # Restart; the beat job finds the stalled campaign (no progress for more than a second) and re-queues it.
-    workers.start(extra_env={"CAMPAIGN_STALL_SECONDS": "1"})
+    workers.start(extra_env=FAST_TAKEOVER)
     wait_until(lambda: (timezone.now() - CampaignRecipient.objects.filter(campaign=campaign).latest(
         "updated_at").updated_at).total_seconds() > 1.2, timeout=10, what="the campaign to be stalled")
+    # The dead worker's fan-out lease runs out (FAST_TAKEOVER: 15 s instead of 10 minutes).
+    wait_until(lambda: Campaign.objects.get(pk=campaign.pk).fanout_lease_until < timezone.now(), timeout=30,
+               interval=0.2, what="the dead worker's lease to run out")
     with broker(BROKER_URL):
         celery_app.send_task("automations.tasks.campaigns_launch_due")
     wait_until(lambda: Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.DONE, timeout=120,
