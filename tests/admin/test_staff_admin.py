@@ -49,6 +49,8 @@ def test_workspace_page_shows_this_months_usage(staff_client):
 
     assert "7 / 100" in page
     assert f"workspace__id__exact={workspace.pk}" in page
+    assert "0 paused actions waiting" in page
+    assert "No plan changes yet" in page
 
 
 def test_ledger_is_read_only_even_for_a_superuser(staff_client):
