@@ -82,6 +82,13 @@ def usage_alert_send(*, alert_id: int, now: datetime.datetime | None = None) -> 
         UsageAlert.objects.filter(pk=alert_id).update(sending_since=None, last_error="The workspace has no owner.")
         return False
     snapshot = usage(alert.workspace, alert.month)
+    if snapshot.quota and snapshot.activated * 100 < alert.threshold * snapshot.quota:
+        # The quota rose (upgrade, pack, bonus) before the email went out: it would now be wrong.
+        UsageAlert.objects.filter(pk=alert_id).update(
+            sending_since=None, attempts=MAX_SEND_ATTEMPTS,
+            last_error="Not sent: the quota rose above this threshold before the email went out.",
+        )
+        return False
     if alert.threshold >= 100:
         subject = f"{alert.workspace.name}: you have used all {snapshot.quota} activations this month"
         advice = ("New contacts are not engaged by automations until next month; their actions are paused and "

@@ -74,6 +74,22 @@ def test_failed_email_is_recorded_and_retried_without_sending_twice(free_workspa
     assert len(mail.outbox) == 1
 
 
+def test_an_alert_overtaken_by_an_upgrade_is_not_emailed(free_workspace, django_capture_on_commit_callbacks):
+    """The 100% email waits on a slow mail server; meanwhile the owner upgrades: no wrong email goes out."""
+    from billing.services import bonus_grant
+
+    ws = free_workspace
+    activate_many(ws, ContactFactory.create_batch(100, workspace=ws), kind="campaign")
+    usage_alerts_check(workspace=ws)  # created; the after-commit send has not run (no capture)
+    bonus_grant(workspace=ws, amount=900, reason="Upgrade in progress", granted_by=None)
+
+    assert usage_alerts_retry() == 0
+    assert mail.outbox == []
+    alert = UsageAlert.objects.get(threshold=100)
+    assert alert.sent_at is None and "quota rose" in alert.last_error
+    assert usage_alerts_unsent_ids() == []
+
+
 def test_list_selectors_show_counters(free_workspace, fire, django_capture_on_commit_callbacks):
     ws = free_workspace
     ContactFactory.create_batch(103, workspace=ws)
