@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
-.PHONY: install run test lint bench migrate seed clean
+.PHONY: install run test lint bench migrate seed clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ run: seed
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 # Uses DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it answers, else SQLite.
-test: install
+# The browser tests drive Debian's Chromium; install it when missing and we may (root with apt-get).
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { echo "Installing Debian's chromium for the browser tests..."; apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || echo "WARNING: /usr/bin/chromium is missing; the browser tests will fail (apt-get install -y chromium)."; }
+
+test: install chromium
 	@db="$$($(BIN)/python tests/choose_database.py)"; \
 	echo "make test: running the suite on $$db"; mkdir -p var; \
 	DATABASE_URL="$$db" DJANGO_SETTINGS_MODULE=inro.settings.test $(BIN)/pytest $(PYTEST_ARGS)
