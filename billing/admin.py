@@ -79,6 +79,19 @@ def can_grant_bonus(user) -> bool:
     return user.is_active and user.is_staff and user.has_perm("billing.add_bonusgrant")
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Ledgers and records kept by the services: viewable, never added, edited or deleted here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "instagram_account_id", "plan_name", "payment_status", "created_at"]
@@ -204,21 +217,13 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(MonthlyUsage)
-class MonthlyUsageAdmin(admin.ModelAdmin):
+class MonthlyUsageAdmin(ReadOnlyAdmin):
     list_display = ["workspace", "month", "activated", "quota", "limit_reached_at", "closed_at"]
     list_filter = ["month"]
     search_fields = ["workspace__name", "workspace__slug"]
     list_select_related = ["workspace"]
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MonthFilter(admin.SimpleListFilter):
@@ -244,7 +249,9 @@ class MonthFilter(admin.SimpleListFilter):
 
 
 @admin.register(ActivationRecord)
-class ActivationRecordAdmin(admin.ModelAdmin):
+class ActivationRecordAdmin(ReadOnlyAdmin):
+    """The ledger is append-only: not even a superuser adds, edits or deletes here."""
+
     list_display = ["activated_at", "workspace", "contact_link", "month", "kind", "automation_ref"]
     list_filter = [MonthFilter, "kind"]
     search_fields = ["workspace__name", "workspace__slug", "contact__username", "automation_ref"]
@@ -260,16 +267,6 @@ class ActivationRecordAdmin(admin.ModelAdmin):
             return "(erased)"
         return format_html('<a href="{}">{}</a>',
                            reverse("admin:contacts_contact_change", args=[record.contact_id]), record.contact)
-
-    # The ledger is append-only: not even a superuser adds, edits or deletes here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [
@@ -313,22 +310,14 @@ class ActivationRecordAdmin(admin.ModelAdmin):
 
 
 @admin.register(BonusGrant)
-class BonusGrantAdmin(admin.ModelAdmin):
+class BonusGrantAdmin(ReadOnlyAdmin):
+    """Grants go through the workspace's "grant bonus" form (billing.services.bonus_grant), so the
+    quota follows and paused actions resume; the ledger itself is append-only."""
+
     list_display = ["workspace", "month", "amount", "reason", "granted_by", "created_at"]
     list_filter = [MonthFilter]
     search_fields = ["workspace__name", "reason"]
     list_select_related = ["workspace", "granted_by"]
-
-    # Grants go through the workspace's "grant bonus" form (billing.services.bonus_grant) so the quota
-    # follows and paused actions resume; the ledger itself is append-only.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(MonthRollover)
@@ -388,7 +377,9 @@ class StripeEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(PlanChange)
-class PlanChangeAdmin(admin.ModelAdmin):
+class PlanChangeAdmin(ReadOnlyAdmin):
+    """Append-only history of plan changes."""
+
     list_display = ["created_at", "workspace", "from_plan", "from_addon_packs", "to_plan", "to_addon_packs",
                     "changed_by", "source_event_id", "reason"]
     list_select_related = ["workspace", "from_plan", "to_plan", "changed_by"]
@@ -396,19 +387,9 @@ class PlanChangeAdmin(admin.ModelAdmin):
     list_filter = ["to_plan"]
     show_full_result_count = False
 
-    # Append-only history.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(CheckoutSession)
-class CheckoutSessionAdmin(admin.ModelAdmin):
+class CheckoutSessionAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "workspace", "kind", "plan", "addon_packs", "status", "stripe_session_id",
                     "created_by"]
     list_select_related = ["workspace", "plan", "created_by"]
@@ -416,29 +397,13 @@ class CheckoutSessionAdmin(admin.ModelAdmin):
     search_fields = ["workspace__name", "stripe_session_id"]
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PaymentFailure)
-class PaymentFailureAdmin(admin.ModelAdmin):
+class PaymentFailureAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "workspace", "stripe_invoice_id", "amount_due_cents", "currency", "attempt_count",
                     "emailed_at", "resolved_at"]
     list_select_related = ["workspace"]
     search_fields = ["workspace__name", "stripe_invoice_id"]
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
