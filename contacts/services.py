@@ -34,32 +34,32 @@ def _own_contacts(workspace: Workspace, contact_ids: Iterable[int]) -> list[int]
     return sorted(found)
 
 
-def folder_create(*, workspace: Workspace, name: str) -> Folder:
+def _folder_name(name: str) -> str:
     name = (name or "").strip()
     if not name or len(name) > 80:
         raise ApplicationError("A folder needs a name of 1 to 80 characters.", code="invalid",
                                fields={"name": ["Enter 1 to 80 characters."]})
+    return name
+
+
+def _folder_save(folder: Folder) -> Folder:
+    """Insert or rename; the unique (workspace, name) constraint decides, even between racing requests."""
     try:
         with transaction.atomic():
-            return Folder.objects.create(workspace=workspace, name=name)
+            folder.save()
     except IntegrityError:
-        raise ApplicationError(f"A folder named {name!r} already exists.", code="conflict", status=409,
+        raise ApplicationError(f"A folder named {folder.name!r} already exists.", code="conflict", status=409,
                                fields={"name": ["This name is taken."]}) from None
+    return folder
+
+
+def folder_create(*, workspace: Workspace, name: str) -> Folder:
+    return _folder_save(Folder(workspace=workspace, name=_folder_name(name)))
 
 
 def folder_rename(*, folder: Folder, name: str) -> Folder:
-    name = (name or "").strip()
-    if not name or len(name) > 80:
-        raise ApplicationError("A folder needs a name of 1 to 80 characters.", code="invalid",
-                               fields={"name": ["Enter 1 to 80 characters."]})
-    try:
-        with transaction.atomic():
-            folder.name = name
-            folder.save(update_fields=["name"])
-    except IntegrityError:
-        raise ApplicationError(f"A folder named {name!r} already exists.", code="conflict", status=409,
-                               fields={"name": ["This name is taken."]}) from None
-    return folder
+    folder.name = _folder_name(name)
+    return _folder_save(folder)
 
 
 def folder_delete(*, folder: Folder) -> None:

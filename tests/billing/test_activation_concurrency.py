@@ -1,31 +1,17 @@
 """Rules 1 to 3 under real concurrency: parallel threads, each with its own PostgreSQL connection."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from billing.activation import activate, activate_many, usage
 from billing.models import ActivationRecord, MonthlyUsage
+from tests.concurrency import run_in_parallel
 from tests.factories import ContactFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
-def run_in_parallel(workers: int, job):
-    """Run job(i) in `workers` threads released together; each thread closes its own connection."""
-    barrier = threading.Barrier(workers)
-
-    def wrapped(i):
-        try:
-            barrier.wait(timeout=30)
-            return job(i)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(wrapped, range(workers)))
 
 
 def test_sixteen_workers_activating_one_contact_make_one_record():

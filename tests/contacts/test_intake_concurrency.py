@@ -1,32 +1,18 @@
 """Intake under real concurrency: workers racing on the same events capture and fire each once."""
 
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
 
 from contacts import intake
 from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
+from tests.concurrency import run_in_parallel
 from tests.contacts.conftest import meta_fixture
 from tests.factories import WorkspaceFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
-def run_in_parallel(workers: int, job):
-    barrier = threading.Barrier(workers)
-
-    def wrapped(i):
-        try:
-            barrier.wait(timeout=30)
-            return job(i)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(wrapped, range(workers)))
 
 
 def _store(payload: dict) -> WebhookDelivery:

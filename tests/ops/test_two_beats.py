@@ -1,16 +1,14 @@
 """Two beat processes by accident: the monthly rollover run twice at once does the work once."""
 
 import datetime
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
 from django.db.models import Count
 
 from billing import hooks
 from billing.models import MonthlyUsage, MonthRollover
 from billing.services import month_roll_over_as_needed
+from tests.concurrency import run_in_parallel
 from tests.factories import WorkspaceFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
@@ -19,18 +17,6 @@ WORKSPACES = 120
 UTC = datetime.UTC
 
 
-def run_together(workers: int, job) -> list:
-    barrier = threading.Barrier(workers)
-
-    def wrapped(i):
-        try:
-            barrier.wait(timeout=30)
-            return job(i)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(wrapped, range(workers)))
 
 
 def test_two_rollovers_racing_each_month_open_it_exactly_once():
@@ -42,7 +28,7 @@ def test_two_rollovers_racing_each_month_open_it_exactly_once():
     results = []
     for month in months:  # six rounds: each a fresh month, two beats firing at 00:05 on the 1st
         now = datetime.datetime.combine(month, datetime.time(0, 5), tzinfo=UTC)
-        results.append(sorted(run_together(2, lambda i, now=now: month_roll_over_as_needed(now=now))))
+        results.append(sorted(run_in_parallel(2, lambda i, now=now: month_roll_over_as_needed(now=now))))
 
     assert results == [[[], [month]] for month in months]  # one run did it, the other found it done
     assert opened_hooks == months  # paused actions resumed once per month, not twice
