@@ -243,6 +243,11 @@ def single(workers_list: list[int], ops: int, seconds: float, rounds: int, layou
                     print(f"  {label} round {r + 1}: new, gate {best['gate']:,.0f}/s, raw {best['raw']:,.0f}/s",
                           flush=True)
                 # Already active: the contacts activated above, again (gate) / their records by pk (raw).
+                # Statistics first, as autovacuum has them for records activated earlier in a month: on
+                # a table analysed while these workspaces had no records, the planner rates "this
+                # workspace's month" at one row, ties the unique index with the (workspace, month, …)
+                # ones, and may scan the whole month to find one contact (NOTES.md, "already active").
+                vacuum_analyze("billing_activationrecord")
                 again_plan = [(ws, ids[: used[i]]) for i, (ws, ids) in enumerate(gate_plan)]
                 select_plan = []
                 for i, (ws, ids) in enumerate(raw_plan):

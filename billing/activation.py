@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.models import ActivationRecord, AutomationKind, MonthlyUsage
-from billing.months import month_of
+from billing.months import billing_zone, month_of
 from billing.quota import quota_for, usage_row_open
 from contacts.models import Contact
 from inro.errors import ApplicationError
@@ -184,6 +184,36 @@ def _adapt(now: datetime.datetime, month: datetime.date, db=None) -> tuple:
     return ops.adapt_datetimefield_value(now), ops.adapt_datefield_value(month)
 
 
+def _day_key(now: datetime.datetime) -> str:
+    """The day of the billing month `now` falls on, as the key of MonthlyUsage.activated_by_day."""
+    return str(now.astimezone(billing_zone()).day)
+
+
+def _breakdown_set(vendor: str) -> str:
+    """SET clauses moving the per-day and per-kind counters of a usage row along with `activated`.
+
+    Parameters, in order: day key, day key, n, kind, kind, n. A None breakdown ("not known", see
+    billing.selectors) stays None: jsonb_set and json_set of NULL are NULL.
+    """
+    if vendor == "postgresql":
+        return (
+            "activated_by_day = jsonb_set(activated_by_day, ARRAY[%s::text],"
+            " to_jsonb(COALESCE((activated_by_day ->> %s::text)::int, 0) + %s::int)),"
+            " activated_by_kind = jsonb_set(activated_by_kind, ARRAY[%s::text],"
+            " to_jsonb(COALESCE((activated_by_kind ->> %s::text)::int, 0) + %s::int))"
+        )
+    return (
+        "activated_by_day = json_set(activated_by_day, %s, COALESCE(json_extract(activated_by_day, %s), 0) + %s),"
+        " activated_by_kind = json_set(activated_by_kind, %s, COALESCE(json_extract(activated_by_kind, %s), 0) + %s)"
+    )
+
+
+def _breakdown_params(vendor: str, day: str, kind: str, n: int) -> list:
+    if vendor != "postgresql":
+        day, kind = f'$."{day}"', f'$."{kind}"'
+    return [day, day, n, kind, kind, n]
+
+
 def activate(
     workspace: Workspace, contact: Contact, *, kind: str, ref: object = None, reserve: int = 0
 ) -> ActivationResult:
@@ -216,7 +246,7 @@ def activate(
     for _attempt in range(2):
         with transaction.atomic(), _hot_cursor(db) as cursor:
             counted, inserted, usage_id = _count_and_record(
-                cursor, workspace.pk, contact.pk, db_month, db_now, kind, _ref(ref), max(reserve, 0)
+                cursor, workspace.pk, contact.pk, db_month, db_now, _day_key(now), kind, _ref(ref), max(reserve, 0)
             )
             if counted:
                 if inserted:
@@ -242,8 +272,11 @@ def activate(
     )
 
 
+_PG_BREAKDOWN = _breakdown_set("postgresql")
+
+
 def _count_and_record(
-    cursor, workspace_id: int, contact_id: int, db_month, db_now, kind: str, ref: str, reserve: int
+    cursor, workspace_id: int, contact_id: int, db_month, db_now, day: str, kind: str, ref: str, reserve: int
 ) -> tuple[bool, bool, int | None]:
     """Move the month's counter if there is headroom, then insert the record.
 
@@ -251,27 +284,29 @@ def _count_and_record(
     counter moves first, so the usage-row lock orders all writers of a workspace; the record is
     inserted only when the counter moved. The caller rolls back when counted but not inserted.
     """
-    if connection.vendor == "postgresql":
+    vendor = connection.vendor
+    breakdown = _breakdown_params(vendor, day, kind, 1)
+    if vendor == "postgresql":
         # One statement, one round trip: the INSERT reads the UPDATE's row, so it runs after it; the
         # last column tells, in the statement's snapshot, whether the row existed at all.
         cursor.execute(
-            f"WITH u AS (UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
+            f"WITH u AS (UPDATE {_USAGE} SET activated = activated + 1, {_PG_BREAKDOWN}"  # noqa: S608
             " WHERE workspace_id = %s AND month = %s AND activated + %s < quota RETURNING id),"
             f" i AS (INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"
             " automation_ref) SELECT %s::bigint, %s::bigint, %s::date, %s::timestamptz, %s::text,"
             " %s::text FROM u ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id)"
             " SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM i),"
             f" (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s)",
-            [workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref,
+            [*breakdown, workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref,
              workspace_id, db_month],
         )
         counted, inserted, usage_id = cursor.fetchone()
         return bool(counted), bool(inserted), usage_id
     # SQLite: writers are serialised (IMMEDIATE transactions), so statement by statement is exact.
     cursor.execute(
-        f"UPDATE {_USAGE} SET activated = activated + 1"  # noqa: S608
+        f"UPDATE {_USAGE} SET activated = activated + 1, {_breakdown_set(vendor)}"  # noqa: S608
         " WHERE workspace_id = %s AND month = %s AND activated + %s < quota",
-        [workspace_id, db_month, reserve],
+        [*breakdown, workspace_id, db_month, reserve],
     )
     if cursor.rowcount != 1:
         cursor.execute(
@@ -481,9 +516,11 @@ def activate_many(
                     # Cannot happen while every writer holds the usage lock; retry rather than miscount.
                     raise _LostRace
                 if new_ids:
+                    vendor = connection.vendor
                     cursor.execute(
-                        f"UPDATE {_USAGE} SET activated = activated + %s WHERE id = %s",  # noqa: S608
-                        [len(new_ids), usage_id],
+                        f"UPDATE {_USAGE} SET activated = activated + %s, {_breakdown_set(vendor)}"  # noqa: S608
+                        " WHERE id = %s",
+                        [len(new_ids), *_breakdown_params(vendor, _day_key(now), kind, len(new_ids)), usage_id],
                     )
                 refused_any = len(candidates) > len(new_ids)
                 if refused_any:
@@ -576,7 +613,8 @@ def history_import(
             workspace_id=workspace.pk, month=month,
             defaults={"quota": max(quota_for(workspace_id=workspace.pk, month=month), after), "activated": 0},
         )
+        # The breakdown becomes "not known" and is rebuilt from the records on first read.
         MonthlyUsage.objects.filter(pk=row.pk).update(
-            activated=after, quota=max(row.quota, after)
+            activated=after, quota=max(row.quota, after), activated_by_day=None, activated_by_kind=None
         )
     return after - before

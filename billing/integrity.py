@@ -5,13 +5,15 @@ A repair rewrites the counter from the ledger (the ledger is the truth) and neve
 """
 
 import datetime
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, ExtractDay
 
 from billing.models import ActivationRecord, MonthlyUsage
+from billing.months import billing_zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,64 @@ class Drift:
     counter: int
     records: int
     quota: int
+    # "counter": `activated` differs from the records; "breakdown": the per-day or per-kind counters do.
+    what: str = "counter"
+
+
+Breakdown = tuple[dict[str, int], dict[str, int]]
+
+
+def _breakdowns_from_records(*, month: datetime.date, workspace_id: int | None = None) -> dict[int, Breakdown]:
+    """{workspace id: (by day, by kind)} of a month, counted from the ledger (two grouped queries)."""
+    records = ActivationRecord.objects.filter(month=month).order_by()
+    if workspace_id is not None:
+        records = records.filter(workspace_id=workspace_id)
+    result: dict[int, Breakdown] = defaultdict(lambda: ({}, {}))
+    per_day = (
+        records.annotate(day=ExtractDay("activated_at", tzinfo=billing_zone()))
+        .values_list("workspace_id", "day").annotate(n=Count("id"))
+    )
+    for ws, day, n in per_day:
+        result[ws][0][str(day)] = n
+    for ws, kind, n in records.values_list("workspace_id", "kind").annotate(n=Count("id")):
+        result[ws][1][kind] = n
+    return result
+
+
+def usage_breakdown_from_records(*, workspace_id: int, month: datetime.date) -> Breakdown:
+    """A month's per-day and per-kind activations counted from the ledger; writes nothing."""
+    return _breakdowns_from_records(month=month, workspace_id=workspace_id).get(workspace_id, ({}, {}))
+
+
+def usage_breakdown_rebuild(*, workspace_id: int, month: datetime.date) -> Breakdown:
+    """Count a month's per-day and per-kind activations from the ledger and store them on its usage row.
+
+    Under the row's lock: a gate call waiting on it moves the rebuilt counters afterwards, so nothing
+    is counted twice or lost. Returns the breakdown (also when the month has no usage row).
+    """
+    with transaction.atomic():
+        row = MonthlyUsage.objects.select_for_update().filter(workspace_id=workspace_id, month=month).first()
+        by_day, by_kind = usage_breakdown_from_records(workspace_id=workspace_id, month=month)
+        if row is not None:
+            MonthlyUsage.objects.filter(pk=row.pk).update(activated_by_day=by_day, activated_by_kind=by_kind)
+    return by_day, by_kind
+
+
+def _breakdown_drift(month: datetime.date | None) -> list[Drift]:
+    """Usage rows whose known breakdown differs from the ledger's, one month at a time."""
+    rows = MonthlyUsage.objects.exclude(activated_by_day=None).exclude(activated_by_kind=None)
+    months = [month] if month is not None else sorted(set(rows.values_list("month", flat=True)))
+    drift = []
+    for each in months:
+        truth = _breakdowns_from_records(month=each)
+        for row in rows.filter(month=each).order_by("workspace_id").iterator(chunk_size=2000):
+            by_day, by_kind = truth.get(row.workspace_id, ({}, {}))
+            stored_day = {day: n for day, n in row.activated_by_day.items() if n}
+            stored_kind = {kind: n for kind, n in row.activated_by_kind.items() if n}
+            if stored_day != by_day or stored_kind != by_kind:
+                drift.append(Drift(row.workspace_id, row.month, row.activated, sum(by_kind.values()), row.quota,
+                                   what="breakdown"))
+    return drift
 
 
 def usage_drift(*, month: datetime.date | None = None) -> list[Drift]:
@@ -51,13 +111,20 @@ def usage_drift(*, month: datetime.date | None = None) -> list[Drift]:
         .order_by("month", "workspace_id")
     )
     drift += [Drift(o["workspace_id"], o["month"], 0, o["n"], 0) for o in orphans]
+    counted = {(item.workspace_id, item.month) for item in drift}
+    drift += [item for item in _breakdown_drift(month) if (item.workspace_id, item.month) not in counted]
     return drift
 
 
 def usage_drift_repair(*, drift: list[Drift]) -> int:
-    """Set each drifting counter to its record count (quota raised to match if needed)."""
+    """Set each drifting counter to its record count (quota raised to match if needed) and rebuild its
+    per-day and per-kind breakdown from the ledger."""
     repaired = 0
     for item in drift:
+        if item.what == "breakdown":
+            usage_breakdown_rebuild(workspace_id=item.workspace_id, month=item.month)
+            repaired += 1
+            continue
         with transaction.atomic():
             records = ActivationRecord.objects.filter(workspace_id=item.workspace_id, month=item.month).count()
             row = MonthlyUsage.objects.select_for_update().filter(
@@ -69,5 +136,6 @@ def usage_drift_repair(*, drift: list[Drift]) -> int:
                 )
             else:
                 MonthlyUsage.objects.filter(pk=row.pk).update(activated=records, quota=max(row.quota, records))
+            usage_breakdown_rebuild(workspace_id=item.workspace_id, month=item.month)
             repaired += 1
     return repaired

@@ -49,8 +49,10 @@ def usage_row_open(*, workspace_id: int, month: datetime.date) -> MonthlyUsage:
     quota = max(quota_for(workspace_id=workspace_id, month=month), activated)
     try:
         with transaction.atomic():
+            # Records already there: the per-day/kind breakdown is rebuilt from them on first read.
+            unknown = {"activated_by_day": None, "activated_by_kind": None} if activated else {}
             return MonthlyUsage.objects.create(
-                workspace_id=workspace_id, month=month, quota=quota, activated=activated
+                workspace_id=workspace_id, month=month, quota=quota, activated=activated, **unknown
             )
     except IntegrityError:
         # Another process opened it first: theirs is as good as ours.

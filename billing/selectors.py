@@ -4,16 +4,17 @@ import datetime
 import math
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.activation import UsageSnapshot, usage
+from billing.integrity import Breakdown, usage_breakdown_from_records, usage_breakdown_rebuild
 from billing.models import ActivationRecord, AutomationKind, MonthlyUsage, Plan, Subscription
 from billing.months import billing_zone, month_end, month_of, month_start, previous_month
 from billing.quota import free_plan
-from contacts.models import Contact
+from contacts.models import Contact, ContactCount
 
 ALERT_THRESHOLDS = (80, 100)
 
@@ -95,36 +96,74 @@ def usage_summary(*, workspace: Workspace, now: datetime.datetime | None = None)
     )
 
 
-def activations_per_day(*, workspace: Workspace, month: datetime.date | None = None) -> list[tuple[datetime.date, int]]:
+def usage_breakdown(*, workspace: Workspace, month: datetime.date | None = None) -> Breakdown:
+    """A month's activations by day of the month ("1".."31") and by kind, from its usage row.
+
+    The gate keeps these counters beside `activated`, so this is one row read whatever the month's
+    size. A row whose breakdown is not known yet (opened over existing records, repaired, or written
+    before the counters existed) is rebuilt from the ledger once; a month without a row is counted.
+    """
+    month = (month or month_of()).replace(day=1)
+    row = (
+        MonthlyUsage.objects.filter(workspace=workspace, month=month)
+        .values_list("activated_by_day", "activated_by_kind").first()
+    )
+    if row is None:
+        return usage_breakdown_from_records(workspace_id=workspace.pk, month=month)
+    if row[0] is None or row[1] is None:
+        return usage_breakdown_rebuild(workspace_id=workspace.pk, month=month)
+    return row
+
+
+def activations_by_kind_everywhere(*, month: datetime.date | None = None) -> dict[str, int]:
+    """The month's activations by kind over all workspaces (metrics), summed from the usage rows'
+    counters; rows whose breakdown is not known yet are counted from their records."""
+    month = (month or month_of()).replace(day=1)
+    table = MonthlyUsage._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    each = "jsonb_each_text(u.activated_by_kind)" if postgres else "json_each(u.activated_by_kind)"
+    totals: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT j.key, SUM(CAST(j.value AS integer)) FROM {table} u, {each} AS j"  # noqa: S608
+            " WHERE u.month = %s GROUP BY j.key",
+            [connection.ops.adapt_datefield_value(month)],
+        )
+        for kind, n in cursor.fetchall():
+            totals[kind] = int(n)
+    unknown = MonthlyUsage.objects.filter(month=month, activated_by_kind__isnull=True).values("workspace_id")
+    counted = (
+        ActivationRecord.objects.filter(month=month, workspace_id__in=unknown).order_by()
+        .values_list("kind").annotate(n=Count("id")).values_list("kind", "n")
+    )
+    for kind, n in counted:
+        totals[kind] = totals.get(kind, 0) + n
+    return totals
+
+
+def activations_per_day(
+    *, workspace: Workspace, month: datetime.date | None = None, breakdown: Breakdown | None = None
+) -> list[tuple[datetime.date, int]]:
     """Every day of the month up to today (or the month's end), with its activations; zeros included."""
     month = (month or month_of()).replace(day=1)
-    counts = dict(
-        ActivationRecord.objects.filter(workspace=workspace, month=month)
-        .annotate(day=TruncDate("activated_at", tzinfo=billing_zone()))
-        .values_list("day")
-        .annotate(n=Count("id"))
-        .values_list("day", "n")
-    )
+    by_day = (breakdown or usage_breakdown(workspace=workspace, month=month))[0]
     last_day = min(timezone.now().astimezone(billing_zone()).date(),
                    (month_end(month) - datetime.timedelta(seconds=1)).astimezone(billing_zone()).date())
     days = []
     day = month
     while day <= last_day:
-        days.append((day, counts.get(day, 0)))
+        days.append((day, by_day.get(str(day.day), 0)))
         day += datetime.timedelta(days=1)
     return days
 
 
-def activations_per_kind(*, workspace: Workspace, month: datetime.date | None = None) -> list[tuple[str, str, int]]:
+def activations_per_kind(
+    *, workspace: Workspace, month: datetime.date | None = None, breakdown: Breakdown | None = None
+) -> list[tuple[str, str, int]]:
     """(kind, label, count) for every automated kind, zeros included, in a fixed order."""
     month = (month or month_of()).replace(day=1)
-    counts = dict(
-        ActivationRecord.objects.filter(workspace=workspace, month=month)
-        .values_list("kind")
-        .annotate(n=Count("id"))
-        .values_list("kind", "n")
-    )
-    return [(kind, label, counts.get(kind, 0)) for kind, label in AutomationKind.choices]
+    by_kind = (breakdown or usage_breakdown(workspace=workspace, month=month))[1]
+    return [(kind, label, by_kind.get(kind, 0)) for kind, label in AutomationKind.choices]
 
 
 def usage_history(*, workspace: Workspace, months: int = 12) -> list[MonthlyUsage]:
@@ -152,7 +191,9 @@ def activation_list(
 
 
 def database_contact_count(*, workspace: Workspace) -> int:
-    return Contact.objects.filter(workspace=workspace).count()
+    """Contacts in the workspace's database: one row, kept by the database (contacts.ContactCount)."""
+    count = ContactCount.objects.filter(workspace=workspace).values_list("contacts", flat=True).first()
+    return count or 0
 
 
 def contacts_filter_activated(

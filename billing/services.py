@@ -98,9 +98,10 @@ def _open_month_for_all(month: datetime.date, *, closed_at: datetime.datetime | 
         for ws in workspace_ids:
             quota = base_quota(subscription=subscriptions.get(ws), free=free) + bonuses.get(ws, 0)
             activated = recorded.get(ws, 0)
+            unknown = {"activated_by_day": None, "activated_by_kind": None} if activated else {}
             rows.append(MonthlyUsage(
                 workspace_id=ws, month=month, quota=max(quota, activated), activated=activated,
-                closed_at=closed_at,
+                closed_at=closed_at, **unknown,
             ))
         created = MonthlyUsage.objects.bulk_create(rows, ignore_conflicts=True)
         opened += len(created)

@@ -154,10 +154,11 @@ def usage_page(request: HttpRequest, membership: Membership) -> HttpResponse:
     page = paginator.get_page(request.GET.get("page"))
 
     database_total = selectors.database_contact_count(workspace=workspace)
-    kinds = selectors.activations_per_kind(workspace=workspace, month=summary.month)
+    breakdown = selectors.usage_breakdown(workspace=workspace, month=summary.month)
+    kinds = selectors.activations_per_kind(workspace=workspace, month=summary.month, breakdown=breakdown)
     history = selectors.usage_history(workspace=workspace, months=12)
     chart = day_chart(
-        days=selectors.activations_per_day(workspace=workspace, month=summary.month),
+        days=selectors.activations_per_day(workspace=workspace, month=summary.month, breakdown=breakdown),
         month=summary.month, quota=summary.quota,
     )
     not_activated = max(database_total - summary.activated, 0)

@@ -53,6 +53,20 @@ class Contact(models.Model):
         return f"@{self.username}" if self.username else self.igsid
 
 
+class ContactCount(models.Model):
+    """How many contacts a workspace has, kept by the database itself (triggers on the contact table,
+    migration 0006), so every insert and delete path counts, bulk ones included, and the usage and
+    contacts pages read one row instead of counting a million."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="contact_count"
+    )
+    contacts = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}: {self.contacts} contacts"
+
+
 class Tag(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=64)

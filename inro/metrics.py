@@ -65,8 +65,9 @@ def _model(app_label: str, name: str) -> Any:
 
 class InroCollector(Collector):
     def collect(self) -> Iterator[Any]:
-        from billing.models import ActivationRecord, AutomationKind, MonthlyUsage
+        from billing.models import AutomationKind, MonthlyUsage
         from billing.months import month_of
+        from billing.selectors import activations_by_kind_everywhere
 
         month = month_of()
         usage_rows = MonthlyUsage.objects.filter(month=month)
@@ -76,10 +77,7 @@ class InroCollector(Collector):
         gauge.add_metric([], totals["activated"] or 0)
         yield gauge
 
-        by_kind = dict(
-            ActivationRecord.objects.filter(month=month).values_list("kind").annotate(n=Count("id"))
-            .values_list("kind", "n")
-        )
+        by_kind = activations_by_kind_everywhere(month=month)
         gauge = GaugeMetricFamily(
             "inro_activations_month_by_kind", "Activations this month by automation kind.", labels=["kind"]
         )
