@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts and workspaces"
+
+    def ready(self) -> None:
+        from inro import checks  # noqa: F401, PLC0415 - registers the project's deploy checks

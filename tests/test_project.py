@@ -43,6 +43,7 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
         "META_APP_SECRET": "meta-secret-example",
         "META_VERIFY_TOKEN": "meta-verify-example",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        "CACHE_URL": "rediscache://127.0.0.1:6379/1",
     }
     result = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -50,6 +51,15 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+    # Without a shared cache, the deploy check says what would break and how to fix it.
+    del env["CACHE_URL"]
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "inro.W001" in result.stderr + result.stdout and "CACHE_URL" in result.stderr + result.stdout
 
 
 def test_production_settings_refuse_to_start_without_secrets(tmp_path):
