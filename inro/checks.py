@@ -17,7 +17,7 @@ def shared_cache_check(app_configs, **kwargs) -> list[Warning]:
     if backend in PROCESS_LOCAL_CACHES:
         return [Warning(
             f"The default cache is {backend.rsplit('.', 1)[-1]}, private to each process.",
-            hint="Set CACHE_URL to a shared cache, e.g. rediscache://redis.internal:6379/1 (docs/deploy.md).",
+            hint="Point CACHE_URL at a shared cache, e.g. rediscache://redis.internal:6379/1 (docs/deploy.md).",
             id="inro.W001",
         )]
     return []
