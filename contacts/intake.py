@@ -18,10 +18,14 @@ import datetime
 import hashlib
 import json
 import logging
+import math
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -67,24 +71,52 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+_DELIVERIES = WebhookDelivery._meta.db_table
+# One statement, one round trip, committed on its own (autocommit): the delivery is durable before
+# the view answers 200. A redelivered body (same digest) inserts nothing and returns no row.
+_STORE_SQL = (
+    f"INSERT INTO {_DELIVERIES} (received_at, body, body_sha256, signature_valid, status, attempts,"  # noqa: S608
+    " events_captured, note, error) VALUES (%s, %s, %s, %s, %s, 0, 0, '', '')"
+    " ON CONFLICT (body_sha256) DO NOTHING RETURNING id"
+)
+
+
 def delivery_store(*, body: bytes, signature_valid: bool) -> tuple[WebhookDelivery, bool]:
-    """Store a verified delivery raw and queue its processing after commit; returns (delivery, created).
+    """Store a verified delivery raw, then nudge the drain (after commit); returns (delivery, created).
 
     An identical body (Meta redelivering the same notification) is stored once; if it is still
-    pending it is queued again, which is harmless because processing is idempotent.
+    pending the drain is nudged again, which is harmless because processing is idempotent.
     """
     digest = body_digest(body)
-    with transaction.atomic():
-        delivery, created = WebhookDelivery.objects.get_or_create(
-            body_sha256=digest,
-            defaults={"body": body.decode("utf-8"), "signature_valid": signature_valid},
-        )
-        if delivery.status == WebhookDelivery.Status.PENDING:
-            transaction.on_commit(lambda: _queue(delivery.pk))
+    text = body.decode("utf-8")
+    db = connections[WebhookDelivery.objects.db]
+    for _ in range(3):
+        received_at = timezone.now()
+        with db.cursor() as cursor:
+            cursor.execute(_STORE_SQL, [db.ops.adapt_datetimefield_value(received_at), text, digest,
+                                        signature_valid, WebhookDelivery.Status.PENDING])
+            row = cursor.fetchone()
+        if row is not None:
+            delivery = WebhookDelivery(id=row[0], received_at=received_at, body=text, body_sha256=digest,
+                                       signature_valid=signature_valid)
+            created = True
+            break
+        # The rare case: the same body was stored before. Read what is there (a concurrent insert of
+        # the same body has committed by now: ON CONFLICT waited for it).
+        delivery = WebhookDelivery.objects.filter(body_sha256=digest).first()
+        created = False
+        if delivery is not None:
+            break
+        # Deleted in between (pruned after its retention period): store it again.
+    else:  # pragma: no cover - three prunes in a row
+        raise RuntimeError(f"Could not store the delivery with digest {digest}.")
+    if delivery.status == WebhookDelivery.Status.PENDING:
+        transaction.on_commit(_nudge_drain)
     return delivery, created
 
 
 def _queue(delivery_id: int) -> None:
+    """Queue the processing of one delivery (staff replay); a broker outage is left to the sweeper."""
     from contacts.tasks import process_instagram_delivery  # noqa: PLC0415 (tasks import this module)
 
     try:
@@ -92,6 +124,64 @@ def _queue(delivery_id: int) -> None:
     except Exception:
         # The delivery is stored and Meta has its 200: the sweeper processes it once the broker is back.
         logger.exception("Could not queue Instagram delivery %s; the sweeper will pick it up.", delivery_id)
+
+
+class DrainNudge:
+    """Publish the drain task at most twice per `window` seconds in this process: once at once, and
+    once more at the end of the window if deliveries arrived in between (throttle with a trailing edge).
+
+    One Celery message per delivery cost the web request a broker round trip; a drain picks up every
+    pending delivery, so one nudge covers all that arrived before it runs. The trailing publish makes
+    sure the last deliveries of a burst do not wait for the sweeper; the sweeper still covers a nudge
+    lost to a broker outage. With tasks run inline (CELERY_TASK_ALWAYS_EAGER) there is no broker to
+    spare and every call drains at once.
+    """
+
+    def __init__(self, *, window: float, publish: Callable[[float | None], None],
+                 clock: Callable[[], float] = time.monotonic, eager: Callable[[], bool] = lambda: False):
+        self.window = window
+        self._publish = publish
+        self._clock = clock
+        self._eager = eager
+        self._lock = threading.Lock()
+        self._window_started = -math.inf
+        self._trailing_sent = False
+
+    def __call__(self) -> None:
+        if self._eager():
+            self._publish(None)
+            return
+        now = self._clock()
+        with self._lock:
+            if now - self._window_started >= self.window:
+                self._window_started, self._trailing_sent = now, False
+                countdown = None
+            elif not self._trailing_sent:
+                self._trailing_sent = True
+                countdown = max(self._window_started + self.window - now, 0.0)
+            else:
+                return  # the trailing drain of this window will see this delivery
+        self._publish(countdown)
+
+
+def _publish_drain(countdown: float | None) -> None:
+    from contacts.tasks import drain_instagram_deliveries  # noqa: PLC0415 (tasks import this module)
+
+    try:
+        drain_instagram_deliveries.apply_async(countdown=countdown)
+    except Exception:
+        # The deliveries are stored and Meta has its 200: the sweeper processes them once the broker is back.
+        logger.exception("Could not queue the drain of Instagram deliveries; the sweeper will pick them up.")
+
+
+def _tasks_run_inline() -> bool:
+    from contacts.tasks import drain_instagram_deliveries  # noqa: PLC0415 (tasks import this module)
+
+    return bool(drain_instagram_deliveries.app.conf.task_always_eager)
+
+
+_nudge_drain = DrainNudge(window=settings.META_WEBHOOK_DRAIN_NUDGE_SECONDS, publish=_publish_drain,
+                          eager=_tasks_run_inline)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,26 +410,71 @@ def delivery_process(*, delivery_id: int, now: datetime.datetime | None = None) 
         return WebhookDelivery.objects.filter(pk=delivery_id).first()
     try:
         with transaction.atomic():
-            # The row lock makes a second worker (task and sweeper racing) wait, then see "processed".
+            # The row lock makes a second worker (drain, task and sweeper racing) wait, then see "processed".
             delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
             if delivery.status != WebhookDelivery.Status.PENDING:
                 return delivery
-            captured, notes = _capture_delivery(delivery, now)
-            delivery.status = WebhookDelivery.Status.PROCESSED
-            delivery.processed_at = now
-            delivery.events_captured = captured
-            delivery.note = "\n".join(notes)[:10_000]
-            delivery.error = ""
-            delivery.save(update_fields=["status", "processed_at", "events_captured", "note", "error"])
+            _capture_and_mark_processed(delivery, now)
             return delivery
     except RETRYABLE_ERRORS:
         raise
     except Exception as error:
         logger.exception("Instagram delivery %s failed", delivery_id)
         WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
-            status=WebhookDelivery.Status.FAILED, error=f"{type(error).__name__}: {error}"[:2000], processed_at=now
+            status=WebhookDelivery.Status.FAILED, error=_error_text(error), processed_at=now
         )
         return WebhookDelivery.objects.filter(pk=delivery_id).first()
+
+
+def deliveries_drain(*, limit: int, now: datetime.datetime | None = None) -> tuple[int, bool]:
+    """Process pending deliveries, oldest first, each in its own transaction; returns (how many were
+    handled, whether `limit` stopped the drain with deliveries possibly left).
+
+    Each delivery is claimed with FOR UPDATE SKIP LOCKED: drains running side by side (one per nudge)
+    share the backlog instead of queueing on the same row, and the lock is held until the delivery is
+    marked processed or failed, so a delivery is handled by exactly one of them. Database outages
+    propagate (the task retries, the delivery stays pending); anything else marks it failed.
+    """
+    handled = 0
+    while handled < limit:
+        moment = now or timezone.now()
+        with transaction.atomic():
+            delivery = (
+                WebhookDelivery.objects.select_for_update(skip_locked=True)
+                .filter(status=WebhookDelivery.Status.PENDING)
+                .order_by("received_at")  # the (status, received_at) index: no sort of the backlog
+                .first()
+            )
+            if delivery is None:
+                return handled, False
+            delivery.attempts += 1  # read under the row lock: exact
+            try:
+                with transaction.atomic():
+                    _capture_and_mark_processed(delivery, moment, also=("attempts",))
+            except RETRYABLE_ERRORS:
+                raise
+            except Exception as error:
+                logger.exception("Instagram delivery %s failed", delivery.pk)
+                WebhookDelivery.objects.filter(pk=delivery.pk).update(
+                    status=WebhookDelivery.Status.FAILED, error=_error_text(error), processed_at=moment,
+                    attempts=delivery.attempts,
+                )
+        handled += 1
+    return handled, True
+
+
+def _capture_and_mark_processed(delivery: WebhookDelivery, now: datetime.datetime, *, also=()) -> None:
+    captured, notes = _capture_delivery(delivery, now)
+    delivery.status = WebhookDelivery.Status.PROCESSED
+    delivery.processed_at = now
+    delivery.events_captured = captured
+    delivery.note = "\n".join(notes)[:10_000]
+    delivery.error = ""
+    delivery.save(update_fields=["status", "processed_at", "events_captured", "note", "error", *also])
+
+
+def _error_text(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
 
 
 def _capture_delivery(delivery: WebhookDelivery, now: datetime.datetime) -> tuple[int, list[str]]:

@@ -1,6 +1,7 @@
 """Instagram intake tasks: thin wrappers over contacts.intake, safe to run twice."""
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from contacts import intake
@@ -15,14 +16,35 @@ from contacts import intake
     max_retries=8,
 )
 def process_instagram_delivery(delivery_id: int) -> str | None:
-    """Queued after commit by the webhook view; the delivery stays pending until this succeeds."""
+    """One delivery (staff replay, and tasks queued before the drain existed); it stays pending until
+    this succeeds."""
     delivery = intake.delivery_process(delivery_id=delivery_id)
     return delivery.status if delivery else None
 
 
+@shared_task(
+    name="contacts.tasks.drain_instagram_deliveries",
+    autoretry_for=intake.RETRYABLE_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def drain_instagram_deliveries() -> int:
+    """Nudged by the webhook view (throttled, see intake.DrainNudge): process every pending delivery.
+
+    Several may run at once (SKIP LOCKED shares the backlog). After META_WEBHOOK_DRAIN_BATCH
+    deliveries it queues itself again instead of holding a worker for a whole backlog.
+    """
+    handled, more = intake.deliveries_drain(limit=settings.META_WEBHOOK_DRAIN_BATCH)
+    if more:
+        drain_instagram_deliveries.delay()
+    return handled
+
+
 @shared_task(name="contacts.tasks.sweep_pending_deliveries")
 def sweep_pending_deliveries() -> int:
-    """Every minute (celery-beat, contacts 0004): deliveries whose task was lost to a broker outage;
+    """Every minute (celery-beat, contacts 0004): deliveries whose nudge was lost to a broker outage;
     also drops processed deliveries past their retention period."""
     now = timezone.now()
     swept = intake.deliveries_sweep(now=now)

@@ -13,8 +13,6 @@ from tests.factories import WorkspaceFactory
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
-
-
 def _store(payload: dict) -> WebhookDelivery:
     body = json.dumps(payload).encode()
     return WebhookDelivery.objects.create(body=body.decode(), body_sha256=intake.body_digest(body),
@@ -66,3 +64,30 @@ def test_one_delivery_processed_by_eight_workers_at_once_is_processed_once(ig_ac
     assert (delivery.status, delivery.events_captured) == ("processed", 1)
     assert CapturedEvent.objects.count() == 1
     assert len(captured_events) == 1
+
+
+def test_drains_running_side_by_side_process_each_pending_delivery_once(ig_account, captured_events):
+    for i in range(40):
+        payload = meta_fixture("message_text")
+        payload["entry"][0]["messaging"][0]["sender"]["id"] = f"77700000{i:04d}"
+        payload["entry"][0]["messaging"][0]["message"]["mid"] = f"mid-side-by-side-{i}"
+        _store(payload)
+
+    results = run_in_parallel(4, lambda i: intake.deliveries_drain(limit=1000))
+
+    assert sum(handled for handled, _ in results) == 40
+    assert not any(more for _, more in results)
+    assert set(WebhookDelivery.objects.values_list("status", "attempts", "events_captured")) == {("processed", 1, 1)}
+    assert (Contact.objects.count(), Message.objects.count(), CapturedEvent.objects.count()) == (40, 40, 40)
+    assert len(captured_events) == 40
+
+
+def test_the_same_body_posted_eight_times_at_once_is_stored_once(ig_account, monkeypatch):
+    monkeypatch.setattr(intake, "_nudge_drain", lambda: None)
+    body = json.dumps(meta_fixture("message_text")).encode()
+
+    results = run_in_parallel(8, lambda i: intake.delivery_store(body=body, signature_valid=True))
+
+    assert sorted(created for _, created in results) == [False] * 7 + [True]
+    assert len({delivery.pk for delivery, _ in results}) == 1
+    assert WebhookDelivery.objects.count() == 1

@@ -185,6 +185,178 @@ def test_capture_is_free_at_the_quota_limit(ig_workspace, deliver, captured_even
     assert len(captured_events) == 1
 
 
+# --- storing and draining ------------------------------------------------------------------
+
+@pytest.fixture
+def nudges(monkeypatch):
+    """Record the view's nudges of the drain instead of running it: deliveries stay pending."""
+    seen = []
+    monkeypatch.setattr(intake, "_nudge_drain", lambda: seen.append(1))
+    return seen
+
+
+def test_a_delivery_is_stored_raw_in_one_statement_and_the_drain_is_nudged(
+    ig_workspace, client, nudges, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    body = json.dumps(meta_fixture("message_text")).encode()
+
+    with django_assert_num_queries(1), django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/webhooks/instagram/", data=body, content_type="application/json",
+                               HTTP_X_HUB_SIGNATURE_256=sign(body))
+
+    assert (response.status_code, response.content) == (200, b"EVENT_RECEIVED")
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.body, delivery.body_sha256, delivery.signature_valid) == (
+        body.decode(), intake.body_digest(body), True,
+    )
+    assert (delivery.status, delivery.attempts, delivery.events_captured, delivery.note, delivery.error) == (
+        "pending", 0, 0, "", "",
+    )
+    assert delivery.processed_at is None
+    assert nudges == [1]
+    assert Contact.objects.count() == 0
+
+
+def test_a_duplicate_body_answers_200_and_stores_nothing_new(
+    ig_workspace, client, nudges, django_capture_on_commit_callbacks
+):
+    body = json.dumps(meta_fixture("message_text")).encode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first, created = intake.delivery_store(body=body, signature_valid=True)
+        response = client.post("/webhooks/instagram/", data=body, content_type="application/json",
+                               HTTP_X_HUB_SIGNATURE_256=sign(body))
+        again, created_again = intake.delivery_store(body=body, signature_valid=True)
+
+    assert response.status_code == 200
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    assert list(WebhookDelivery.objects.values_list("pk", "status")) == [(first.pk, "pending")]
+    assert len(nudges) == 3  # still pending: nudged again, harmless
+
+
+def test_a_duplicate_of_a_processed_delivery_does_not_nudge(ig_workspace, deliver, nudges):
+    body = json.dumps(meta_fixture("message_text")).encode()
+    delivery, _ = intake.delivery_store(body=body, signature_valid=True)
+    intake.delivery_process(delivery_id=delivery.pk)
+    nudges.clear()
+
+    assert deliver(None, raw=body).status_code == 200
+
+    assert nudges == []
+    assert WebhookDelivery.objects.get().status == "processed"
+    assert CapturedEvent.objects.count() == 1
+
+
+def test_the_drain_processes_every_pending_delivery_once_oldest_first(
+    ig_workspace, nudges, captured_events, django_capture_on_commit_callbacks
+):
+    stored = []
+    for i in range(3):
+        payload = meta_fixture("message_text")
+        payload["entry"][0]["messaging"][0]["message"]["mid"] = f"mid-drain-{i}"
+        stored.append(intake.delivery_store(body=json.dumps(payload).encode(), signature_valid=True)[0])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert intake.deliveries_drain(limit=100) == (3, False)
+        assert intake.deliveries_drain(limit=100) == (0, False)
+
+    assert list(WebhookDelivery.objects.order_by("id").values_list("status", "attempts", "events_captured")) == [
+        ("processed", 1, 1)] * 3
+    assert [e.meta_id for e in captured_events] == ["mid-drain-0", "mid-drain-1", "mid-drain-2"]
+
+
+def test_the_drain_stops_at_its_limit_and_says_more_may_be_left(ig_workspace, nudges):
+    for i in range(3):
+        intake.delivery_store(body=json.dumps({"object": "instagram", "entry": [], "n": i}).encode(),
+                              signature_valid=True)
+
+    assert intake.deliveries_drain(limit=2) == (2, True)
+    assert WebhookDelivery.objects.filter(status="pending").count() == 1
+    assert intake.deliveries_drain(limit=2) == (1, False)
+
+
+def test_the_drain_marks_a_crashing_delivery_failed_and_goes_on(ig_workspace, nudges, monkeypatch):
+    bad, _ = intake.delivery_store(body=json.dumps(meta_fixture("message_text")).encode(), signature_valid=True)
+    good, _ = intake.delivery_store(body=json.dumps(meta_fixture("comments")).encode(), signature_valid=True)
+    original = intake._capture_delivery
+
+    def explode_on_the_first(delivery, now):
+        if delivery.pk == bad.pk:
+            raise RuntimeError("boom")
+        return original(delivery, now)
+
+    monkeypatch.setattr(intake, "_capture_delivery", explode_on_the_first)
+
+    assert intake.deliveries_drain(limit=100) == (2, False)
+
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert (bad.status, bad.error, bad.attempts) == ("failed", "RuntimeError: boom", 1)
+    assert (good.status, good.events_captured, good.attempts) == ("processed", 1, 1)
+    assert Contact.objects.count() == 1
+
+
+def test_a_lost_nudge_is_covered_by_the_sweeper(
+    ig_workspace, deliver, nudges, captured_events, django_capture_on_commit_callbacks
+):
+    assert deliver(meta_fixture("message_text")).status_code == 200  # nudged, but nothing ran
+    assert WebhookDelivery.objects.get().status == "pending"
+    WebhookDelivery.objects.update(received_at=timezone.now() - datetime.timedelta(minutes=5))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep_pending_deliveries() == 1
+
+    assert WebhookDelivery.objects.get().status == "processed"
+    assert len(captured_events) == 1
+
+
+def test_the_drain_task_processes_what_the_view_stored(
+    ig_workspace, nudges, captured_events, django_capture_on_commit_callbacks
+):
+    from contacts.tasks import drain_instagram_deliveries
+
+    intake.delivery_store(body=json.dumps(meta_fixture("message_text")).encode(), signature_valid=True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert drain_instagram_deliveries.delay().get() == 1
+    assert WebhookDelivery.objects.get().status == "processed"
+    assert len(captured_events) == 1
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_nudge_publishes_at_once_then_once_at_the_end_of_the_window():
+    clock, published = _Clock(), []
+    nudge = intake.DrainNudge(window=0.5, publish=published.append, clock=clock)
+
+    nudge()  # a first delivery: the drain is queued at once
+    clock.now += 0.125
+    nudge()  # more in the same window: one more drain, due when the window ends
+    clock.now += 0.125
+    nudge()
+    nudge()  # covered by that trailing drain: nothing published
+    clock.now += 0.25
+    nudge()  # a new window
+
+    assert published == [None, 0.375, None]
+
+
+def test_the_nudge_publishes_every_time_when_tasks_run_inline():
+    published = []
+    nudge = intake.DrainNudge(window=0.5, publish=published.append, clock=lambda: 1.0, eager=lambda: True)
+
+    for _ in range(3):
+        nudge()
+
+    assert published == [None, None, None]
+
+
 # --- each shape maps to its source and type --------------------------------------------------
 
 @pytest.mark.parametrize(("fixture", "igsid", "source", "kind", "expected"), [
@@ -369,7 +541,7 @@ def test_a_broker_outage_after_the_200_is_covered_by_the_sweeper(ig_workspace, d
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.process_instagram_delivery, "delay", broker_down)
+    monkeypatch.setattr(tasks.drain_instagram_deliveries, "apply_async", broker_down)  # the view's nudge
 
     response = deliver(meta_fixture("message_text"))
 
@@ -412,7 +584,7 @@ def test_a_database_outage_leaves_the_delivery_pending_for_a_retry(ig_workspace,
         calls.append(1)
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(tasks.process_instagram_delivery, "delay", lambda delivery_id: None)
+    monkeypatch.setattr(tasks.drain_instagram_deliveries, "apply_async", lambda *args, **kwargs: None)
     deliver(meta_fixture("message_text"))
     delivery = WebhookDelivery.objects.get()
     monkeypatch.setattr(intake, "_capture_delivery", flaky)
