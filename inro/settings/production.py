@@ -31,3 +31,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # No silent fallback to the SQLite file of `make run` in production.
 env("DATABASE_URL")
+# Persistent connections, one per gunicorn thread: opening one per request cost a webhook delivery
+# more than storing it (bench/NOTES.md, "Webhook intake"). The health check (one `SELECT 1` on the
+# first query of a request) replaces a connection the server closed instead of failing the request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)  # noqa: F405
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)  # noqa: F405
