@@ -81,6 +81,52 @@ _STORE_SQL = (
 )
 
 
+# A prepare threshold no query reaches: statements are prepared only where asked (prepare=True), as
+# Django keeps psycopg's automatic preparing off. billing.activation uses the same value.
+_ONLY_EXPLICIT_PREPARE = 2**31 - 1
+
+
+def _prepared_cursor(db):
+    """A server-binding psycopg cursor kept per connection for the store statement, prepared once, or
+    None for Django's own cursor: not PostgreSQL, queries being logged or wrapped (DEBUG, tests that
+    count queries, instrumentation), META_WEBHOOK_PREPARED_STATEMENTS off, or prepare_threshold pinned
+    to None (DATABASE_PGBOUNCER_TRANSACTION_POOLING: prepared statements would not survive the pooler).
+
+    The body goes to the server as a bound parameter instead of being quoted into the SQL in Python,
+    and the server skips the parse and plan of every delivery (bench/NOTES.md, "Webhook intake").
+    """
+    if db.vendor != "postgresql" or db.queries_logged or db.execute_wrappers:
+        return None
+    if not getattr(settings, "META_WEBHOOK_PREPARED_STATEMENTS", True):
+        return None
+    options = db.settings_dict.get("OPTIONS") or {}
+    if "prepare_threshold" in options and options["prepare_threshold"] is None:
+        return None
+    import psycopg  # noqa: PLC0415 - PostgreSQL only
+
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = db.connection
+    cursor = getattr(db, "_intake_store_cursor", None)
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        if raw.prepare_threshold is None:
+            raw.prepare_threshold = _ONLY_EXPLICIT_PREPARE  # else psycopg ignores prepare=True
+        cursor = db._intake_store_cursor = psycopg.Cursor(raw)
+    return cursor
+
+
+def _store_row(db, params: list) -> tuple | None:
+    cursor = _prepared_cursor(db)
+    if cursor is None:
+        with db.cursor() as django_cursor:
+            django_cursor.execute(_STORE_SQL, params)
+            return django_cursor.fetchone()
+    with db.wrap_database_errors:
+        cursor.execute(_STORE_SQL, params, prepare=True)
+        return cursor.fetchone()
+
+
 def delivery_store(*, body: bytes, signature_valid: bool) -> tuple[WebhookDelivery, bool]:
     """Store a verified delivery raw, then nudge the drain (after commit); returns (delivery, created).
 
@@ -92,10 +138,8 @@ def delivery_store(*, body: bytes, signature_valid: bool) -> tuple[WebhookDelive
     db = connections[WebhookDelivery.objects.db]
     for _ in range(3):
         received_at = timezone.now()
-        with db.cursor() as cursor:
-            cursor.execute(_STORE_SQL, [db.ops.adapt_datetimefield_value(received_at), text, digest,
-                                        signature_valid, WebhookDelivery.Status.PENDING])
-            row = cursor.fetchone()
+        row = _store_row(db, [db.ops.adapt_datetimefield_value(received_at), text, digest, signature_valid,
+                              WebhookDelivery.Status.PENDING.value])
         if row is not None:
             delivery = WebhookDelivery(id=row[0], received_at=received_at, body=text, body_sha256=digest,
                                        signature_valid=signature_valid)

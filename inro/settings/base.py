@@ -190,6 +190,9 @@ META_WEBHOOK_SWEEP_AFTER_SECONDS = env.int("META_WEBHOOK_SWEEP_AFTER_SECONDS", d
 # once more at the end of the window); a drain handles this many deliveries before queueing itself again.
 META_WEBHOOK_DRAIN_NUDGE_SECONDS = env.float("META_WEBHOOK_DRAIN_NUDGE_SECONDS", default=0.5)
 META_WEBHOOK_DRAIN_BATCH = env.int("META_WEBHOOK_DRAIN_BATCH", default=500)
+# The webhook's store statement is prepared once per connection (off behind a transaction pooler; see
+# DATABASE_PGBOUNCER_TRANSACTION_POOLING, which turns it off by itself).
+META_WEBHOOK_PREPARED_STATEMENTS = env.bool("META_WEBHOOK_PREPARED_STATEMENTS", default=True)
 META_GRAPH_MAX_ATTEMPTS = env.int("META_GRAPH_MAX_ATTEMPTS", default=4)
 META_GRAPH_RETRY_BASE_SECONDS = env.float("META_GRAPH_RETRY_BASE_SECONDS", default=1.0)
 META_GRAPH_TIMEOUT_SECONDS = env.float("META_GRAPH_TIMEOUT_SECONDS", default=10.0)

@@ -32,7 +32,10 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # No silent fallback to the SQLite file of `make run` in production.
 env("DATABASE_URL")
 # Persistent connections, one per gunicorn thread: opening one per request cost a webhook delivery
-# more than storing it (bench/NOTES.md, "Webhook intake"). The health check (one `SELECT 1` on the
-# first query of a request) replaces a connection the server closed instead of failing the request.
+# more than storing it (bench/NOTES.md, "Webhook intake"). Health checks are off by default: they
+# cost a `SELECT 1` round trip on every request (a third of a delivery's time on the bench); without
+# them a connection the server dropped (restart, failover) fails one request per thread with a 500
+# and is then replaced, and Meta and Stripe resend what was not answered 200. Turn them on when a
+# proxy or firewall closes idle connections often.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)  # noqa: F405
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)  # noqa: F405
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)  # noqa: F405
