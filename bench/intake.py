@@ -21,7 +21,9 @@ machine whose load moves hurts both sides alike:
 - the reference: GET /healthz (a static JSON 200 through the same middleware stack).
 Each side's figure is its median round (by rate; that round's p50 and p99), so one lull or one burst
 of load from other work on the machine moves neither side; every round is printed, with the ratio of
-the best rounds and the round-by-round ratios beside it. Loopback only, bounded in time; gunicorn is
+the best rounds and the round-by-round ratios beside it, and the CPU each request cost the gunicorn
+workers and the database's backends (per request: much less moved by other work on the machine than
+the rates are). Loopback only, bounded in time; gunicorn is
 stopped at the end.
 
 Run: .venv/bin/python bench/intake.py
@@ -123,6 +125,42 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
             "socket_errors": socket_errors.group(1) if socket_errors else "", "raw": out}
 
 
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each of these processes so far (those that are gone are left out)."""
+    times = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times
+
+
+def cpu_spent(before: dict[int, float], pids: list[int]) -> float:
+    after = cpu_seconds(pids)
+    return sum(after[pid] - before[pid] for pid in before if pid in after)
+
+
+def measured(url: str, seconds: int, connections: int, script: Path | None, workers: list[int]) -> dict:
+    """One wrk round, with the CPU the gunicorn workers and the bench database's backends spent on it
+    per request (much less moved by other work on the machine than the rates are). Approximate for
+    the database: a backend that ends or starts during the round is left out."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        backends = [row[0] for row in cursor.fetchall()]
+    web_before, db_before = cpu_seconds(workers), cpu_seconds(backends)
+    result = wrk(url, seconds, connections, script)
+    requests = max(result["requests"], 1)
+    result["web_cpu_us"] = cpu_spent(web_before, workers) / requests * 1e6
+    result["db_cpu_us"] = cpu_spent(db_before, backends) / requests * 1e6
+    return result
+
+
 def server_env(broker: str) -> dict:
     """Production settings with the environment they require; throwaway values, loopback only."""
     env = {
@@ -200,10 +238,12 @@ def main() -> None:
                 raise RuntimeError("gunicorn did not come up")
             wrk(f"{base}/healthz", 2, connections)  # warm-up: every thread's code paths and connections
             wrk(f"{base}/webhooks/instagram/", 2, connections, scripts[0])
+            workers = [int(pid) for pid in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
             for round_number in range(1, rounds + 1):
                 load.append(Path("/proc/loadavg").read_text().split()[0])
-                statics.append(wrk(f"{base}/healthz", seconds, connections))
-                deliveries.append(wrk(f"{base}/webhooks/instagram/", seconds, connections, scripts[round_number]))
+                statics.append(measured(f"{base}/healthz", seconds, connections, None, workers))
+                deliveries.append(measured(f"{base}/webhooks/instagram/", seconds, connections,
+                                           scripts[round_number], workers))
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
@@ -216,6 +256,8 @@ def main() -> None:
         for label, result in (("static", static), ("deliveries", delivery)):
             print(f"  round {number} (load {load[number - 1]}) {label}: {result['rate']:,.0f} req/s,"
                   f" p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, {result['requests']:,} requests,"
+                  f" CPU per request: gunicorn {result['web_cpu_us']:,.0f} µs,"
+                  f" PostgreSQL {result['db_cpu_us']:,.0f} µs,"
                   f" non-2xx {result['non2xx']} {result['socket_errors']}", flush=True)
     sent = sum(result["requests"] for result in deliveries)
     print(f"  deliveries stored: {stored:,} (broker {broker}; {sent:,} sent in the measured rounds)", flush=True)
