@@ -138,26 +138,30 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
 
 
 def cpu_spent(before: dict[int, float], pids: list[int]) -> float:
+    """CPU spent since `before` by these processes; one not in `before` started since: all of its CPU."""
     after = cpu_seconds(pids)
-    return sum(after[pid] - before[pid] for pid in before if pid in after)
+    return sum(spent - before.get(pid, 0.0) for pid, spent in after.items())
 
 
-def measured(url: str, seconds: int, connections: int, script: Path | None, workers: list[int]) -> dict:
-    """One wrk round, with the CPU the gunicorn workers and the bench database's backends spent on it
-    per request (much less moved by other work on the machine than the rates are). Approximate for
-    the database: a backend that ends or starts during the round is left out."""
+def database_backends() -> list[int]:
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
-        backends = [row[0] for row in cursor.fetchall()]
-    web_before, db_before = cpu_seconds(workers), cpu_seconds(backends)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def measured(url: str, seconds: int, connections: int, script: Path | None, workers: list[int]) -> dict:
+    """One wrk round, with the CPU the gunicorn workers and the bench database's backends spent on it
+    per request (much less moved by other work on the machine than the rates are). Approximate for
+    the database: a backend that ends during the round (CONN_MAX_AGE) is left out."""
+    web_before, db_before = cpu_seconds(workers), cpu_seconds(database_backends())
     result = wrk(url, seconds, connections, script)
     requests = max(result["requests"], 1)
     result["web_cpu_us"] = cpu_spent(web_before, workers) / requests * 1e6
-    result["db_cpu_us"] = cpu_spent(db_before, backends) / requests * 1e6
+    result["db_cpu_us"] = cpu_spent(db_before, database_backends()) / requests * 1e6
     return result
 
 
