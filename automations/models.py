@@ -132,7 +132,13 @@ class CampaignRecipient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "contact"], name="automations_recipient_once"),
         ]
-        indexes = [models.Index(fields=["campaign", "status", "rank"], name="recipient_campaign_status")]
+        indexes = [
+            models.Index(fields=["campaign", "status", "rank"], name="recipient_campaign_status"),
+            # The fan-out's next batch: pending rows of one campaign by rank. Partial, so it shrinks as
+            # the campaign progresses and a recipient leaving "pending" adds no entry to it.
+            models.Index(fields=["campaign", "rank", "id"], condition=models.Q(status="pending"),
+                         name="recipient_pending_rank"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contact_id} in campaign {self.campaign_id}: {self.status}"

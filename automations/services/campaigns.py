@@ -8,8 +8,10 @@ rows still pending, and a send that happened just before the crash is found by i
 """
 
 import datetime
+import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,14 +29,16 @@ from automations.services.segments import segment_contacts
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord, AutomationKind
 from billing.months import month_of
-from contacts.messaging import DM_WINDOW, send_message
+from contacts.messaging import DM_WINDOW, backend_sends_in_bulk, send_message, send_messages_bulk
 from contacts.models import Contact, Folder, FolderMembership, Message
 from inro.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
-CAMPAIGN_BATCH_SIZE = 1000
-_FREEZE_CHUNK = 2000
+_RECIPIENTS = CampaignRecipient._meta.db_table
+
+# A batch is one gate call and one transaction (its messages, paused actions and statuses).
+CAMPAIGN_BATCH_SIZE = 5000
 # Renew the fan-out lease every this many sends; the lease lasts CAMPAIGN_STALL_SECONDS, the same
 # "no progress" span after which the beat job re-queues a stalled campaign, so a restarted worker can
 # take over a killed one's campaign as soon as it is seen stalled.
@@ -218,19 +222,30 @@ def campaign_cancel(*, campaign: Campaign, now: datetime.datetime | None = None)
 
 
 def _freeze_audience(campaign: Campaign, now: datetime.datetime) -> None:
-    """Write the recipient rows once, in engaged-first order; a retry keeps the first freeze."""
+    """Write the recipient rows once, in engaged-first order; a retry keeps the first freeze.
+
+    One INSERT … SELECT over the audience's own SQL: the ids never travel through Python, and the rank
+    is the engaged-first position (`engaged_first`), numbered by the database.
+    """
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.audience_frozen_at is not None:
             return
-        ids = list(campaign_audience(campaign=locked).values_list("id", flat=True))
-        for start in range(0, len(ids), _FREEZE_CHUNK):
-            CampaignRecipient.objects.bulk_create(
-                [CampaignRecipient(campaign_id=locked.pk, contact_id=cid, rank=start + i, updated_at=now)
-                 for i, cid in enumerate(ids[start : start + _FREEZE_CHUNK])],
-                ignore_conflicts=True,
+        audience = campaign_audience(campaign=locked).order_by().values_list("id", "last_inbound_at")
+        audience_sql, audience_params = audience.query.sql_with_params()
+        with connection.cursor() as cursor:
+            # Same order as engaged_first: latest inbound first, never-engaged last, then oldest id.
+            cursor.execute(
+                f"INSERT INTO {_RECIPIENTS} (campaign_id, contact_id, rank, status, updated_at)"  # noqa: S608
+                " SELECT %s, a.id, row_number() OVER (ORDER BY a.last_inbound_at DESC NULLS LAST, a.id) - 1, %s, %s"
+                f" FROM ({audience_sql}) AS a WHERE 1 = 1"
+                " ON CONFLICT DO NOTHING",
+                [locked.pk, CampaignRecipient.Status.PENDING.value,
+                 connection.ops.adapt_datetimefield_value(now), *audience_params],
             )
-        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now)
+        Campaign.objects.filter(pk=locked.pk).update(
+            audience_frozen_at=now, recipients_count=CampaignRecipient.objects.filter(campaign_id=locked.pk).count()
+        )
 
 
 def campaign_counters_refresh(*, campaign_id: int) -> None:
@@ -256,18 +271,18 @@ def _message_key(campaign_id: int, contact_id: int) -> str:
     return f"campaign:{campaign_id}:contact:{contact_id}"
 
 
-def _final_status(sent) -> str:
+def _final_status(status: str) -> str:
     # A duplicate still "queued" is a send whose worker died between storing and delivering it: its
     # outcome is unknown, and sending again could message the contact twice, so it ends as failed.
-    if sent.status == Message.Status.QUEUED:
+    if status == Message.Status.QUEUED:
         return CampaignRecipient.Status.FAILED
-    return sent.status
+    return status
 
 
 def _record(recipient_id: int, sent, now: datetime.datetime,
             *, from_status: str = CampaignRecipient.Status.PENDING) -> None:
     CampaignRecipient.objects.filter(pk=recipient_id, status=from_status).update(
-        status=_final_status(sent), message=sent.message, updated_at=now
+        status=_final_status(sent.status), message=sent.message, updated_at=now
     )
 
 
@@ -320,47 +335,124 @@ def _lease_release(campaign_id: int, token: str) -> None:
             logger.warning("campaign %s: lease not released; it runs out by itself", campaign_id)
 
 
-def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient],
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A pending recipient as the fan-out reads it (a tuple from values_list, no model instances)."""
+
+    recipient_id: int
+    contact_id: int
+    last_inbound_at: datetime.datetime | None
+
+
+def _pending_batch(campaign_id: int, batch_size: int) -> list[_Pending]:
+    # The partial index recipient_pending_rank serves this: pending rows of one campaign, by rank.
+    rows = (
+        CampaignRecipient.objects.filter(campaign_id=campaign_id, status=CampaignRecipient.Status.PENDING)
+        .order_by("rank", "id")
+        .values_list("pk", "contact_id", "contact__last_inbound_at")[:batch_size]
+    )
+    return [_Pending(*row) for row in rows]
+
+
+def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]], now: datetime.datetime) -> None:
+    """Final statuses of a batch's recipients, (recipient id, status, message id), in one UPDATE; the
+    campaign's counters move by what that UPDATE changed (rows no longer pending are left alone)."""
+    if not outcomes:
+        return
+    Status = CampaignRecipient.Status
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {_RECIPIENTS} AS r SET status = v.status, message_id = v.message_id, updated_at = %s"  # noqa: S608
+                " FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) AS v(id, status, message_id)"
+                " WHERE r.id = v.id AND r.status = %s RETURNING r.status",
+                [now, [o[0] for o in outcomes], [str(o[1]) for o in outcomes], [o[2] for o in outcomes],
+                 Status.PENDING.value],
+            )
+        else:
+            cursor.execute(
+                f"WITH v AS (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status,"  # noqa: S608
+                " json_extract(value, '$[2]') AS message_id FROM json_each(%s))"
+                f" UPDATE {_RECIPIENTS} SET status = v.status, message_id = v.message_id, updated_at = %s"
+                f" FROM v WHERE {_RECIPIENTS}.id = v.id AND {_RECIPIENTS}.status = %s RETURNING {_RECIPIENTS}.status",
+                [json.dumps(outcomes), connection.ops.adapt_datetimefield_value(now), Status.PENDING.value],
+            )
+        tally = Counter(row[0] for row in cursor.fetchall())
+    if tally:
+        Campaign.objects.filter(pk=campaign_id).update(
+            sent_count=F("sent_count") + tally[Status.SENT], limited_count=F("limited_count") + tally[Status.LIMITED],
+            skipped_window_count=F("skipped_window_count") + tally[Status.SKIPPED_WINDOW],
+            failed_count=F("failed_count") + tally[Status.FAILED],
+        )
+
+
+def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
                 renew: Callable[[], bool] = lambda: True) -> None:
     now = timezone.now()
     cutoff = _window_cutoff(now)
+    Status = CampaignRecipient.Status
     # Broadcasts follow the window rule (rule 5): a closed window is skipped without engaging anyone.
-    closed = [r.pk for r in batch if r.contact.last_inbound_at is None or r.contact.last_inbound_at <= cutoff]
-    if closed:
-        CampaignRecipient.objects.filter(pk__in=closed, status=CampaignRecipient.Status.PENDING).update(
-            status=CampaignRecipient.Status.SKIPPED_WINDOW, updated_at=now
+    outcomes: list[tuple[int, str, int | None]] = [
+        (r.recipient_id, Status.SKIPPED_WINDOW, None) for r in batch
+        if r.last_inbound_at is None or r.last_inbound_at <= cutoff
+    ]
+    reachable = [r for r in batch if r.last_inbound_at is not None and r.last_inbound_at > cutoff]
+    refused: set[int] = set()
+    if reachable:
+        result = activate_many(
+            workspace, [r.contact_id for r in reachable], kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
+            reserve=workspace.activation_reserve,
         )
-    closed_set = set(closed)
-    reachable = [r for r in batch if r.pk not in closed_set]
-    if not reachable:
+        refused = set(result.refused)
+    limited = [r for r in reachable if r.contact_id in refused]
+    allowed = [r for r in reachable if r.contact_id not in refused]
+    outcomes += [(r.recipient_id, Status.LIMITED, None) for r in limited]
+    if allowed and not backend_sends_in_bulk():
+        _write_limited(campaign, workspace, limited, outcomes, now)
+        _send_one_by_one(campaign, workspace, allowed, renew)
         return
-    result = activate_many(
-        workspace, [r.contact_id for r in reachable], kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
-        reserve=workspace.activation_reserve,
-    )
-    refused = set(result.refused)
-    if refused:
-        limited = [r for r in reachable if r.contact_id in refused]
-        with transaction.atomic():
-            paused_actions_create(
-                workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
-                action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
-                items=[PauseItem(r.contact, _message_key(campaign.pk, r.contact_id),
-                                 {"campaign_id": campaign.pk, "recipient_id": r.pk}) for r in limited],
+    # One transaction for the whole batch: the messages, the paused actions and the final statuses
+    # commit together, so a crash anywhere leaves the batch pending and its retry repeats it exactly.
+    with transaction.atomic():
+        if allowed:
+            sent = send_messages_bulk(
+                workspace=workspace, items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in allowed],
+                text=campaign.text, origin=Message.Origin.AUTOMATED, automation_ref=campaign.ref, now=now,
             )
-            CampaignRecipient.objects.filter(
-                pk__in=[r.pk for r in limited], status=CampaignRecipient.Status.PENDING
-            ).update(status=CampaignRecipient.Status.LIMITED, updated_at=now)
-    for position, recipient in enumerate(reachable):
-        if recipient.contact_id in refused:
-            continue
+            outcomes += [(r.recipient_id, _final_status(s.status), s.message_id)
+                         for r, s in zip(allowed, sent, strict=True)]
+        _write_limited(campaign, workspace, limited, outcomes, now)
+
+
+def _write_limited(campaign: Campaign, workspace: Workspace, limited: list[_Pending],
+                   outcomes: list[tuple[int, str, int | None]], now: datetime.datetime) -> None:
+    """Paused actions for the refused contacts, and the batch's statuses decided before any send."""
+    with transaction.atomic(savepoint=False):
+        paused_actions_create(
+            workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
+            action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
+            items=[PauseItem(Contact(pk=r.contact_id, workspace_id=workspace.pk, last_inbound_at=r.last_inbound_at),
+                             _message_key(campaign.pk, r.contact_id),
+                             {"campaign_id": campaign.pk, "recipient_id": r.recipient_id}) for r in limited],
+        )
+        _outcomes_write(campaign.pk, outcomes, now)
+
+
+def _send_one_by_one(campaign: Campaign, workspace: Workspace, allowed: list[_Pending],
+                     renew: Callable[[], bool]) -> None:
+    """A backend that talks to the network (Graph API): one message at a time, never inside a
+    transaction; each recipient's status is written right after its send."""
+    contacts = Contact.objects.in_bulk([r.contact_id for r in allowed])
+    for position, recipient in enumerate(allowed):
         if position and position % FANOUT_RENEW_EVERY == 0 and not renew():
             raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
         sent = send_message(
-            workspace=workspace, contact=recipient.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
-            idempotency_key=_message_key(campaign.pk, recipient.contact_id), automation_ref=campaign.ref,
+            workspace=workspace, contact=contacts[recipient.contact_id], text=campaign.text,
+            origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
+            automation_ref=campaign.ref,
         )
-        _record(recipient.pk, sent, now)
+        _outcomes_write(campaign.pk, [(recipient.recipient_id, _final_status(sent.status), sent.message.pk)],
+                        timezone.now())
 
 
 def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
@@ -383,17 +475,14 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
     while True:
         if not Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists():
             break  # cancelled meanwhile
-        batch = list(
-            CampaignRecipient.objects.filter(campaign_id=campaign_id, status=CampaignRecipient.Status.PENDING)
-            .select_related("contact")
-            .order_by("rank", "id")[:batch_size]
-        )
+        batch = _pending_batch(campaign_id, batch_size)
         if not batch:
             break
         if not renew():
             raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
         _send_batch(campaign, workspace, batch, renew)
-        campaign_counters_refresh(campaign_id=campaign_id)
+    # The batches moved the counters by their own tallies; one exact recount settles them whatever
+    # ran before (a crash between a batch and its tally, a paused message resumed meanwhile).
     campaign_counters_refresh(campaign_id=campaign_id)
     Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
         status=Campaign.Status.DONE, finished_at=timezone.now()
@@ -416,7 +505,7 @@ def campaign_recipient_resume(*, action: PausedAction, now: datetime.datetime) -
     )
     _record(action.payload["recipient_id"], sent, now, from_status=CampaignRecipient.Status.LIMITED)
     campaign_counters_refresh(campaign_id=campaign.pk)
-    return _final_status(sent)
+    return _final_status(sent.status)
 
 
 def campaign_recipients_expired(*, actions: list[PausedAction], now: datetime.datetime) -> None:
