@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 
 from accounts.models import User, Workspace
 from contacts.models import Contact, Message
+from inro.sql import pg_array
 
 DM_WINDOW = datetime.timedelta(hours=24)
 PRIVATE_REPLY_WINDOW = datetime.timedelta(days=7)
@@ -214,12 +215,14 @@ def _insert_postgresql(workspace_id, items, text, origin, automation_ref, now, c
             " CASE WHEN m.status = %s THEN 'outbox.' || m.id ELSE '' END, m.key, '', %s,"
             " CASE WHEN m.status = %s THEN %s::timestamptz END"
             f" FROM (SELECT nextval(%s) AS id, c.id AS contact_id, t.key, {status_sql} AS status"
-            f" FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS t(contact_id, key, position)"
-            f" JOIN {_CONTACTS} c ON c.id = t.contact_id AND c.workspace_id = %s ORDER BY t.position) AS m"
+            " FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS t(contact_id, key, position)"
+            # One primary-key probe per item (OFFSET 0: not flattened into a hash of the workspace).
+            f" CROSS JOIN LATERAL (SELECT c.id, c.last_inbound_at FROM {_CONTACTS} c"
+            " WHERE c.id = t.contact_id AND c.workspace_id = %s OFFSET 0) AS c ORDER BY t.position) AS m"
             " ON CONFLICT DO NOTHING RETURNING idempotency_key, id, status",
             [workspace_id, Message.Direction.OUTBOUND.value, origin, text, automation_ref,
              Message.Status.SENT.value, now, Message.Status.SENT.value, now,
-             sequence, *status_params, [c for c, _ in items], [k for _, k in items], workspace_id],
+             sequence, *status_params, pg_array(c for c, _ in items), pg_array(k for _, k in items), workspace_id],
         )
         return {key: (message_id, status) for key, message_id, status in cursor.fetchall()}
 
