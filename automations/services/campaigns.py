@@ -10,6 +10,8 @@ rows still pending, and a send that happened just before the crash is found by i
 import datetime
 import json
 import logging
+import queue
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -414,8 +416,64 @@ def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]
         )
 
 
+class _BatchWriter:
+    """Writes the fan-out's batches on a connection of its own, one after the other, while the
+    fan-out reads and gates the next batch (PostgreSQL, outbox backend: see `_overlap_batches`).
+
+    Each batch is written in one transaction, as without the writer, and in order; at most one batch
+    waits while another is written. The first error stops the writing (later batches are dropped,
+    their rows stay pending) and is raised to the fan-out at its next hand-over or at `close`.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="campaign-batch-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (write := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        write()
+                    except BaseException as error:  # noqa: BLE001 - handed over to the fan-out's thread
+                        self._error = error
+        finally:
+            connection.close()  # this thread's own connection
+
+    def submit(self, write: Callable[[], None]) -> None:
+        while True:
+            self._raise_error()
+            try:
+                self._queue.put(write, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self, *, raise_error: bool = True) -> None:
+        """Wait for the batches handed over to be written; raise the writer's error, if any."""
+        self._queue.put(None)  # the thread keeps taking from the queue until this, even after an error
+        self._thread.join()
+        if raise_error:
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+def _overlap_batches() -> bool:
+    """Write batch N on a second connection while batch N+1 is read and gated: on PostgreSQL with the
+    outbox backend, outside a caller's transaction (a second connection would not see its rows)."""
+    return (
+        bool(getattr(settings, "CAMPAIGN_FANOUT_OVERLAP", True)) and connection.vendor == "postgresql"
+        and not connection.in_atomic_block and backend_sends_in_bulk()
+    )
+
+
 def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
-                renew: Callable[[], bool] = lambda: True) -> None:
+                renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None) -> None:
     now = timezone.now()
     cutoff = _window_cutoff(now)
     Status = CampaignRecipient.Status
@@ -439,17 +497,26 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
         _write_limited(campaign, workspace, limited, outcomes, now)
         _send_one_by_one(campaign, workspace, allowed, renew)
         return
-    # One transaction for the whole batch: the messages, the paused actions and the final statuses
-    # commit together, so a crash anywhere leaves the batch pending and its retry repeats it exactly.
-    with transaction.atomic():
-        if allowed:
-            sent = send_messages_bulk(
-                workspace=workspace, items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in allowed],
-                text=campaign.text, origin=Message.Origin.AUTOMATED, automation_ref=campaign.ref, now=now,
-            )
-            outcomes += [(r.recipient_id, _final_status(s.status), s.message_id)
-                         for r, s in zip(allowed, sent, strict=True)]
-        _write_limited(campaign, workspace, limited, outcomes, now)
+
+    def write() -> None:
+        # One transaction for the whole batch: the messages, the paused actions and the final statuses
+        # commit together, so a crash anywhere leaves the batch pending and its retry repeats it exactly
+        # (the gate's activations, committed before, are found again as already active).
+        with transaction.atomic():
+            if allowed:
+                sent = send_messages_bulk(
+                    workspace=workspace, text=campaign.text, origin=Message.Origin.AUTOMATED,
+                    items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in allowed],
+                    automation_ref=campaign.ref, now=now,
+                )
+                outcomes.extend((r.recipient_id, _final_status(s.status), s.message_id)
+                                for r, s in zip(allowed, sent, strict=True))
+            _write_limited(campaign, workspace, limited, outcomes, now)
+
+    if writer is None:
+        write()
+    else:
+        writer.submit(write)
 
 
 def _write_limited(campaign: Campaign, workspace: Workspace, limited: list[_Pending],
@@ -500,16 +567,25 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
         return campaign
     workspace = campaign.workspace
     _freeze_audience(campaign, timezone.now())
-    batch: list[_Pending] = []
-    while True:
-        if not Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists():
-            break  # cancelled meanwhile
-        batch = _pending_batch(campaign_id, batch_size, after=batch[-1] if batch else None)
-        if not batch:
-            break
-        if not renew():
-            raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
-        _send_batch(campaign, workspace, batch, renew)
+    writer = _BatchWriter() if _overlap_batches() else None
+    try:
+        batch: list[_Pending] = []
+        while True:
+            if not Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists():
+                break  # cancelled meanwhile
+            # Keyset: with a writer, the previous batch may still be pending (being written).
+            batch = _pending_batch(campaign_id, batch_size, after=batch[-1] if batch else None)
+            if not batch:
+                break
+            if not renew():
+                raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
+            _send_batch(campaign, workspace, batch, renew, writer)
+    except BaseException:
+        if writer is not None:
+            writer.close(raise_error=False)  # the batch being written commits or rolls back whole
+        raise
+    if writer is not None:
+        writer.close()
     # The batches moved the counters by their own tallies; one exact recount settles them whatever
     # ran before (a crash between a batch and its tally, a paused message resumed meanwhile).
     campaign_counters_refresh(campaign_id=campaign_id)
