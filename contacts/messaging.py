@@ -172,7 +172,7 @@ def send_messages_bulk(
     now = now or timezone.now()
     # Open while now < last_inbound_at + 24 h (window_is_open), i.e. last_inbound_at > now - 24 h.
     cutoff = None if origin == Message.Origin.MANUAL else now - DM_WINDOW
-    with transaction.atomic(savepoint=False):
+    with transaction.atomic():  # a savepoint in the caller's transaction: a refusal leaves it usable
         if connection.vendor == "postgresql":
             inserted = _insert_postgresql(workspace.pk, items, text, origin, automation_ref, now, cutoff)
         else:
