@@ -102,6 +102,8 @@ def stop_worker(worker: subprocess.Popen) -> None:
 
 
 def main() -> None:
+    # SIGTERM (bench/run.py's timeout, Ctrl-C's cousin) unwinds through the `finally` that stops the worker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ensure_database()
     broker = redis_url()
     os.environ["CELERY_BROKER_URL"] = broker

@@ -467,7 +467,7 @@ def _overlap_batches() -> bool:
     """Write batch N on a second connection while batch N+1 is read and gated: on PostgreSQL with the
     outbox backend, outside a caller's transaction (a second connection would not see its rows)."""
     return (
-        bool(getattr(settings, "CAMPAIGN_FANOUT_OVERLAP", True)) and connection.vendor == "postgresql"
+        settings.CAMPAIGN_FANOUT_OVERLAP and connection.vendor == "postgresql"
         and not connection.in_atomic_block and backend_sends_in_bulk()
     )
 
