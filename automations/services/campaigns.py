@@ -251,9 +251,8 @@ def _freeze_audience(campaign: Campaign, now: datetime.datetime) -> None:
                 [locked.pk, CampaignRecipient.Status.PENDING.value,
                  connection.ops.adapt_datetimefield_value(now), *audience_params],
             )
-        Campaign.objects.filter(pk=locked.pk).update(
-            audience_frozen_at=now, recipients_count=CampaignRecipient.objects.filter(campaign_id=locked.pk).count()
-        )
+            frozen = cursor.rowcount  # no rows before: an earlier attempt's freeze rolled back whole
+        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now, recipients_count=frozen)
 
 
 def campaign_counters_refresh(*, campaign_id: int) -> None:
