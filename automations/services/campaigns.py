@@ -380,7 +380,8 @@ def _pending_batch(campaign_id: int, batch_size: int, after: _Pending | None = N
     return [_Pending(*row) for row in rows]
 
 
-def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]], now: datetime.datetime) -> None:
+def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]], now: datetime.datetime,
+                    *, before_counters: Callable[[], None] | None = None) -> None:
     """Final statuses of a batch's recipients, (recipient id, status, message id), in one UPDATE; the
     campaign's counters move by what that UPDATE changed (rows no longer pending are left alone)."""
     if not outcomes:
@@ -407,6 +408,8 @@ def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]
                 [json.dumps(outcomes), connection.ops.adapt_datetimefield_value(now), Status.PENDING.value],
             )
         tally = Counter(row[0] for row in cursor.fetchall())
+    if before_counters is not None:
+        before_counters()
     if tally:
         Campaign.objects.filter(pk=campaign_id).update(
             sent_count=F("sent_count") + tally[Status.SENT], limited_count=F("limited_count") + tally[Status.LIMITED],
@@ -415,51 +418,88 @@ def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]
         )
 
 
-class _BatchWriter:
-    """Writes the fan-out's batches on a connection of its own, one after the other, while the
-    fan-out reads and gates the next batch (PostgreSQL, outbox backend: see `_overlap_batches`).
+class _EarlierBatchFailed(Exception):
+    """Rolls back a batch written after one that failed: batches commit in order or not at all."""
 
-    Each batch is written in one transaction, as without the writer, and in order; at most one batch
-    waits while another is written. The first error stops the writing (later batches are dropped,
-    their rows stay pending) and is raised to the fan-out at its next hand-over or at `close`.
+
+class _BatchWriter:
+    """Writes the fan-out's batches on connections of their own while the fan-out reads and gates the
+    next batch (PostgreSQL, outbox backend: see `_overlap_batches`).
+
+    Each batch is written in one transaction, as without the writer. Two threads write two batches at
+    once (the writes are most of the work), but they commit in the order the batches were handed over:
+    a batch waits for the previous one to commit before it takes the campaign row (its counters) and
+    commits. So the rows still pending after a failure are always the tail of the campaign: the first
+    error rolls back the batches handed over after it, lets the earlier ones commit, and is raised to
+    the fan-out at its next hand-over or at `close`. At most one batch waits for a thread.
     """
 
-    def __init__(self) -> None:
-        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="campaign-batch-writer", daemon=True)
-        self._thread.start()
+    def __init__(self, threads: int = 2) -> None:
+        self._queue: queue.Queue[tuple[int, Callable[[Callable[[], None]], None]] | None] = queue.Queue(maxsize=1)
+        self._turn = threading.Condition()
+        self._handed_over = 0
+        self._committed = 0  # batches 1.._committed have committed
+        self._failed: tuple[int, BaseException] | None = None  # the first failure: (batch number, error)
+        self._threads = [threading.Thread(target=self._run, name="campaign-batch-writer", daemon=True)
+                         for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     def _run(self) -> None:
         try:
-            while (write := self._queue.get()) is not None:
-                if self._error is None:
-                    try:
-                        write()
-                    except BaseException as error:  # noqa: BLE001 - handed over to the fan-out's thread
-                        self._error = error
+            while (job := self._queue.get()) is not None:
+                number, write = job
+                try:
+                    self._check_earlier(number)
+                    write(lambda number=number: self._wait_for_previous(number))
+                except BaseException as error:  # noqa: BLE001 - handed over to the fan-out's thread
+                    with self._turn:
+                        if not isinstance(error, _EarlierBatchFailed) and (
+                                self._failed is None or number < self._failed[0]):
+                            self._failed = (number, error)
+                        self._turn.notify_all()
+                else:
+                    with self._turn:
+                        self._committed = number
+                        self._turn.notify_all()
         finally:
             connection.close()  # this thread's own connection
 
-    def submit(self, write: Callable[[], None]) -> None:
+    def _check_earlier(self, number: int) -> None:
+        if self._failed is not None and self._failed[0] < number:
+            raise _EarlierBatchFailed
+
+    def _wait_for_previous(self, number: int) -> None:
+        with self._turn:
+            while self._committed < number - 1:
+                self._check_earlier(number)
+                self._turn.wait(timeout=1)
+            self._check_earlier(number)
+
+    def submit(self, write: Callable[[Callable[[], None]], None]) -> None:
+        """Hand over a batch: `write(wait_for_previous)` writes it in one transaction and calls
+        `wait_for_previous()` just before it updates the campaign's counters and commits."""
+        self._handed_over += 1
         while True:
             self._raise_error()
             try:
-                self._queue.put(write, timeout=0.5)
+                self._queue.put((self._handed_over, write), timeout=0.5)
                 return
             except queue.Full:
                 continue
 
     def close(self, *, raise_error: bool = True) -> None:
-        """Wait for the batches handed over to be written; raise the writer's error, if any."""
-        self._queue.put(None)  # the thread keeps taking from the queue until this, even after an error
-        self._thread.join()
+        """Wait for the batches handed over to be written; raise the first error, if any."""
+        for _ in self._threads:
+            self._queue.put(None)  # each thread takes from the queue until this, even after an error
+        for thread in self._threads:
+            thread.join()
         if raise_error:
             self._raise_error()
 
     def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
+        if self._failed is not None:
+            raise self._failed[1]
 
 
 def _overlap_batches() -> bool:
@@ -497,7 +537,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
         _send_one_by_one(campaign, workspace, allowed, renew)
         return
 
-    def write() -> None:
+    def write(before_counters: Callable[[], None] | None = None) -> None:
         # One transaction for the whole batch: the messages, the paused actions and the final statuses
         # commit together, so a crash anywhere leaves the batch pending and its retry repeats it exactly
         # (the gate's activations, committed before, are found again as already active).
@@ -510,7 +550,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
                 )
                 outcomes.extend((r.recipient_id, _final_status(s.status), s.message_id)
                                 for r, s in zip(allowed, sent, strict=True))
-            _write_limited(campaign, workspace, limited, outcomes, now)
+            _write_limited(campaign, workspace, limited, outcomes, now, before_counters=before_counters)
 
     if writer is None:
         write()
@@ -519,7 +559,8 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
 
 
 def _write_limited(campaign: Campaign, workspace: Workspace, limited: list[_Pending],
-                   outcomes: list[tuple[int, str, int | None]], now: datetime.datetime) -> None:
+                   outcomes: list[tuple[int, str, int | None]], now: datetime.datetime,
+                   *, before_counters: Callable[[], None] | None = None) -> None:
     """Paused actions for the refused contacts, and the batch's statuses decided before any send."""
     with transaction.atomic(savepoint=False):
         paused_actions_create(
@@ -529,7 +570,7 @@ def _write_limited(campaign: Campaign, workspace: Workspace, limited: list[_Pend
                              _message_key(campaign.pk, r.contact_id),
                              {"campaign_id": campaign.pk, "recipient_id": r.recipient_id}) for r in limited],
         )
-        _outcomes_write(campaign.pk, outcomes, now)
+        _outcomes_write(campaign.pk, outcomes, now, before_counters=before_counters)
 
 
 def _send_one_by_one(campaign: Campaign, workspace: Workspace, allowed: list[_Pending],

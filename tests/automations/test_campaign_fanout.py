@@ -94,7 +94,7 @@ def _assert_exact(workspace, campaign, *, sent, limited):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
-def test_overlapped_fanout_writes_every_batch_once_and_in_order(monkeypatch):
+def test_overlapped_fanout_writes_every_batch_once_and_commits_them_in_order(monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("the writer thread runs on PostgreSQL only")
     workspace, campaign = _limited_campaign(130)
@@ -103,9 +103,19 @@ def test_overlapped_fanout_writes_every_batch_once_and_in_order(monkeypatch):
     monkeypatch.setattr(campaign_services._BatchWriter, "submit",
                         lambda self, write: (handed_over.append(write), real_submit(self, write))[1])
 
+    commits = []
+    real_write = campaign_services._outcomes_write
+
+    def recording_write(campaign_id, outcomes, now, **kwargs):
+        real_write(campaign_id, outcomes, now, **kwargs)
+        commits.append(min(CampaignRecipient.objects.get(pk=o[0]).rank for o in outcomes))
+
+    monkeypatch.setattr(campaign_services, "_outcomes_write", recording_write)
+
     campaign_send(campaign_id=campaign.pk, batch_size=20)
 
     assert len(handed_over) == 7  # every batch went through the writer
+    assert commits == [0, 20, 40, 60, 80, 100, 120]  # counters taken (and commits made) in rank order
     _assert_exact(workspace, campaign, sent=100, limited=30)
     ranks = list(CampaignRecipient.objects.filter(campaign=campaign).order_by("rank").values_list("status", flat=True))
     assert ranks == ["sent"] * 100 + ["limited"] * 30  # engaged first got the headroom
@@ -118,21 +128,23 @@ def test_writer_failing_mid_campaign_stops_it_and_the_retry_sends_nobody_twice(m
         pytest.skip("the writer thread runs on PostgreSQL only")
     workspace, campaign = _limited_campaign(130)
     real_bulk = campaign_services.send_messages_bulk
-    calls = {"n": 0}
 
     def failing_bulk(**kwargs):
-        calls["n"] += 1
         sent = real_bulk(**kwargs)
-        if calls["n"] == 3:
-            raise RuntimeError("connection lost")  # after the INSERT: the batch's transaction rolls back
+        first_contact = kwargs["items"][0][0]
+        if CampaignRecipient.objects.get(campaign=campaign, contact_id=first_contact).rank == 40:
+            raise RuntimeError("connection lost")  # the third batch, after its INSERT: it rolls back
         return sent
 
     monkeypatch.setattr(campaign_services, "send_messages_bulk", failing_bulk)
     with pytest.raises(RuntimeError, match="connection lost"):
         campaign_send(campaign_id=campaign.pk, batch_size=20)
 
-    assert Message.objects.filter(workspace=workspace, direction="out").count() == 40  # two batches committed
-    assert CampaignRecipient.objects.filter(campaign=campaign, status="pending").count() == 90
+    # Batches commit in order: the two before the failure did, the one after it (written alongside by
+    # the second thread) rolled back; what is left pending is the tail of the campaign.
+    assert Message.objects.filter(workspace=workspace, direction="out").count() == 40
+    pending = CampaignRecipient.objects.filter(campaign=campaign, status="pending")
+    assert pending.count() == 90 and min(pending.values_list("rank", flat=True)) == 40
     assert Campaign.objects.get(pk=campaign.pk).fanout_token == ""  # the lease was released
 
     monkeypatch.setattr(campaign_services, "send_messages_bulk", real_bulk)

@@ -252,8 +252,8 @@ def test_bulk_fanout_killed_mid_batch_and_retried_sends_nobody_twice(
             raise SystemExit("worker killed")
         return sent
 
-    def dying_write(campaign_id, outcomes, now):
-        real_write(campaign_id, outcomes, now)
+    def dying_write(campaign_id, outcomes, now, **kwargs):
+        real_write(campaign_id, outcomes, now, **kwargs)
         if batches["n"] == 2 and die_at == "after_statuses":
             raise SystemExit("worker killed")
 
