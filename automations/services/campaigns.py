@@ -1,10 +1,15 @@
 """Campaigns: one message to an audience, engaged contacts first, each contact sent at most once.
 
-The fan-out freezes the audience into CampaignRecipient rows (one per contact, unique), then works
-through the pending ones in batches: the gate decides for the whole batch (`activate_many`, keeping
-the workspace's reserve out of reach), refused contacts become paused actions, allowed ones are sent
-with the idempotency key `campaign:<id>:contact:<id>`. A task retried after a crash picks up the
-rows still pending, and a send that happened just before the crash is found by its key, not repeated.
+The fan-out freezes the audience into CampaignRecipient rows (one per contact, unique; one INSERT …
+SELECT numbering them engaged-first), then works through the pending ones in batches of
+CAMPAIGN_BATCH_SIZE: the gate decides for the whole batch (`activate_many`, keeping the workspace's
+reserve out of reach), refused contacts become paused actions, allowed ones are sent with the
+idempotency key `campaign:<id>:contact:<id>`. With the outbox backend a batch's messages, paused
+actions and final statuses are written in one transaction (`send_messages_bulk`, one UPDATE for the
+statuses, the counters moved by the batch's tally); on PostgreSQL writer threads write batch N while
+batch N+1 is gated, committing in order. A networked backend (Graph) sends one message at a time,
+outside transactions. A task retried after a crash picks up the rows still pending, and a send that
+happened just before the crash is found by its key, not repeated; the counters are recounted at the end.
 """
 
 import datetime
