@@ -132,7 +132,16 @@ class CampaignRecipient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "contact"], name="automations_recipient_once"),
         ]
-        indexes = [models.Index(fields=["campaign", "status", "rank"], name="recipient_campaign_status")]
+        # Two partial indexes instead of one on (campaign, status, rank): the freeze writes a campaign's
+        # rows into the pending one only, and a row leaving "pending" into the other only.
+        indexes = [
+            # The fan-out's next batch: pending rows of one campaign by rank (and the pending list).
+            models.Index(fields=["campaign", "rank", "id"], condition=models.Q(status="pending"),
+                         name="recipient_pending_rank"),
+            # Recipients of one campaign by final status, in rank order (the list filtered by status).
+            models.Index(fields=["campaign", "status", "rank"], condition=~models.Q(status="pending"),
+                         name="recipient_final_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contact_id} in campaign {self.campaign_id}: {self.status}"

@@ -10,6 +10,7 @@ Environment:
   BENCH_KEEP_DB=1     keep the database instead of recreating it
   BENCH_SCENARIOS     comma list of scripts to run (default: all of SCENARIOS that exist)
   BENCH_RESULTS       where to write the results (default bench/RESULTS.md; "-" to skip)
+  BENCH_SCRIPT_TIMEOUT  seconds a scenario script may run before it is stopped (default 1800)
   plus each script's own size variables (see the top of each script).
 """
 
@@ -68,6 +69,24 @@ def machine(load_at_start: tuple) -> list[str]:
     ]
 
 
+def run_script(script: str, env: dict) -> int:
+    """Run one scenario script, stopped after BENCH_SCRIPT_TIMEOUT seconds (default 1800): SIGTERM
+    first, so that it stops what it started (servers, workers), then SIGKILL a minute later."""
+    timeout = int(os.environ.get("BENCH_SCRIPT_TIMEOUT", "1800"))
+    process = subprocess.Popen([sys.executable, str(BENCH / f"{script}.py")], cwd=ROOT, env=env)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"   {script}: still running after {timeout} s, stopped", flush=True)
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return -1
+
+
 def main() -> int:
     started = time.perf_counter()
     load_at_start = os.getloadavg()
@@ -91,12 +110,9 @@ def main() -> int:
         for script in scripts:
             print(f"\n== {script} ==", flush=True)
             t0 = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, str(BENCH / f"{script}.py")], cwd=ROOT,
-                env={**env, "BENCH_ROWS_FILE": str(rows_file)}, check=False,
-            )
+            returncode = run_script(script, {**env, "BENCH_ROWS_FILE": str(rows_file)})
             print(f"   ({script}: {time.perf_counter() - t0:.0f} s)", flush=True)
-            if done.returncode != 0:
+            if returncode != 0:
                 failed.append(script)
         if rows_file.exists():
             rows = [Row(**json.loads(line)) for line in rows_file.read_text().splitlines() if line.strip()]

@@ -27,6 +27,7 @@ from billing.months import billing_zone, month_of
 from billing.quota import quota_for, usage_row_open
 from contacts.models import Contact
 from inro.errors import ApplicationError
+from inro.sql import pg_array
 
 ACTIVATED = "activated"
 ALREADY_ACTIVE = "already_active"
@@ -35,6 +36,16 @@ QUOTA_EXHAUSTED = "quota_exhausted"
 _RECORDS = ActivationRecord._meta.db_table
 _USAGE = MonthlyUsage._meta.db_table
 _CONTACTS = Contact._meta.db_table
+# One index probe per given id (primary key; the once-per-month unique index), as LATERAL subqueries
+# that OFFSET 0 keeps from being flattened: a plain join lets the planner hash the workspace's every
+# contact (or month's every record) to look up a batch of a few thousand ids. `month + 0` keeps the
+# month out of index conditions: without statistics (a new database) the planner otherwise may probe
+# (workspace, month, activated_at) and filter the month's every record for each id.
+_ONE_CONTACT = f"SELECT c.id FROM {_CONTACTS} c WHERE c.id = t.id AND c.workspace_id = %s OFFSET 0"  # noqa: S608
+_ONE_RECORD = (
+    f"SELECT r.contact_id FROM {_RECORDS} r"  # noqa: S608
+    " WHERE r.workspace_id = %s AND r.contact_id = t.id AND r.month + 0 = %s OFFSET 0"
+)
 # SQLite has no arrays: id lists go in chunks below its bound-parameter limit.
 _SQLITE_CHUNK = 900
 _KINDS = frozenset(AutomationKind.values)
@@ -381,9 +392,8 @@ def _count_contacts(workspace_id: int, ids: list[int]) -> int:
             # Driven by the array: one primary-key probe per id, whatever the table's statistics say
             # (a filter `id = ANY(array)` on a stale row estimate degenerates into ids x rows).
             cursor.execute(
-                f"SELECT count(*) FROM unnest(%s::bigint[]) AS t(id) JOIN {_CONTACTS} c"  # noqa: S608
-                " ON c.id = t.id AND c.workspace_id = %s",
-                [ids, workspace_id],
+                f"SELECT count(*) FROM unnest(%s::bigint[]) AS t(id) CROSS JOIN LATERAL ({_ONE_CONTACT}) c",  # noqa: S608
+                [pg_array(ids), workspace_id],
             )
             return cursor.fetchone()[0]
         total = 0
@@ -406,10 +416,9 @@ def _foreign_and_active(
     if check:
         cursor.execute(
             "SELECT t.id, c.id IS NULL, r.contact_id IS NOT NULL FROM unnest(%s::bigint[]) AS t(id)"  # noqa: S608
-            f" LEFT JOIN {_CONTACTS} c ON c.id = t.id AND c.workspace_id = %s"
-            f" LEFT JOIN {_RECORDS} r ON r.contact_id = t.id AND r.workspace_id = %s AND r.month = %s"
+            f" LEFT JOIN LATERAL ({_ONE_CONTACT}) c ON true LEFT JOIN LATERAL ({_ONE_RECORD}) r ON true"
             " WHERE c.id IS NULL OR r.contact_id IS NOT NULL",
-            [ids, workspace_id, workspace_id, db_month],
+            [pg_array(ids), workspace_id, workspace_id, db_month],
         )
         foreign: set[int] = set()
         active: set[int] = set()
@@ -420,9 +429,8 @@ def _foreign_and_active(
                 active.add(contact_id)
         return foreign, active
     cursor.execute(
-        f"SELECT r.contact_id FROM unnest(%s::bigint[]) AS t(id) JOIN {_RECORDS} r"  # noqa: S608
-        " ON r.contact_id = t.id AND r.workspace_id = %s AND r.month = %s",
-        [ids, workspace_id, db_month],
+        f"SELECT r.contact_id FROM unnest(%s::bigint[]) AS t(id) CROSS JOIN LATERAL ({_ONE_RECORD}) r",  # noqa: S608
+        [pg_array(ids), workspace_id, db_month],
     )
     return set(), {row[0] for row in cursor.fetchall()}
 
@@ -447,7 +455,7 @@ def _insert_records(cursor, workspace_id: int, ids: list[int], db_month, db_now,
             f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
             " SELECT %s, contact_id, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS t(contact_id)"
             " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING",
-            [workspace_id, db_month, db_now, kind, ref, ids],
+            [workspace_id, db_month, db_now, kind, ref, pg_array(ids)],
         )
         return cursor.rowcount
     cursor.executemany(

@@ -8,15 +8,18 @@ anywhere; visible in the admin and the API) or "graph" (Meta's Graph API).
 """
 
 import datetime
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import User, Workspace
 from contacts.models import Contact, Message
+from inro.sql import pg_array
 
 DM_WINDOW = datetime.timedelta(hours=24)
 PRIVATE_REPLY_WINDOW = datetime.timedelta(days=7)
@@ -43,6 +46,9 @@ def window_is_open(contact: Contact, *, private_reply: bool = False, now: dateti
 
 class OutboxBackend:
     """Default backend: the message is recorded as sent in the outbox table; nothing leaves."""
+
+    # Delivering is storing: a batch can be stored as sent in one statement (`send_messages_bulk`).
+    bulk = True
 
     def deliver(self, message: Message) -> str:
         return f"outbox.{message.pk}"
@@ -110,3 +116,160 @@ def send_message(
     Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, meta_mid=mid, sent_at=timezone.now())
     message.refresh_from_db()
     return SendResult(Message.Status.SENT, message)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkSendResult:
+    contact_id: int
+    idempotency_key: str
+    status: str  # Message.Status value: sent, skipped_window (or, for a duplicate, whatever it ended as)
+    message_id: int
+    duplicate: bool = False
+
+
+def backend_sends_in_bulk() -> bool:
+    """True when the configured backend delivers by storing (the outbox): `send_messages_bulk` applies."""
+    return bool(getattr(backend(), "bulk", False))
+
+
+_MESSAGES = Message._meta.db_table
+_CONTACTS = Contact._meta.db_table
+_INSERT_COLUMNS = (
+    "workspace_id, contact_id, direction, origin, status, text, reply_to_comment_id, automation_ref,"
+    " sent_by_id, meta_mid, idempotency_key, error, created_at, sent_at"
+)
+_message_id_sequence: dict[str, str] = {}
+
+
+def send_messages_bulk(
+    *,
+    workspace: Workspace,
+    items: Sequence[tuple[int, str]],
+    text: str,
+    origin: str = Message.Origin.AUTOMATED,
+    automation_ref: str = "",
+    now: datetime.datetime | None = None,
+) -> list[BulkSendResult]:
+    """`send_message` for a batch of (contact id, idempotency key) with the same text, in a fixed number
+    of statements: for a backend that delivers by storing (the outbox, `backend_sends_in_bulk()`).
+
+    Same rules as `send_message`: the contacts must be the workspace's (else ValueError, nothing
+    written), automated messages respect the window (read from the contact rows in the same
+    statement), and a key already used sends nothing again: its message is reported as a duplicate
+    (one still queued, left by a per-message send that died before delivering, is finished now, as
+    `send_message` does). New messages are stored as sent at once. Results follow the order of `items`.
+    The caller's transaction, if any, holds the messages: roll it back and nothing was sent.
+    """
+    if not backend_sends_in_bulk():
+        raise ValueError("This send backend delivers one message at a time: use send_message.")
+    if origin not in (Message.Origin.MANUAL, Message.Origin.AUTOMATED):
+        raise ValueError(f"Unknown origin {origin!r}.")
+    if not items:
+        return []
+    keys = [key for _, key in items]
+    if not all(keys) or len(set(keys)) != len(keys):
+        raise ValueError("Each message of a bulk send needs its own idempotency key.")
+    now = now or timezone.now()
+    # Open while now < last_inbound_at + 24 h (window_is_open), i.e. last_inbound_at > now - 24 h.
+    cutoff = None if origin == Message.Origin.MANUAL else now - DM_WINDOW
+    with transaction.atomic():  # a savepoint in the caller's transaction: a refusal leaves it usable
+        if connection.vendor == "postgresql":
+            inserted = _insert_postgresql(workspace.pk, items, text, origin, automation_ref, now, cutoff)
+        else:
+            inserted = _insert_sqlite(workspace.pk, items, text, origin, automation_ref, now, cutoff)
+        missing = [key for key in keys if key not in inserted]
+        existing = _existing(workspace.pk, missing, now) if missing else {}
+        results = []
+        for contact_id, key in items:
+            if key in inserted:
+                message_id, status = inserted[key]
+                results.append(BulkSendResult(contact_id, key, status, message_id))
+            elif key in existing:
+                message_id, status = existing[key]
+                results.append(BulkSendResult(contact_id, key, status, message_id, duplicate=True))
+            else:
+                # Not inserted and no message under its key: the contact is not the workspace's.
+                raise ValueError("The contact belongs to another workspace.")
+    return results
+
+
+def _status_sql(cutoff: datetime.datetime | None) -> tuple[str, list]:
+    sent, skipped = Message.Status.SENT.value, Message.Status.SKIPPED_WINDOW.value
+    if cutoff is None:
+        return "%s", [sent]
+    return "CASE WHEN c.last_inbound_at > %s THEN %s ELSE %s END", [cutoff, sent, skipped]
+
+
+def _insert_postgresql(workspace_id, items, text, origin, automation_ref, now, cutoff) -> dict[str, tuple[int, str]]:
+    status_sql, status_params = _status_sql(cutoff)
+    with connection.cursor() as cursor:
+        sequence = _message_id_sequence.get(connection.alias)
+        if sequence is None:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [_MESSAGES])
+            sequence = _message_id_sequence[connection.alias] = cursor.fetchone()[0]
+        # The id is drawn first so that the outbox's message id ("outbox.<id>", what OutboxBackend.deliver
+        # returns) is written by the same INSERT; keys already used are left alone (ON CONFLICT).
+        cursor.execute(
+            f"INSERT INTO {_MESSAGES} (id, {_INSERT_COLUMNS})"  # noqa: S608
+            " SELECT m.id, %s, m.contact_id, %s, %s, m.status, %s, '', %s, NULL,"
+            " CASE WHEN m.status = %s THEN 'outbox.' || m.id ELSE '' END, m.key, '', %s,"
+            " CASE WHEN m.status = %s THEN %s::timestamptz END"
+            f" FROM (SELECT nextval(%s) AS id, c.id AS contact_id, t.key, {status_sql} AS status"
+            " FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS t(contact_id, key, position)"
+            # One primary-key probe per item (OFFSET 0: not flattened into a hash of the workspace).
+            f" CROSS JOIN LATERAL (SELECT c.id, c.last_inbound_at FROM {_CONTACTS} c"
+            " WHERE c.id = t.contact_id AND c.workspace_id = %s OFFSET 0) AS c ORDER BY t.position) AS m"
+            " ON CONFLICT DO NOTHING RETURNING idempotency_key, id, status",
+            [workspace_id, Message.Direction.OUTBOUND.value, origin, text, automation_ref,
+             Message.Status.SENT.value, now, Message.Status.SENT.value, now,
+             sequence, *status_params, pg_array(c for c, _ in items), pg_array(k for _, k in items), workspace_id],
+        )
+        return {key: (message_id, status) for key, message_id, status in cursor.fetchall()}
+
+
+def _insert_sqlite(workspace_id, items, text, origin, automation_ref, now, cutoff) -> dict[str, tuple[int, str]]:
+    adapt = connection.ops.adapt_datetimefield_value
+    status_sql, status_params = _status_sql(adapt(cutoff) if cutoff is not None else None)
+    sent = Message.Status.SENT.value
+    with connection.cursor() as cursor:
+        # The items travel as one JSON parameter (no limit on the number of variables); "WHERE 1" keeps
+        # SQLite from reading ON CONFLICT as part of the join.
+        cursor.execute(
+            f"INSERT INTO {_MESSAGES} ({_INSERT_COLUMNS})"  # noqa: S608
+            f" SELECT %s, c.id, %s, %s, {status_sql}, %s, '', %s, NULL, '', json_extract(j.value, '$[1]'), '',"
+            " %s, NULL"
+            f" FROM json_each(%s) AS j JOIN {_CONTACTS} c"
+            " ON c.id = json_extract(j.value, '$[0]') AND c.workspace_id = %s WHERE 1 ORDER BY j.key"
+            " ON CONFLICT DO NOTHING RETURNING idempotency_key, id, status",
+            [workspace_id, Message.Direction.OUTBOUND.value, origin, *status_params, text, automation_ref,
+             adapt(now), json.dumps([[c, k] for c, k in items]), workspace_id],
+        )
+        inserted = {key: (message_id, status) for key, message_id, status in cursor.fetchall()}
+        sent_ids = [message_id for message_id, status in inserted.values() if status == sent]
+        if sent_ids:
+            cursor.execute(
+                f"UPDATE {_MESSAGES} SET meta_mid = 'outbox.' || id, sent_at = %s"  # noqa: S608
+                " WHERE id IN (SELECT value FROM json_each(%s))",
+                [adapt(now), json.dumps(sent_ids)],
+            )
+    return inserted
+
+
+def _existing(workspace_id: int, keys: list[str], now: datetime.datetime) -> dict[str, tuple[int, str]]:
+    """Messages already stored under these keys; one still queued is finished (delivered) now."""
+    found = {
+        key: (message_id, status)
+        for key, message_id, status in Message.objects.filter(workspace_id=workspace_id, idempotency_key__in=keys)
+        .exclude(idempotency_key="")  # the condition of the unique index, so that it is used
+        .values_list("idempotency_key", "id", "status")
+    }
+    queued = [message_id for message_id, status in found.values() if status == Message.Status.QUEUED]
+    for message_id in queued:
+        # Rare (a per-message send died between storing and delivering): the outbox delivers by storing.
+        Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
+            status=Message.Status.SENT, meta_mid=f"outbox.{message_id}", sent_at=now
+        )
+    if queued:
+        found = {key: (message_id, Message.Status.SENT.value if status == Message.Status.QUEUED else status)
+                 for key, (message_id, status) in found.items()}
+    return found

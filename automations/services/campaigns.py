@@ -1,15 +1,24 @@
 """Campaigns: one message to an audience, engaged contacts first, each contact sent at most once.
 
-The fan-out freezes the audience into CampaignRecipient rows (one per contact, unique), then works
-through the pending ones in batches: the gate decides for the whole batch (`activate_many`, keeping
-the workspace's reserve out of reach), refused contacts become paused actions, allowed ones are sent
-with the idempotency key `campaign:<id>:contact:<id>`. A task retried after a crash picks up the
-rows still pending, and a send that happened just before the crash is found by its key, not repeated.
+The fan-out freezes the audience into CampaignRecipient rows (one per contact, unique; one INSERT …
+SELECT numbering them engaged-first), then works through the pending ones in batches of
+CAMPAIGN_BATCH_SIZE: the gate decides for the whole batch (`activate_many`, keeping the workspace's
+reserve out of reach), refused contacts become paused actions, allowed ones are sent with the
+idempotency key `campaign:<id>:contact:<id>`. With the outbox backend a batch's messages, paused
+actions and final statuses are written in one transaction (`send_messages_bulk`, one UPDATE for the
+statuses, the counters moved by the batch's tally); on PostgreSQL writer threads write batch N while
+batch N+1 is gated, committing in order. A networked backend (Graph) sends one message at a time,
+outside transactions. A task retried after a crash picks up the rows still pending, and a send that
+happened just before the crash is found by its key, not repeated; the counters are recounted at the end.
 """
 
 import datetime
+import json
 import logging
+import queue
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,14 +36,18 @@ from automations.services.segments import segment_contacts
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord, AutomationKind
 from billing.months import month_of
-from contacts.messaging import DM_WINDOW, send_message
+from contacts.messaging import DM_WINDOW, backend_sends_in_bulk, send_message, send_messages_bulk
 from contacts.models import Contact, Folder, FolderMembership, Message
 from inro.errors import ApplicationError
+from inro.sql import pg_array
 
 logger = logging.getLogger(__name__)
 
-CAMPAIGN_BATCH_SIZE = 1000
-_FREEZE_CHUNK = 2000
+_RECIPIENTS = CampaignRecipient._meta.db_table
+_CONTACTS = Contact._meta.db_table
+
+# A batch is one gate call and one transaction (its messages, paused actions and statuses).
+CAMPAIGN_BATCH_SIZE = 5000
 # Renew the fan-out lease every this many sends; the lease lasts CAMPAIGN_STALL_SECONDS, the same
 # "no progress" span after which the beat job re-queues a stalled campaign, so a restarted worker can
 # take over a killed one's campaign as soon as it is seen stalled.
@@ -218,19 +231,33 @@ def campaign_cancel(*, campaign: Campaign, now: datetime.datetime | None = None)
 
 
 def _freeze_audience(campaign: Campaign, now: datetime.datetime) -> None:
-    """Write the recipient rows once, in engaged-first order; a retry keeps the first freeze."""
+    """Write the recipient rows once, in engaged-first order; a retry keeps the first freeze.
+
+    One INSERT … SELECT over the audience's own SQL: the ids never travel through Python, and the rank
+    is the engaged-first position (`engaged_first`), numbered by the database.
+    """
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.audience_frozen_at is not None:
             return
-        ids = list(campaign_audience(campaign=locked).values_list("id", flat=True))
-        for start in range(0, len(ids), _FREEZE_CHUNK):
-            CampaignRecipient.objects.bulk_create(
-                [CampaignRecipient(campaign_id=locked.pk, contact_id=cid, rank=start + i, updated_at=now)
-                 for i, cid in enumerate(ids[start : start + _FREEZE_CHUNK])],
-                ignore_conflicts=True,
+        audience = campaign_audience(campaign=locked).order_by().values_list("id", "last_inbound_at")
+        audience_sql, audience_params = audience.query.sql_with_params()
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # The estimate of a 100k-contact audience crosses jit_above_cost: compiling costs more
+                # than this one pass saves. LOCAL: for this transaction only.
+                cursor.execute("SET LOCAL jit = off")
+            # Same order as engaged_first: latest inbound first, never-engaged last, then oldest id.
+            cursor.execute(
+                f"INSERT INTO {_RECIPIENTS} (campaign_id, contact_id, rank, status, updated_at)"  # noqa: S608
+                " SELECT %s, a.id, row_number() OVER (ORDER BY a.last_inbound_at DESC NULLS LAST, a.id) - 1, %s, %s"
+                f" FROM ({audience_sql}) AS a WHERE 1 = 1"
+                " ON CONFLICT DO NOTHING",
+                [locked.pk, CampaignRecipient.Status.PENDING.value,
+                 connection.ops.adapt_datetimefield_value(now), *audience_params],
             )
-        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now)
+            frozen = cursor.rowcount  # no rows before: an earlier attempt's freeze rolled back whole
+        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now, recipients_count=frozen)
 
 
 def campaign_counters_refresh(*, campaign_id: int) -> None:
@@ -256,18 +283,18 @@ def _message_key(campaign_id: int, contact_id: int) -> str:
     return f"campaign:{campaign_id}:contact:{contact_id}"
 
 
-def _final_status(sent) -> str:
+def _final_status(status: str) -> str:
     # A duplicate still "queued" is a send whose worker died between storing and delivering it: its
     # outcome is unknown, and sending again could message the contact twice, so it ends as failed.
-    if sent.status == Message.Status.QUEUED:
+    if status == Message.Status.QUEUED:
         return CampaignRecipient.Status.FAILED
-    return sent.status
+    return status
 
 
 def _record(recipient_id: int, sent, now: datetime.datetime,
             *, from_status: str = CampaignRecipient.Status.PENDING) -> None:
     CampaignRecipient.objects.filter(pk=recipient_id, status=from_status).update(
-        status=_final_status(sent), message=sent.message, updated_at=now
+        status=_final_status(sent.status), message=sent.message, updated_at=now
     )
 
 
@@ -320,47 +347,252 @@ def _lease_release(campaign_id: int, token: str) -> None:
             logger.warning("campaign %s: lease not released; it runs out by itself", campaign_id)
 
 
-def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[CampaignRecipient],
-                renew: Callable[[], bool] = lambda: True) -> None:
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A pending recipient as the fan-out reads it (a tuple from values_list, no model instances)."""
+
+    recipient_id: int
+    rank: int
+    contact_id: int
+    last_inbound_at: datetime.datetime | None
+
+
+def _pending_batch(campaign_id: int, batch_size: int, after: _Pending | None = None) -> list[_Pending]:
+    """The next pending recipients by rank, with what the batch needs of their contact.
+
+    Keyset: the scan starts after the last row of the previous batch, on the partial index
+    recipient_pending_rank, and stops after `batch_size` rows; only those rows probe the contacts.
+    """
+    contact = (
+        # OFFSET 0 keeps PostgreSQL from flattening it: one primary-key probe per recipient row.
+        f"CROSS JOIN LATERAL (SELECT c.last_inbound_at FROM {_CONTACTS} c WHERE c.id = r.contact_id OFFSET 0) c"  # noqa: S608
+        if connection.vendor == "postgresql" else f"JOIN {_CONTACTS} c ON c.id = r.contact_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.id, r.rank, r.contact_id, c.last_inbound_at FROM ("  # noqa: S608
+            f"SELECT id, rank, contact_id FROM {_RECIPIENTS} WHERE campaign_id = %s AND status = %s"
+            " AND (rank, id) > (%s, %s) ORDER BY rank, id LIMIT %s"
+            f") r {contact} ORDER BY r.rank, r.id",
+            [campaign_id, CampaignRecipient.Status.PENDING.value, after.rank if after else -1,
+             after.recipient_id if after else 0, batch_size],
+        )
+        rows = cursor.fetchall()
+    if connection.vendor != "postgresql":
+        parse = connection.ops.convert_datetimefield_value
+        field = Contact._meta.get_field("last_inbound_at")
+        rows = [(*row[:3], parse(row[3], field, connection) if row[3] is not None else None) for row in rows]
+    return [_Pending(*row) for row in rows]
+
+
+def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]], now: datetime.datetime,
+                    *, before_counters: Callable[[], None] | None = None) -> None:
+    """Final statuses of a batch's recipients, (recipient id, status, message id), in one UPDATE; the
+    campaign's counters move by what that UPDATE changed (rows no longer pending are left alone)."""
+    if not outcomes:
+        return
+    Status = CampaignRecipient.Status
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {_RECIPIENTS} AS r SET status = v.status, message_id = v.message_id, updated_at = %s"  # noqa: S608
+                " FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) AS v(id, status, message_id)"
+                # r.id = ANY(…): the rows are found by primary key whatever the table's statistics say
+                # (a campaign frozen a second ago is not in them yet: no hash of all its pending rows).
+                " WHERE r.id = v.id AND r.id = ANY(%s::bigint[]) AND r.campaign_id = %s AND r.status = %s"
+                " RETURNING r.status",
+                [now, ids := pg_array(o[0] for o in outcomes), pg_array(str(o[1]) for o in outcomes),
+                 pg_array(o[2] for o in outcomes), ids, campaign_id, Status.PENDING.value],
+            )
+        else:
+            cursor.execute(
+                f"WITH v AS (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status,"  # noqa: S608
+                " json_extract(value, '$[2]') AS message_id FROM json_each(%s))"
+                f" UPDATE {_RECIPIENTS} SET status = v.status, message_id = v.message_id, updated_at = %s"
+                f" FROM v WHERE {_RECIPIENTS}.id = v.id AND {_RECIPIENTS}.status = %s RETURNING {_RECIPIENTS}.status",
+                [json.dumps(outcomes), connection.ops.adapt_datetimefield_value(now), Status.PENDING.value],
+            )
+        tally = Counter(row[0] for row in cursor.fetchall())
+    if before_counters is not None:
+        before_counters()
+    if tally:
+        Campaign.objects.filter(pk=campaign_id).update(
+            sent_count=F("sent_count") + tally[Status.SENT], limited_count=F("limited_count") + tally[Status.LIMITED],
+            skipped_window_count=F("skipped_window_count") + tally[Status.SKIPPED_WINDOW],
+            failed_count=F("failed_count") + tally[Status.FAILED],
+        )
+
+
+class _EarlierBatchFailed(Exception):
+    """Rolls back a batch written after one that failed: batches commit in order or not at all."""
+
+
+class _BatchWriter:
+    """Writes the fan-out's batches on connections of their own while the fan-out reads and gates the
+    next batch (PostgreSQL, outbox backend: see `_overlap_batches`).
+
+    Each batch is written in one transaction, as without the writer. Two threads write two batches at
+    once (the writes are most of the work), but they commit in the order the batches were handed over:
+    a batch waits for the previous one to commit before it takes the campaign row (its counters) and
+    commits. So the rows still pending after a failure are always the tail of the campaign: the first
+    error rolls back the batches handed over after it, lets the earlier ones commit, and is raised to
+    the fan-out at its next hand-over or at `close`. At most one batch waits for a thread.
+    """
+
+    def __init__(self, threads: int = 2) -> None:
+        self._queue: queue.Queue[tuple[int, Callable[[Callable[[], None]], None]] | None] = queue.Queue(maxsize=1)
+        self._turn = threading.Condition()
+        self._handed_over = 0
+        self._committed = 0  # batches 1.._committed have committed
+        self._failed: tuple[int, BaseException] | None = None  # the first failure: (batch number, error)
+        self._threads = [threading.Thread(target=self._run, name="campaign-batch-writer", daemon=True)
+                         for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (job := self._queue.get()) is not None:
+                number, write = job
+                try:
+                    self._check_earlier(number)
+                    write(lambda number=number: self._wait_for_previous(number))
+                except BaseException as error:  # noqa: BLE001 - handed over to the fan-out's thread
+                    with self._turn:
+                        if not isinstance(error, _EarlierBatchFailed) and (
+                                self._failed is None or number < self._failed[0]):
+                            self._failed = (number, error)
+                        self._turn.notify_all()
+                else:
+                    with self._turn:
+                        self._committed = number
+                        self._turn.notify_all()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _check_earlier(self, number: int) -> None:
+        if self._failed is not None and self._failed[0] < number:
+            raise _EarlierBatchFailed
+
+    def _wait_for_previous(self, number: int) -> None:
+        with self._turn:
+            while self._committed < number - 1:
+                self._check_earlier(number)
+                self._turn.wait(timeout=1)
+            self._check_earlier(number)
+
+    def submit(self, write: Callable[[Callable[[], None]], None]) -> None:
+        """Hand over a batch: `write(wait_for_previous)` writes it in one transaction and calls
+        `wait_for_previous()` just before it updates the campaign's counters and commits."""
+        self._handed_over += 1
+        while True:
+            self._raise_error()
+            try:
+                self._queue.put((self._handed_over, write), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self, *, raise_error: bool = True) -> None:
+        """Wait for the batches handed over to be written; raise the first error, if any."""
+        for _ in self._threads:
+            self._queue.put(None)  # each thread takes from the queue until this, even after an error
+        for thread in self._threads:
+            thread.join()
+        if raise_error:
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._failed is not None:
+            raise self._failed[1]
+
+
+def _overlap_batches() -> bool:
+    """Write batch N on a second connection while batch N+1 is read and gated: on PostgreSQL with the
+    outbox backend, outside a caller's transaction (a second connection would not see its rows)."""
+    return (
+        settings.CAMPAIGN_FANOUT_OVERLAP and connection.vendor == "postgresql"
+        and not connection.in_atomic_block and backend_sends_in_bulk()
+    )
+
+
+def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
+                renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None) -> None:
     now = timezone.now()
     cutoff = _window_cutoff(now)
+    Status = CampaignRecipient.Status
     # Broadcasts follow the window rule (rule 5): a closed window is skipped without engaging anyone.
-    closed = [r.pk for r in batch if r.contact.last_inbound_at is None or r.contact.last_inbound_at <= cutoff]
-    if closed:
-        CampaignRecipient.objects.filter(pk__in=closed, status=CampaignRecipient.Status.PENDING).update(
-            status=CampaignRecipient.Status.SKIPPED_WINDOW, updated_at=now
+    outcomes: list[tuple[int, str, int | None]] = [
+        (r.recipient_id, Status.SKIPPED_WINDOW, None) for r in batch
+        if r.last_inbound_at is None or r.last_inbound_at <= cutoff
+    ]
+    reachable = [r for r in batch if r.last_inbound_at is not None and r.last_inbound_at > cutoff]
+    refused: set[int] = set()
+    if reachable:
+        result = activate_many(
+            workspace, [r.contact_id for r in reachable], kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
+            reserve=workspace.activation_reserve,
         )
-    closed_set = set(closed)
-    reachable = [r for r in batch if r.pk not in closed_set]
-    if not reachable:
+        refused = set(result.refused)
+    limited = [r for r in reachable if r.contact_id in refused]
+    allowed = [r for r in reachable if r.contact_id not in refused]
+    outcomes += [(r.recipient_id, Status.LIMITED, None) for r in limited]
+    if allowed and not backend_sends_in_bulk():
+        _write_limited(campaign, workspace, limited, outcomes, now)
+        _send_one_by_one(campaign, workspace, allowed, renew)
         return
-    result = activate_many(
-        workspace, [r.contact_id for r in reachable], kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
-        reserve=workspace.activation_reserve,
-    )
-    refused = set(result.refused)
-    if refused:
-        limited = [r for r in reachable if r.contact_id in refused]
+
+    def write(before_counters: Callable[[], None] | None = None) -> None:
+        # One transaction for the whole batch: the messages, the paused actions and the final statuses
+        # commit together, so a crash anywhere leaves the batch pending and its retry repeats it exactly
+        # (the gate's activations, committed before, are found again as already active).
         with transaction.atomic():
-            paused_actions_create(
-                workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
-                action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
-                items=[PauseItem(r.contact, _message_key(campaign.pk, r.contact_id),
-                                 {"campaign_id": campaign.pk, "recipient_id": r.pk}) for r in limited],
-            )
-            CampaignRecipient.objects.filter(
-                pk__in=[r.pk for r in limited], status=CampaignRecipient.Status.PENDING
-            ).update(status=CampaignRecipient.Status.LIMITED, updated_at=now)
-    for position, recipient in enumerate(reachable):
-        if recipient.contact_id in refused:
-            continue
+            if allowed:
+                sent = send_messages_bulk(
+                    workspace=workspace, text=campaign.text, origin=Message.Origin.AUTOMATED,
+                    items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in allowed],
+                    automation_ref=campaign.ref, now=now,
+                )
+                outcomes.extend((r.recipient_id, _final_status(s.status), s.message_id)
+                                for r, s in zip(allowed, sent, strict=True))
+            _write_limited(campaign, workspace, limited, outcomes, now, before_counters=before_counters)
+
+    if writer is None:
+        write()
+    else:
+        writer.submit(write)
+
+
+def _write_limited(campaign: Campaign, workspace: Workspace, limited: list[_Pending],
+                   outcomes: list[tuple[int, str, int | None]], now: datetime.datetime,
+                   *, before_counters: Callable[[], None] | None = None) -> None:
+    """Paused actions for the refused contacts, and the batch's statuses decided before any send."""
+    with transaction.atomic(savepoint=False):
+        paused_actions_create(
+            workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
+            action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
+            items=[PauseItem(Contact(pk=r.contact_id, workspace_id=workspace.pk, last_inbound_at=r.last_inbound_at),
+                             _message_key(campaign.pk, r.contact_id),
+                             {"campaign_id": campaign.pk, "recipient_id": r.recipient_id}) for r in limited],
+        )
+        _outcomes_write(campaign.pk, outcomes, now, before_counters=before_counters)
+
+
+def _send_one_by_one(campaign: Campaign, workspace: Workspace, allowed: list[_Pending],
+                     renew: Callable[[], bool]) -> None:
+    """A backend that talks to the network (Graph API): one message at a time, never inside a
+    transaction; each recipient's status is written right after its send."""
+    contacts = Contact.objects.in_bulk([r.contact_id for r in allowed])
+    for position, recipient in enumerate(allowed):
         if position and position % FANOUT_RENEW_EVERY == 0 and not renew():
             raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
         sent = send_message(
-            workspace=workspace, contact=recipient.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
-            idempotency_key=_message_key(campaign.pk, recipient.contact_id), automation_ref=campaign.ref,
+            workspace=workspace, contact=contacts[recipient.contact_id], text=campaign.text,
+            origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
+            automation_ref=campaign.ref,
         )
-        _record(recipient.pk, sent, now)
+        _outcomes_write(campaign.pk, [(recipient.recipient_id, _final_status(sent.status), sent.message.pk)],
+                        timezone.now())
 
 
 def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
@@ -380,20 +612,27 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
         return campaign
     workspace = campaign.workspace
     _freeze_audience(campaign, timezone.now())
-    while True:
-        if not Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists():
-            break  # cancelled meanwhile
-        batch = list(
-            CampaignRecipient.objects.filter(campaign_id=campaign_id, status=CampaignRecipient.Status.PENDING)
-            .select_related("contact")
-            .order_by("rank", "id")[:batch_size]
-        )
-        if not batch:
-            break
-        if not renew():
-            raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
-        _send_batch(campaign, workspace, batch, renew)
-        campaign_counters_refresh(campaign_id=campaign_id)
+    writer = _BatchWriter() if _overlap_batches() else None
+    try:
+        batch: list[_Pending] = []
+        while True:
+            if not Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists():
+                break  # cancelled meanwhile
+            # Keyset: with a writer, the previous batch may still be pending (being written).
+            batch = _pending_batch(campaign_id, batch_size, after=batch[-1] if batch else None)
+            if not batch:
+                break
+            if not renew():
+                raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
+            _send_batch(campaign, workspace, batch, renew, writer)
+    except BaseException:
+        if writer is not None:
+            writer.close(raise_error=False)  # the batch being written commits or rolls back whole
+        raise
+    if writer is not None:
+        writer.close()
+    # The batches moved the counters by their own tallies; one exact recount settles them whatever
+    # ran before (a crash between a batch and its tally, a paused message resumed meanwhile).
     campaign_counters_refresh(campaign_id=campaign_id)
     Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
         status=Campaign.Status.DONE, finished_at=timezone.now()
@@ -416,7 +655,7 @@ def campaign_recipient_resume(*, action: PausedAction, now: datetime.datetime) -
     )
     _record(action.payload["recipient_id"], sent, now, from_status=CampaignRecipient.Status.LIMITED)
     campaign_counters_refresh(campaign_id=campaign.pk)
-    return _final_status(sent)
+    return _final_status(sent.status)
 
 
 def campaign_recipients_expired(*, actions: list[PausedAction], now: datetime.datetime) -> None:

@@ -18,6 +18,7 @@ from automations.services import campaigns as campaign_services
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord
 from billing.services import bonus_grant, month_roll_over_as_needed
+from contacts.messaging import OutboxBackend
 from contacts.models import Contact, Message
 from tests.factories import ContactFactory, FolderFactory, MembershipFactory, WorkspaceFactory
 
@@ -180,9 +181,29 @@ def test_reserve_is_out_of_reach_of_campaigns_but_not_scenarios(clock, free_work
     assert (len(result.newly_activated), len(result.refused)) == (25, 5)
 
 
+class OneByOneOutbox(OutboxBackend):
+    """The outbox as a networked backend (Graph) is driven: one message at a time, no bulk path."""
+
+    bulk = False
+
+
+def _assert_finished_once(campaign, workspace, contacts):
+    campaign.refresh_from_db()
+    per_contact = Message.objects.filter(workspace=workspace, direction="out").values_list("contact_id", flat=True)
+    assert len(per_contact) == len(set(per_contact)) == 100
+    final = statuses(campaign)
+    assert len(final) == 130 and set(final) == {c.pk for c in contacts}
+    assert sorted(final.values()).count("sent") == 100 and sorted(final.values()).count("limited") == 30
+    assert (campaign.status, campaign.sent_count, campaign.limited_count) == ("done", 100, 30)
+    assert usage(workspace).activated == 100
+    assert ActivationRecord.objects.filter(workspace=workspace).count() == 100
+    assert PausedAction.objects.filter(workspace=workspace).count() == 30
+
+
 def test_task_killed_mid_batch_and_retried_sends_nobody_twice(
-    clock, free_workspace, monkeypatch, django_capture_on_commit_callbacks
+    clock, free_workspace, monkeypatch, settings, django_capture_on_commit_callbacks
 ):
+    settings.INSTAGRAM_SEND_BACKEND = "tests.automations.test_campaigns.OneByOneOutbox"
     workspace = free_workspace
     contacts = ContactFactory.create_batch(130, workspace=workspace)
     campaign = campaign_create(workspace=workspace, name="Crashy", text="Hello")
@@ -208,15 +229,50 @@ def test_task_killed_mid_batch_and_retried_sends_nobody_twice(
     campaign_send(campaign_id=campaign.pk, batch_size=50)  # the retried task
     campaign_send(campaign_id=campaign.pk, batch_size=50)  # and once more: nothing changes
 
-    campaign.refresh_from_db()
-    per_contact = Message.objects.filter(workspace=workspace, direction="out").values_list("contact_id", flat=True)
-    assert len(per_contact) == len(set(per_contact)) == 100
-    final = statuses(campaign)
-    assert len(final) == 130 and set(final) == {c.pk for c in contacts}
-    assert sorted(final.values()).count("sent") == 100 and sorted(final.values()).count("limited") == 30
-    assert (campaign.status, campaign.sent_count, campaign.limited_count) == ("done", 100, 30)
-    assert usage(workspace).activated == 100
-    assert PausedAction.objects.filter(workspace=workspace).count() == 30
+    _assert_finished_once(campaign, workspace, contacts)
+
+
+@pytest.mark.parametrize("die_at", ["after_gate", "after_messages", "after_statuses"])
+def test_bulk_fanout_killed_mid_batch_and_retried_sends_nobody_twice(
+    clock, free_workspace, monkeypatch, die_at, django_capture_on_commit_callbacks
+):
+    """The outbox's bulk path: the worker dies in the second batch, at each point of its work."""
+    workspace = free_workspace
+    contacts = ContactFactory.create_batch(130, workspace=workspace)
+    campaign = campaign_create(workspace=workspace, name="Crashy", text="Hello")
+    real_bulk, real_write = campaign_services.send_messages_bulk, campaign_services._outcomes_write
+    batches = {"n": 0}
+
+    def dying_bulk(**kwargs):
+        batches["n"] += 1
+        if batches["n"] == 2 and die_at == "after_gate":
+            raise SystemExit("worker killed")
+        sent = real_bulk(**kwargs)
+        if batches["n"] == 2 and die_at == "after_messages":
+            raise SystemExit("worker killed")
+        return sent
+
+    def dying_write(campaign_id, outcomes, now, **kwargs):
+        real_write(campaign_id, outcomes, now, **kwargs)
+        if batches["n"] == 2 and die_at == "after_statuses":
+            raise SystemExit("worker killed")
+
+    monkeypatch.setattr(campaign_services, "send_messages_bulk", dying_bulk)
+    monkeypatch.setattr(campaign_services, "_outcomes_write", dying_write)
+    monkeypatch.setattr(campaign_services, "CAMPAIGN_BATCH_SIZE", 50)
+    with pytest.raises(SystemExit), django_capture_on_commit_callbacks(execute=True):
+        campaign_launch(campaign=campaign, launched_by=None)
+    # The second batch's transaction never committed: its messages and statuses are not there.
+    assert Message.objects.filter(workspace=workspace, direction="out").count() == 50
+    assert CampaignRecipient.objects.filter(campaign=campaign, status="pending").count() == 80
+    assert usage(workspace).activated == 100  # the gate had committed the second batch's activations
+
+    monkeypatch.setattr(campaign_services, "send_messages_bulk", real_bulk)
+    monkeypatch.setattr(campaign_services, "_outcomes_write", real_write)
+    campaign_send(campaign_id=campaign.pk, batch_size=50)  # the retried task
+    campaign_send(campaign_id=campaign.pk, batch_size=50)  # and once more: nothing changes
+
+    _assert_finished_once(campaign, workspace, contacts)
 
 
 def test_folder_audience_and_scheduled_launch_by_beat(clock, free_workspace, django_capture_on_commit_callbacks):
