@@ -216,9 +216,10 @@ def _insert_postgresql(workspace_id, items, text, origin, automation_ref, now, c
             " CASE WHEN m.status = %s THEN %s::timestamptz END"
             f" FROM (SELECT nextval(%s) AS id, c.id AS contact_id, t.key, {status_sql} AS status"
             " FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS t(contact_id, key, position)"
-            # One primary-key probe per item (OFFSET 0: not flattened into a hash of the workspace).
+            # One primary-key probe per item (OFFSET 0: not flattened into a hash of the workspace;
+            # `+ 0`: never a workspace index the statistics may wrongly favour for a new workspace).
             f" CROSS JOIN LATERAL (SELECT c.id, c.last_inbound_at FROM {_CONTACTS} c"
-            " WHERE c.id = t.contact_id AND c.workspace_id = %s OFFSET 0) AS c ORDER BY t.position) AS m"
+            " WHERE c.id = t.contact_id AND c.workspace_id + 0 = %s OFFSET 0) AS c ORDER BY t.position) AS m"
             " ON CONFLICT DO NOTHING RETURNING idempotency_key, id, status",
             [workspace_id, Message.Direction.OUTBOUND.value, origin, text, automation_ref,
              Message.Status.SENT.value, now, Message.Status.SENT.value, now,
