@@ -120,7 +120,8 @@ class CampaignRecipient(models.Model):
         SKIPPED_WINDOW = "skipped_window", "Skipped: messaging window closed"
         FAILED = "failed", "Failed"
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
+    # No index of its own: the unique (campaign, contact) starts with it.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="campaign_recipients")
     rank = models.PositiveIntegerField(help_text="Position in the engaged-first order at launch.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
