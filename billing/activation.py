@@ -17,7 +17,6 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
@@ -27,7 +26,7 @@ from billing.months import billing_zone, month_of
 from billing.quota import quota_for, usage_row_open
 from contacts.models import Contact
 from inro.errors import ApplicationError
-from inro.sql import pg_array
+from inro.sql import kept_server_cursor, pg_array, prepared_statements_allowed
 
 ACTIVATED = "activated"
 ALREADY_ACTIVE = "already_active"
@@ -51,7 +50,6 @@ _ONE_RECORD = (
 # SQLite has no arrays: id lists go in chunks below its bound-parameter limit.
 _SQLITE_CHUNK = 900
 _KINDS = frozenset(AutomationKind.values)
-_ONLY_EXPLICIT_PREPARE = 2**31 - 1
 
 
 try:
@@ -68,7 +66,7 @@ if psycopg is not None:
         preparing them spares PostgreSQL the parse and plan of every call (bench/activation.py).
         Django keeps prepare_threshold off by default (a pooler in transaction mode that does not
         track prepared statements cannot keep them), so only the gate's hot path opts in; see
-        _prepared_allowed for when it stays off.
+        _hot_cursor for when it stays off.
         """
 
         def execute(self, query, params=None, *, prepare=True, binary=None):
@@ -107,32 +105,13 @@ class _GateCursor:
         return self.cursor.rowcount
 
 
-def _prepared_allowed(db) -> bool:
-    """Off with BILLING_GATE_PREPARED_STATEMENTS = False, and whenever the database settings pin
-    prepare_threshold to None (DATABASE_PGBOUNCER_TRANSACTION_POOLING: a pooler in transaction mode
-    hands each transaction to any server connection, where our prepared statements do not exist)."""
-    if not getattr(settings, "BILLING_GATE_PREPARED_STATEMENTS", True):
-        return False
-    options = db.settings_dict.get("OPTIONS") or {}
-    return not ("prepare_threshold" in options and options["prepare_threshold"] is None)
-
-
 def _hot_cursor(db=None):
-    """A cursor for the gate's repeated single-contact statements (see _PreparedCursor)."""
+    """A cursor for the gate's repeated single-contact statements (see _PreparedCursor); prepared
+    statements stay off with BILLING_GATE_PREPARED_STATEMENTS = False and behind a transaction pooler."""
     db = db or connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or psycopg is None or not _prepared_allowed(db):
+    if psycopg is None or not prepared_statements_allowed(db, "BILLING_GATE_PREPARED_STATEMENTS"):
         return db.cursor()
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    raw = db.connection
-    cursor = getattr(db, "_billing_gate_cursor", None)
-    if cursor is None or cursor.connection is not raw or cursor.closed:
-        if raw.prepare_threshold is None:
-            # psycopg ignores prepare=True while the threshold is None (Django's default). A threshold
-            # no query reaches keeps every other statement unprepared, as Django wants.
-            raw.prepare_threshold = _ONLY_EXPLICIT_PREPARE
-        cursor = db._billing_gate_cursor = _PreparedCursor(raw)
+    cursor = kept_server_cursor(db, "_billing_gate_cursor", _PreparedCursor)
     return _GateCursor(db, cursor)
 
 

@@ -32,6 +32,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from contacts.hooks import InboundEvent, inbound_event_captured
 from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
+from inro.sql import kept_server_cursor, prepared_statements_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,6 @@ _STORE_SQL = (
 )
 
 
-# A prepare threshold no query reaches: statements are prepared only where asked (prepare=True), as
-# Django keeps psycopg's automatic preparing off. billing.activation uses the same value.
-_ONLY_EXPLICIT_PREPARE = 2**31 - 1
-
-
 def _prepared_cursor(db):
     """A server-binding psycopg cursor kept per connection for the store statement, prepared once, or
     None for Django's own cursor: not PostgreSQL, queries being logged or wrapped (DEBUG, tests that
@@ -95,25 +91,11 @@ def _prepared_cursor(db):
     The body goes to the server as a bound parameter instead of being quoted into the SQL in Python,
     and the server skips the parse and plan of every delivery (bench/NOTES.md, "Webhook intake").
     """
-    if db.vendor != "postgresql" or db.queries_logged or db.execute_wrappers:
+    if db.queries_logged or db.execute_wrappers:
         return None
-    if not getattr(settings, "META_WEBHOOK_PREPARED_STATEMENTS", True):
+    if not prepared_statements_allowed(db, "META_WEBHOOK_PREPARED_STATEMENTS"):
         return None
-    options = db.settings_dict.get("OPTIONS") or {}
-    if "prepare_threshold" in options and options["prepare_threshold"] is None:
-        return None
-    import psycopg  # noqa: PLC0415 - PostgreSQL only
-
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    raw = db.connection
-    cursor = getattr(db, "_intake_store_cursor", None)
-    if cursor is None or cursor.connection is not raw or cursor.closed:
-        if raw.prepare_threshold is None:
-            raw.prepare_threshold = _ONLY_EXPLICIT_PREPARE  # else psycopg ignores prepare=True
-        cursor = db._intake_store_cursor = psycopg.Cursor(raw)
-    return cursor
+    return kept_server_cursor(db, "_intake_store_cursor")
 
 
 def _store_row(db, params: list) -> tuple | None:
