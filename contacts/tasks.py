@@ -6,15 +6,17 @@ from django.utils import timezone
 
 from contacts import intake
 
+# A database outage leaves the deliveries pending: retry 8 times, backoff from 5 s doubling up to 10 min.
+_RETRY_WHILE_DATABASE_AWAY = {
+    "autoretry_for": intake.RETRYABLE_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
-@shared_task(
-    name="contacts.tasks.process_instagram_delivery",
-    autoretry_for=intake.RETRYABLE_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=8,
-)
+
+@shared_task(name="contacts.tasks.process_instagram_delivery", **_RETRY_WHILE_DATABASE_AWAY)
 def process_instagram_delivery(delivery_id: int) -> str | None:
     """One delivery (staff replay, and tasks queued before the drain existed); it stays pending until
     this succeeds."""
@@ -22,14 +24,7 @@ def process_instagram_delivery(delivery_id: int) -> str | None:
     return delivery.status if delivery else None
 
 
-@shared_task(
-    name="contacts.tasks.drain_instagram_deliveries",
-    autoretry_for=intake.RETRYABLE_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(name="contacts.tasks.drain_instagram_deliveries", **_RETRY_WHILE_DATABASE_AWAY)
 def drain_instagram_deliveries() -> int:
     """Nudged by the webhook view (throttled, see intake.DrainNudge): process every pending delivery.
 
