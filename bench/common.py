@@ -11,6 +11,7 @@ appends them there as JSON lines for `bench/run.py` to assemble the one table of
 
 import json
 import os
+import socket
 import statistics
 import sys
 import time
@@ -231,3 +232,15 @@ class Timer:
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
         return False
+
+
+def redis_url(db: int) -> str | None:
+    """redis://127.0.0.1:6379/<db> when a Redis server answers PING there, else None."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return f"redis://127.0.0.1:6379/{db}"
+    except OSError:
+        pass
+    return None

@@ -15,7 +15,6 @@ Run: .venv/bin/python bench/fanout.py
 import datetime
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,21 +23,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_URL, ROOT, Row, django_setup, emit, ensure_database, integer, new_workspace  # noqa: E402
+from common import (  # noqa: E402
+    BENCH_URL,
+    ROOT,
+    Row,
+    django_setup,
+    emit,
+    ensure_database,
+    integer,
+    new_workspace,
+    redis_url,
+)
 
 QUEUE = "bench-fanout"
 
 
-def redis_url() -> str:
-    db = integer("BENCH_FANOUT_REDIS_DB", 14)
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            if sock.recv(16).startswith(b"+PONG"):
-                return f"redis://127.0.0.1:6379/{db}"
-    except OSError:
-        pass
-    sys.exit("Redis does not answer on 127.0.0.1:6379: the fan-out bench needs a real broker and worker.")
+def broker_url() -> str:
+    url = redis_url(integer("BENCH_FANOUT_REDIS_DB", 14))
+    if url is None:
+        sys.exit("Redis does not answer on 127.0.0.1:6379: the fan-out bench needs a real broker and worker.")
+    return url
 
 
 def purge(url: str) -> None:
@@ -105,7 +109,7 @@ def main() -> None:
     # SIGTERM (bench/run.py's timeout, Ctrl-C's cousin) unwinds through the `finally` that stops the worker.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ensure_database()
-    broker = redis_url()
+    broker = broker_url()
     os.environ["CELERY_BROKER_URL"] = broker
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
     os.environ["CELERY_TASK_DEFAULT_QUEUE"] = QUEUE

@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_URL, ROOT, Row, django_setup, emit, ensure_database, integer  # noqa: E402
+from common import BENCH_URL, ROOT, Row, django_setup, emit, ensure_database, integer, redis_url  # noqa: E402
 
 SECRET = "bench-meta-app-secret"  # noqa: S105 - a throwaway secret for the local server only
 
@@ -57,16 +57,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def redis_url() -> str:
-    db = integer("BENCH_REDIS_DB", 13)
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            if sock.recv(16).startswith(b"+PONG"):
-                return f"redis://127.0.0.1:6379/{db}"
-    except OSError:
-        pass
-    return "memory://"
+def broker_url() -> str:
+    return redis_url(integer("BENCH_REDIS_DB", 13)) or "memory://"
 
 
 def lua_script(path: Path, bodies: int, tag: str) -> None:
@@ -203,7 +195,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     ensure_database()
-    broker = redis_url()
+    broker = broker_url()
     os.environ["CELERY_BROKER_URL"] = broker
     django_setup(migrate=True)
     from contacts.models import WebhookDelivery
