@@ -4,7 +4,6 @@ path, and (PostgreSQL) the writer that commits one batch while the next is gated
 import datetime
 
 import pytest
-from django.db import connection
 
 from automations.models import Campaign, CampaignRecipient, PausedAction
 from automations.services import campaign_create, campaign_send
@@ -95,8 +94,6 @@ def _assert_exact(workspace, campaign, *, sent, limited):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
 def test_overlapped_fanout_writes_every_batch_once_and_commits_them_in_order(monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("the writer thread runs on PostgreSQL only")
     workspace, campaign = _limited_campaign(130)
     handed_over = []
     real_submit = campaign_services._BatchWriter.submit
@@ -124,8 +121,6 @@ def test_overlapped_fanout_writes_every_batch_once_and_commits_them_in_order(mon
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
 def test_writer_failing_mid_campaign_stops_it_and_the_retry_sends_nobody_twice(monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("the writer thread runs on PostgreSQL only")
     workspace, campaign = _limited_campaign(130)
     real_bulk = campaign_services.send_messages_bulk
 
