@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
-.PHONY: install run test lint bench migrate seed clean chromium
+.PHONY: install run test lint bench migrate seed clean chromium wrk
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,14 @@ lint: install
 
 # Every scenario of bench/ on its own PostgreSQL database (BENCH_DATABASE_URL, default inro_bench,
 # dropped and created again); prints the table and writes bench/RESULTS.md. Sizes: see bench/run.py.
-bench: install
+bench: install wrk
 	$(BIN)/python bench/run.py
+
+# The webhook intake bench drives gunicorn with Debian's wrk; installed like chromium above.
+wrk:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { echo "Installing Debian's wrk for the webhook intake bench..."; apt-get update -qq && apt-get install -y -qq wrk; } \
+	  || echo "WARNING: wrk is missing; the webhook intake bench will fail (apt-get install -y wrk)."; }
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 var/broker var/broker-processed
