@@ -81,17 +81,28 @@ def lua_script(path: Path, bodies: int, tag: str) -> None:
         }, separators=(",", ":"))
         signature = "sha256=" + hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
         lines.append(f"requests[{i + 1}] = {{{json.dumps(body)}, {json.dumps(signature)}}}")
+    # Each wrk thread formats its share of the requests once, in init(), so that request() only hands
+    # out a ready string: formatting per request cost the load generator, which shares the machine's
+    # two cores with the server, about 60 µs more per delivery than the static side's native path.
     lines += [
+        "local formatted = {}",
+        "local count = 0",
         "local counter = 0",
-        "local offset = 0",
         "local threads = 0",
         "function setup(thread) thread:set('offset', threads); threads = threads + 1 end",
-        "function init(args) offset = tonumber(wrk.thread:get('offset')) or 0 end",
+        "function init(args)",
+        "  local offset = tonumber(wrk.thread:get('offset')) or 0",
+        f"  for i = offset + 1, {bodies}, 2 do",
+        "    local item = requests[i]",
+        "    count = count + 1",
+        "    formatted[count] = wrk.format('POST', nil, {['Content-Type'] = 'application/json',"
+        " ['X-Forwarded-Proto'] = 'https', ['X-Hub-Signature-256'] = item[2]}, item[1])",
+        "  end",
+        "  requests = nil",
+        "end",
         "function request()",
         "  counter = counter + 1",
-        f"  local item = requests[((counter * 2 + offset) % {bodies}) + 1]",
-        "  return wrk.format('POST', nil, {['Content-Type'] = 'application/json',"
-        " ['X-Forwarded-Proto'] = 'https', ['X-Hub-Signature-256'] = item[2]}, item[1])",
+        "  return formatted[((counter - 1) % count) + 1]",
         "end",
     ]
     path.write_text("\n".join(lines) + "\n")

@@ -32,7 +32,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from contacts.hooks import InboundEvent, inbound_event_captured
 from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
-from inro.sql import kept_server_cursor, prepared_statements_allowed
+from inro.sql import LibpqStatement
 
 logger = logging.getLogger(__name__)
 
@@ -77,36 +77,33 @@ _DELIVERIES = WebhookDelivery._meta.db_table
 # the view answers 200. A redelivered body (same digest) inserts nothing and returns no row.
 _STORE_SQL = (
     f"INSERT INTO {_DELIVERIES} (received_at, body, body_sha256, signature_valid, status, attempts,"  # noqa: S608
-    " events_captured, note, error) VALUES (%s, %s, %s, %s, %s, 0, 0, '', '')"
+    " events_captured, note, error) VALUES ({}, {}, {}, {}, {}, 0, 0, '', '')"
     " ON CONFLICT (body_sha256) DO NOTHING RETURNING id"
 )
+# On PostgreSQL the store runs as a statement prepared once per connection, straight through libpq
+# (bench/NOTES.md, "Webhook intake"): the body goes as a bound parameter, the server skips parse and
+# plan, and the client skips psycopg's per-execute work. Off with META_WEBHOOK_PREPARED_STATEMENTS=false,
+# behind a transaction pooler (DATABASE_PGBOUNCER_TRANSACTION_POOLING), while queries are logged or
+# wrapped (DEBUG, tests that count queries, instrumentation) and inside a transaction: then Django's
+# cursor runs the same statement.
+_STORE_STATEMENT = LibpqStatement("inro_intake_store", _STORE_SQL.format("$1", "$2", "$3", "$4", "$5"),
+                                  setting="META_WEBHOOK_PREPARED_STATEMENTS")
+_STORE_SQL_DJANGO = _STORE_SQL.format("%s", "%s", "%s", "%s", "%s")
 
 
-def _prepared_cursor(db):
-    """A server-binding psycopg cursor kept per connection for the store statement, prepared once, or
-    None for Django's own cursor: not PostgreSQL, queries being logged or wrapped (DEBUG, tests that
-    count queries, instrumentation), META_WEBHOOK_PREPARED_STATEMENTS off, or prepare_threshold pinned
-    to None (DATABASE_PGBOUNCER_TRANSACTION_POOLING: prepared statements would not survive the pooler).
-
-    The body goes to the server as a bound parameter instead of being quoted into the SQL in Python,
-    and the server skips the parse and plan of every delivery (bench/NOTES.md, "Webhook intake").
-    """
-    if db.queries_logged or db.execute_wrappers:
-        return None
-    if not prepared_statements_allowed(db, "META_WEBHOOK_PREPARED_STATEMENTS"):
-        return None
-    return kept_server_cursor(db, "_intake_store_cursor")
-
-
-def _store_row(db, params: list) -> tuple | None:
-    cursor = _prepared_cursor(db)
-    if cursor is None:
-        with db.cursor() as django_cursor:
-            django_cursor.execute(_STORE_SQL, params)
-            return django_cursor.fetchone()
-    with db.wrap_database_errors:
-        cursor.execute(_STORE_SQL, params, prepare=True)
-        return cursor.fetchone()
+def _store_row(db, *, received_at: datetime.datetime, body: bytes, text: str, digest: str,
+               signature_valid: bool) -> int | None:
+    """Insert the delivery; its id, or None when a delivery with this digest is already stored."""
+    if b"\x00" not in body and _STORE_STATEMENT.usable(db):  # NUL: Django's cursor gives the clear error
+        rows = _STORE_STATEMENT.rows(db, [received_at.isoformat().encode(), body, digest.encode(),
+                                          b"t" if signature_valid else b"f",
+                                          WebhookDelivery.Status.PENDING.value.encode()])
+        return int(rows[0][0]) if rows else None
+    with db.cursor() as cursor:
+        cursor.execute(_STORE_SQL_DJANGO, [db.ops.adapt_datetimefield_value(received_at), text, digest,
+                                           signature_valid, WebhookDelivery.Status.PENDING.value])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def delivery_store(*, body: bytes, signature_valid: bool) -> tuple[WebhookDelivery, bool]:
@@ -120,10 +117,10 @@ def delivery_store(*, body: bytes, signature_valid: bool) -> tuple[WebhookDelive
     db = connections[WebhookDelivery.objects.db]
     for _ in range(3):
         received_at = timezone.now()
-        row = _store_row(db, [db.ops.adapt_datetimefield_value(received_at), text, digest, signature_valid,
-                              WebhookDelivery.Status.PENDING.value])
-        if row is not None:
-            delivery = WebhookDelivery(id=row[0], received_at=received_at, body=text, body_sha256=digest,
+        delivery_id = _store_row(db, received_at=received_at, body=body, text=text, digest=digest,
+                                 signature_valid=signature_valid)
+        if delivery_id is not None:
+            delivery = WebhookDelivery(id=delivery_id, received_at=received_at, body=text, body_sha256=digest,
                                        signature_valid=signature_valid)
             created = True
             break

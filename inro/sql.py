@@ -5,6 +5,12 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 
+try:  # PostgreSQL's driver; absent only where the project runs on SQLite alone
+    from psycopg import errors as pg_errors
+    from psycopg.pq import ExecStatus
+except ImportError:  # pragma: no cover
+    pg_errors = ExecStatus = None
+
 # A prepare threshold no query reaches: statements are prepared only where asked (prepare=True), as
 # Django keeps psycopg's automatic preparing off (prepare_threshold None).
 ONLY_EXPLICIT_PREPARE = 2**31 - 1
@@ -55,3 +61,64 @@ def kept_server_cursor(db, attr: str, factory: Callable | None = None):
         cursor = (factory or psycopg.Cursor)(raw)
         setattr(db, attr, cursor)
     return cursor
+
+
+class LibpqStatement:
+    """One statement prepared once per connection and run straight through libpq (psycopg's `pgconn`):
+    parameters go as text-format bytes, rows come back as bytes. For a statement that runs thousands of
+    times a second, psycopg's cursor machinery (query conversion, adapters, prepare bookkeeping, row
+    loading) cost more client CPU than the round trip itself (bench/NOTES.md, "Webhook intake").
+
+    Use only where `usable(db)`: PostgreSQL with prepared statements allowed, nothing logging or
+    wrapping queries, and `db` in autocommit outside any atomic block. Bypassing psycopg also bypasses
+    its lazy BEGIN, so inside a transaction the statement would commit on its own: callers fall back
+    to Django's cursor there. Errors are psycopg's own classes, raised inside `db.wrap_database_errors`
+    so Django sees its usual exceptions and marks a broken connection for closing.
+    """
+
+    def __init__(self, name: str, sql: str, *, setting: str):
+        self.name = name.encode()
+        self.sql = sql.encode()
+        self.setting = setting
+        self._prepared_on = f"_libpq_prepared_{name}"
+
+    def usable(self, db) -> bool:
+        return (
+            pg_errors is not None
+            and not db.queries_logged
+            and not db.execute_wrappers
+            and not db.in_atomic_block
+            and prepared_statements_allowed(db, self.setting)
+            and db.get_autocommit()
+        )
+
+    def rows(self, db, params: list[bytes]) -> list[tuple[bytes | None, ...]]:
+        db.close_if_health_check_failed()
+        db.ensure_connection()
+        db.validate_thread_sharing()
+        raw = db.connection
+        pgconn = raw.pgconn
+        with db.wrap_database_errors:
+            for attempt in (1, 2):
+                if getattr(db, self._prepared_on, None) is not raw:
+                    self._prepare(pgconn, raw)
+                    setattr(db, self._prepared_on, raw)
+                result = pgconn.exec_prepared(self.name, params)
+                if result.status in (ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK):
+                    return [tuple(result.get_value(row, column) for column in range(result.nfields))
+                            for row in range(result.ntuples)]
+                error = pg_errors.error_from_result(result, encoding=raw.info.encoding)
+                # psycopg may DEALLOCATE ALL on this connection (its own prepared-statement cache
+                # clearing): prepare again once.
+                if attempt == 1 and isinstance(error, pg_errors.InvalidSqlStatementName):
+                    setattr(db, self._prepared_on, None)
+                    continue
+                raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _prepare(self, pgconn, raw) -> None:
+        result = pgconn.prepare(self.name, self.sql)
+        if result.status != ExecStatus.COMMAND_OK:
+            error = pg_errors.error_from_result(result, encoding=raw.info.encoding)
+            if not isinstance(error, pg_errors.DuplicatePreparedStatement):  # prepared before we lost track
+                raise error
