@@ -32,6 +32,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from contacts.hooks import InboundEvent, inbound_event_captured
 from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
+from inro.celery import app as celery_app
 from inro.sql import LibpqStatement
 
 logger = logging.getLogger(__name__)
@@ -198,9 +199,8 @@ def _publish_drain(countdown: float | None) -> None:
 
 
 def _tasks_run_inline() -> bool:
-    from contacts.tasks import drain_instagram_deliveries  # noqa: PLC0415 (tasks import this module)
-
-    return bool(drain_instagram_deliveries.app.conf.task_always_eager)
+    # Read on every delivery: seed_demo and some tests switch it at run time.
+    return bool(celery_app.conf.task_always_eager)
 
 
 _nudge_drain = DrainNudge(window=settings.META_WEBHOOK_DRAIN_NUDGE_SECONDS, publish=_publish_drain,

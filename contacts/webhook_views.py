@@ -73,7 +73,8 @@ def _delivery(request: HttpRequest) -> HttpResponse:
         return _error(413, "too_large", f"Deliveries are limited to {limit} bytes.")
     if len(body) > limit:
         return _error(413, "too_large", f"Deliveries are limited to {limit} bytes.")
-    if not signature_is_valid(body, request.headers.get("X-Hub-Signature-256")):
+    # META rather than request.headers: the latter builds a dict of every header on first use.
+    if not signature_is_valid(body, request.META.get("HTTP_X_HUB_SIGNATURE_256")):
         return _error(403, "bad_signature", "The X-Hub-Signature-256 header does not match this body.")
     try:
         payload = json.loads(body.decode("utf-8"))
