@@ -11,7 +11,8 @@ Scenarios (issue 2 "Benchmark", issue 9 rows "gate, new contacts", "gate, alread
   also all workers on one shared workspace (every writer then queues on the same usage-row lock).
 - gate, already active: `activate` on those same contacts again (the common case: repeated
   engagement). Reference: a raw single-row SELECT by primary key, same workers.
-- activate_many, new contacts: wall time for 10k and 100k contacts none of which is active.
+- activate_many, new contacts: wall time for 10k and 100k contacts none of which is active (median of 3
+  alternating rounds per side up to 20k, each on fresh workspaces; one round above).
   Reference: one raw INSERT ... SELECT FROM unnest(ids) ON CONFLICT DO NOTHING of the same rows.
 - bulk gate: `activate_many` on 10k, 100k, 1M contact ids, half already active (every other one),
   quota = the active half + half of the rest. Reference: one raw INSERT ... SELECT ... ON CONFLICT
@@ -29,6 +30,7 @@ Run: .venv/bin/python bench/activation.py  (or `make bench` for every scenario a
 
 import multiprocessing as mp
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -296,25 +298,34 @@ def bulk_new(new_sizes: list[int]) -> list[Row]:
 
     rows = []
     for n in new_sizes:
-        gate_ws = new_workspace(f"new{n}", quota=max(n, 1000) + 1000)
-        raw_ws = new_workspace(f"newraw{n}", quota=max(n, 1000) + 1000)
-        gate_ids = seed_contacts(gate_ws.pk, n)
-        raw_ids = seed_contacts(raw_ws.pk, n)
-        vacuum_analyze("contacts_contact", "billing_activationrecord")
-        with Timer() as t:
-            result = activate_many(gate_ws, gate_ids, kind=KIND, ref="bench")
-        if len(result.newly_activated) != n:
-            raise RuntimeError(f"activate_many activated {len(result.newly_activated)} of {n}")
-        raw_s, inserted = _raw_insert_select(raw_ws.pk, raw_ids)
-        if inserted != n:
-            raise RuntimeError(f"raw insert added {inserted} of {n}")
-        row = _ratio_row(f"activate_many, {n:,} new contacts", t.seconds, raw_s, "s", 0.5, higher_is_better=False)
+        # Batches of up to 20k take a fraction of a second, where one cold cache or one checkpoint moves
+        # the figure by half: median of 3 alternating rounds per side, each on fresh workspaces.
+        rounds = 3 if n <= 20_000 else 1
+        gate_times, raw_times = [], []
+        for round_number in range(1, rounds + 1):
+            gate_ws = new_workspace(f"new{n}", quota=max(n, 1000) + 1000)
+            raw_ws = new_workspace(f"newraw{n}", quota=max(n, 1000) + 1000)
+            gate_ids = seed_contacts(gate_ws.pk, n)
+            raw_ids = seed_contacts(raw_ws.pk, n)
+            vacuum_analyze("contacts_contact", "billing_activationrecord")
+            with Timer() as t:
+                result = activate_many(gate_ws, gate_ids, kind=KIND, ref="bench")
+            if len(result.newly_activated) != n:
+                raise RuntimeError(f"activate_many activated {len(result.newly_activated)} of {n}")
+            raw_s, inserted = _raw_insert_select(raw_ws.pk, raw_ids)
+            if inserted != n:
+                raise RuntimeError(f"raw insert added {inserted} of {n}")
+            gate_times.append(t.seconds)
+            raw_times.append(raw_s)
+            print(f"  activate_many new {n} round {round_number}: {t.seconds:.3f}s, raw {raw_s:.3f}s", flush=True)
+        gate_s, raw_s = statistics.median(gate_times), statistics.median(raw_times)
+        label = f"activate_many, {n:,} new contacts" + (f" (median of {rounds} rounds)" if rounds > 1 else "")
+        row = _ratio_row(label, gate_s, raw_s, "s", 0.5, higher_is_better=False)
         if n >= 100_000:
             row.target += "; 100k < 3 s"
-            ok = row.met == "yes" and (n > 100_000 or t.seconds < 3.0)
+            ok = row.met == "yes" and (n > 100_000 or gate_s < 3.0)
             row.met = Row.verdict(ok)
         rows.append(row)
-        print(f"  activate_many new {n}: {t.seconds:.3f}s, raw {raw_s:.3f}s", flush=True)
     return rows
 
 
