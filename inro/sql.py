@@ -1,5 +1,6 @@
 """Small helpers for the few raw SQL statements on hot paths: PostgreSQL arrays for the statements
-that move whole batches, and a kept prepared cursor for the ones that run thousands of times a second."""
+that move whole batches, and for the ones that run thousands of times a second, a kept prepared
+psycopg cursor (the gate) or a statement run straight through libpq (the webhook store)."""
 
 from collections.abc import Callable, Iterable
 
