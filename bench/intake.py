@@ -214,6 +214,8 @@ def main() -> None:
     seconds = integer("BENCH_INTAKE_SECONDS", 10)
     connections = integer("BENCH_INTAKE_CONNECTIONS", 16)
     bodies = integer("BENCH_INTAKE_BODIES", 30_000)
+    if bodies < 2:
+        sys.exit("BENCH_INTAKE_BODIES must be at least 2: each of wrk's two threads sends its own share")
     rounds = integer("BENCH_INTAKE_ROUNDS", 3)
     before = WebhookDelivery.objects.count()
 
