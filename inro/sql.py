@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterable
 from django.conf import settings
 
 try:  # PostgreSQL's driver; absent only where the project runs on SQLite alone
+    import psycopg
     from psycopg import errors as pg_errors
     from psycopg.pq import ExecStatus
 except ImportError:  # pragma: no cover
-    pg_errors = ExecStatus = None
+    psycopg = pg_errors = ExecStatus = None
 
 # A prepare threshold no query reaches: statements are prepared only where asked (prepare=True), as
 # Django keeps psycopg's automatic preparing off (prepare_threshold None).
@@ -45,16 +46,20 @@ def prepared_statements_allowed(db, setting: str) -> bool:
     return not ("prepare_threshold" in options and options["prepare_threshold"] is None)
 
 
+def _live_connection(db):
+    """`db`'s psycopg connection, opened if need be, after the checks Django's own cursor() makes
+    (health check, thread sharing): for the hot paths that go around Django's cursor."""
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    return db.connection
+
+
 def kept_server_cursor(db, attr: str, factory: Callable | None = None):
     """A psycopg cursor on `db`'s current connection, kept on the wrapper under `attr` and made anew
     for a new connection, on which `prepare=True` is honoured. Call only where
     `prepared_statements_allowed`; the caller translates errors (`db.wrap_database_errors`)."""
-    import psycopg  # noqa: PLC0415 - PostgreSQL only
-
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    raw = db.connection
+    raw = _live_connection(db)
     cursor = getattr(db, attr, None)
     if cursor is None or cursor.connection is not raw or cursor.closed:
         if raw.prepare_threshold is None:
@@ -94,10 +99,7 @@ class LibpqStatement:
         )
 
     def rows(self, db, params: list[bytes]) -> list[tuple[bytes | None, ...]]:
-        db.close_if_health_check_failed()
-        db.ensure_connection()
-        db.validate_thread_sharing()
-        raw = db.connection
+        raw = _live_connection(db)
         pgconn = raw.pgconn
         with db.wrap_database_errors:
             for attempt in (1, 2):
