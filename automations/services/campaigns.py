@@ -291,8 +291,7 @@ def _final_status(status: str) -> str:
     return status
 
 
-def _record(recipient_id: int, sent, now: datetime.datetime,
-            *, from_status: str = CampaignRecipient.Status.PENDING) -> None:
+def _record(recipient_id: int, sent, now: datetime.datetime, *, from_status: str) -> None:
     CampaignRecipient.objects.filter(pk=recipient_id, status=from_status).update(
         status=_final_status(sent.status), message=sent.message, updated_at=now
     )
