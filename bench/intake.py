@@ -21,10 +21,11 @@ machine whose load moves hurts both sides alike:
 - the reference: GET /healthz (a static JSON 200 through the same middleware stack).
 Each side's figure is its median round (by rate; that round's p50 and p99), so one lull or one burst
 of load from other work on the machine moves neither side; every round is printed, with the ratio of
-the best rounds and the round-by-round ratios beside it, and the CPU each request cost the gunicorn
+the best rounds and the round-by-round ratios beside it, the CPU each request cost the gunicorn
 workers and the database's backends (per request: much less moved by other work on the machine than
-the rates are). Loopback only, bounded in time; gunicorn is
-stopped at the end.
+the rates are), and the WAL flushes per commit (pg_stat_wal: 1.0 when every delivery's commit waits
+for a disk flush of its own, lower when concurrent commits share one). Loopback only, bounded in
+time; gunicorn is stopped at the end.
 
 Run: .venv/bin/python bench/intake.py
 """
@@ -156,15 +157,36 @@ def database_backends() -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def wal_flushes_and_commits() -> tuple[int, int] | None:
+    """WAL flushes of the whole server (pg_stat_wal, PostgreSQL 14 and later) and commits in the bench
+    database so far; None where pg_stat_wal does not exist. Backends report both counters together,
+    up to a second late, so their ratio over a round holds even where each count lags."""
+    from django.db import DatabaseError, connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT (SELECT wal_sync FROM pg_stat_wal), xact_commit FROM pg_stat_database"
+                           " WHERE datname = current_database()")
+            return tuple(cursor.fetchone())
+    except DatabaseError:
+        return None
+
+
 def measured(url: str, seconds: int, connections: int, script: Path | None, workers: list[int]) -> dict:
     """One wrk round, with the CPU the gunicorn workers and the bench database's backends spent on it
-    per request (much less moved by other work on the machine than the rates are). Approximate for
-    the database: a backend that ends during the round (CONN_MAX_AGE) is left out."""
+    per request (much less moved by other work on the machine than the rates are), and the WAL
+    flushes per commit (1.0: no two commits shared a flush). Approximate for the database: a backend
+    that ends during the round (CONN_MAX_AGE) is left out."""
     web_before, db_before = cpu_seconds(workers), cpu_seconds(database_backends())
+    wal_before = wal_flushes_and_commits()
     result = wrk(url, seconds, connections, script)
+    wal_after = wal_flushes_and_commits()
     requests = max(result["requests"], 1)
     result["web_cpu_us"] = cpu_spent(web_before, workers) / requests * 1e6
     result["db_cpu_us"] = cpu_spent(db_before, database_backends()) / requests * 1e6
+    result["flushes_per_commit"] = None
+    if wal_before and wal_after and wal_after[1] - wal_before[1] >= requests // 2:  # a round that commits
+        result["flushes_per_commit"] = (wal_after[0] - wal_before[0]) / (wal_after[1] - wal_before[1])
     return result
 
 
@@ -194,6 +216,11 @@ def server_env(broker: str) -> dict:
         "PYTHONWARNINGS": "ignore:No directory at",  # whitenoise: no collectstatic here
     })
     return env
+
+
+def flushes(result: dict) -> str:
+    ratio = result["flushes_per_commit"]
+    return "" if ratio is None else f" WAL flushes per commit {ratio:.2f},"
 
 
 def median_round(results: list[dict]) -> dict:
@@ -266,7 +293,7 @@ def main() -> None:
             print(f"  round {number} (load {load[number - 1]}) {label}: {result['rate']:,.0f} req/s,"
                   f" p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, {result['requests']:,} requests,"
                   f" CPU per request: gunicorn {result['web_cpu_us']:,.0f} µs,"
-                  f" PostgreSQL {result['db_cpu_us']:,.0f} µs,"
+                  f" PostgreSQL {result['db_cpu_us']:,.0f} µs,{flushes(result)}"
                   f" non-2xx {result['non2xx']} {result['socket_errors']}", flush=True)
     sent = sum(result["requests"] for result in deliveries)
     print(f"  deliveries stored: {stored:,} (broker {broker}; {sent:,} sent in the measured rounds)", flush=True)
@@ -284,7 +311,8 @@ def main() -> None:
         Row(
             scenario=f"webhook intake, signed deliveries (gunicorn 2 workers × {env['GUNICORN_THREADS']} threads,"
             f" wrk {connections} connections, median of {rounds} alternating rounds)",
-            figure=f"{delivery['rate']:,.0f} req/s, p50 {delivery['p50']:.1f} ms, p99 {delivery['p99']:.1f} ms",
+            figure=f"{delivery['rate']:,.0f} req/s, p50 {delivery['p50']:.1f} ms, p99 {delivery['p99']:.1f} ms"
+            + flushes(delivery).rstrip(",").replace(" WAL", "; WAL"),
             reference=f"static 200: {static['rate']:,.0f} req/s, p99 {static['p99']:.1f} ms",
             ratio=f"{ratio:.2f}",
             target="≥ 0.5 of reference; p99 < 100 ms",
