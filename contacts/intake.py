@@ -423,8 +423,10 @@ def delivery_process(*, delivery_id: int, now: datetime.datetime | None = None) 
     """Capture everything in a stored delivery, once. Safe to run twice and from two workers at once.
 
     All events of a delivery are captured in one transaction with the delivery marked processed, so a
-    crash midway leaves it pending and a rerun starts clean. Database outages propagate (the task
-    retries with backoff); anything else marks the delivery failed with the error.
+    crash midway leaves it pending and a rerun starts clean. The attempt is counted (committed) before
+    the processing starts: past META_WEBHOOK_MAX_ATTEMPTS attempts that never finished, the delivery is
+    marked failed instead of being tried again. Database outages propagate (the task retries with
+    backoff); anything else marks the delivery failed with the error.
     """
     now = now or timezone.now()
     if not WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
@@ -436,6 +438,9 @@ def delivery_process(*, delivery_id: int, now: datetime.datetime | None = None) 
             # The row lock makes a second worker (drain, task and sweeper racing) wait, then see "processed".
             delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
             if delivery.status != WebhookDelivery.Status.PENDING:
+                return delivery
+            if delivery.attempts > settings.META_WEBHOOK_MAX_ATTEMPTS:
+                _give_up(delivery, now)
                 return delivery
             _capture_and_mark_processed(delivery, now)
             return delivery
@@ -450,50 +455,83 @@ def delivery_process(*, delivery_id: int, now: datetime.datetime | None = None) 
 
 
 def deliveries_drain(*, limit: int, now: datetime.datetime | None = None) -> tuple[int, bool]:
-    """Process pending deliveries, oldest first, each in its own transaction; returns (how many were
-    handled, whether `limit` stopped the drain with deliveries possibly left).
+    """Process pending deliveries that no worker has started yet, oldest first, each in its own
+    transaction; returns (how many were handled, whether `limit` stopped the drain with deliveries
+    possibly left).
 
-    Each delivery is claimed with FOR UPDATE SKIP LOCKED: drains running side by side (one per nudge)
-    share the backlog instead of queueing on the same row, and the lock is held until the delivery is
-    marked processed or failed, so a delivery is handled by exactly one of them. Database outages
-    propagate (the task retries, the delivery stays pending); anything else marks it failed.
+    Each delivery is first claimed: its attempt is counted and committed (FOR UPDATE SKIP LOCKED, so
+    drains running side by side, one per nudge, share the backlog instead of queueing on the same row).
+    Then it is processed under its row lock. A claimed delivery is never taken by a drain again: if the
+    worker dies on it, or the database goes away midway (the error propagates and the task retries),
+    it stays pending for the sweeper, which counts every further attempt and gives up after
+    META_WEBHOOK_MAX_ATTEMPTS. Without the claim, a delivery that kills its worker would be taken
+    first again by every drain (tasks are acknowledged late and requeued when their worker is lost):
+    a crash loop. Anything else marks the delivery failed with the error.
     """
     handled = 0
     while handled < limit:
         moment = now or timezone.now()
+        delivery_id = _claim_first_attempt()
+        if delivery_id is None:
+            return handled, False
         with transaction.atomic():
+            # Waits only for a worker already on this delivery (the sweeper, a replay): then it is done.
             delivery = (
-                WebhookDelivery.objects.select_for_update(skip_locked=True)
-                .filter(status=WebhookDelivery.Status.PENDING)
-                .order_by("received_at")  # the (status, received_at) index: no sort of the backlog
-                .first()
+                WebhookDelivery.objects.select_for_update()
+                .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).first()
             )
-            if delivery is None:
-                return handled, False
-            delivery.attempts += 1  # read under the row lock: exact
-            try:
-                with transaction.atomic():
-                    _capture_and_mark_processed(delivery, moment, also=("attempts",))
-            except RETRYABLE_ERRORS:
-                raise
-            except Exception as error:
-                logger.exception("Instagram delivery %s failed", delivery.pk)
-                WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                    status=WebhookDelivery.Status.FAILED, error=_error_text(error), processed_at=moment,
-                    attempts=delivery.attempts,
-                )
+            if delivery is not None:
+                try:
+                    with transaction.atomic():
+                        _capture_and_mark_processed(delivery, moment)
+                except RETRYABLE_ERRORS:
+                    raise
+                except Exception as error:
+                    logger.exception("Instagram delivery %s failed", delivery.pk)
+                    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+                        status=WebhookDelivery.Status.FAILED, error=_error_text(error), processed_at=moment,
+                    )
         handled += 1
     return handled, True
 
 
-def _capture_and_mark_processed(delivery: WebhookDelivery, now: datetime.datetime, *, also=()) -> None:
+def _claim_first_attempt() -> int | None:
+    """The oldest pending delivery no worker has started, with its first attempt recorded (committed
+    before any processing); None when there is none."""
+    with transaction.atomic():
+        delivery_id = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(status=WebhookDelivery.Status.PENDING, attempts=0)
+            .order_by("received_at")  # the (status, received_at) index: no sort of the backlog
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if delivery_id is not None:
+            WebhookDelivery.objects.filter(pk=delivery_id).update(attempts=1)
+    return delivery_id
+
+
+def _give_up(delivery: WebhookDelivery, now: datetime.datetime) -> None:
+    unfinished = delivery.attempts - 1
+    logger.error("Instagram delivery %s: processing started %s times without finishing; marked failed.",
+                 delivery.pk, unfinished)
+    delivery.status = WebhookDelivery.Status.FAILED
+    delivery.processed_at = now
+    delivery.error = (
+        f"Gave up: processing started {unfinished} times and never finished (the worker stopped on it,"
+        " or the database was unreachable each time). Replay it once the cause is fixed."
+    )
+    delivery.save(update_fields=["status", "processed_at", "error"])
+
+
+def _capture_and_mark_processed(delivery: WebhookDelivery, now: datetime.datetime) -> None:
     captured, notes = _capture_delivery(delivery, now)
     delivery.status = WebhookDelivery.Status.PROCESSED
     delivery.processed_at = now
     delivery.events_captured = captured
     delivery.note = "\n".join(notes)[:10_000]
     delivery.error = ""
-    delivery.save(update_fields=["status", "processed_at", "events_captured", "note", "error", *also])
+    delivery.save(update_fields=["status", "processed_at", "events_captured", "note", "error"])
 
 
 def _error_text(error: Exception) -> str:
@@ -578,7 +616,8 @@ def _contact_capture(workspace: Workspace, event: ParsedEvent, now) -> tuple[Con
 
 
 def deliveries_sweep(*, now: datetime.datetime, limit: int = 500) -> int:
-    """Process deliveries still pending a while after they arrived (the broker lost their task)."""
+    """Process deliveries still pending a while after they arrived (the broker lost their nudge, or a
+    drain's worker stopped on them midway)."""
     cutoff = now - datetime.timedelta(seconds=settings.META_WEBHOOK_SWEEP_AFTER_SECONDS)
     ids = list(
         WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, received_at__lte=cutoff)
@@ -590,11 +629,11 @@ def deliveries_sweep(*, now: datetime.datetime, limit: int = 500) -> int:
 
 
 def delivery_replay(*, delivery_id: int) -> bool:
-    """Staff replay of a failed delivery: back to pending and queued again; already-captured events stay
-    captured once. Returns False when the delivery was not failed."""
+    """Staff replay of a failed delivery: back to pending, its attempts counted afresh, and queued again;
+    already-captured events stay captured once. Returns False when the delivery was not failed."""
     with transaction.atomic():
         replayed = WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.FAILED).update(
-            status=WebhookDelivery.Status.PENDING, error="", processed_at=None
+            status=WebhookDelivery.Status.PENDING, error="", processed_at=None, attempts=0
         )
         if replayed:
             transaction.on_commit(lambda: _queue(delivery_id))

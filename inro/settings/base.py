@@ -186,6 +186,10 @@ INSTAGRAM_SEND_BACKEND = env("INSTAGRAM_SEND_BACKEND", default="outbox")
 META_WEBHOOK_MAX_BYTES = env.int("META_WEBHOOK_MAX_BYTES", default=1024 * 1024)
 # A delivery still pending this long after it arrived is processed by the sweeper (broker outage).
 META_WEBHOOK_SWEEP_AFTER_SECONDS = env.int("META_WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+# A delivery whose processing was started this many times without finishing (the worker killed on it,
+# or the database away each time) is marked failed instead of being taken again: one poison delivery
+# must not crash the workers forever. Above the processing task's 8 retries for a database outage.
+META_WEBHOOK_MAX_ATTEMPTS = env.int("META_WEBHOOK_MAX_ATTEMPTS", default=10)
 # The webhook view nudges the drain task at most twice per this many seconds per process (at once, then
 # once more at the end of the window); a drain handles this many deliveries before queueing itself again.
 META_WEBHOOK_DRAIN_NUDGE_SECONDS = env.float("META_WEBHOOK_DRAIN_NUDGE_SECONDS", default=0.5)

@@ -296,6 +296,73 @@ def test_the_drain_marks_a_crashing_delivery_failed_and_goes_on(ig_workspace, nu
     assert Contact.objects.count() == 1
 
 
+class WorkerKilled(BaseException):
+    """The worker process dying on a delivery (out of memory, a hard time limit): no code catches it,
+    and the transaction it was in rolls back."""
+
+
+def test_a_delivery_its_worker_died_on_is_not_taken_again_by_the_drain(ig_workspace, nudges, monkeypatch):
+    poison, _ = intake.delivery_store(body=json.dumps(meta_fixture("message_text")).encode(), signature_valid=True)
+    good, _ = intake.delivery_store(body=json.dumps(meta_fixture("comments")).encode(), signature_valid=True)
+    original = intake._capture_delivery
+
+    def die_on_the_poison(delivery, now):
+        if delivery.pk == poison.pk:
+            raise WorkerKilled
+        return original(delivery, now)
+
+    monkeypatch.setattr(intake, "_capture_delivery", die_on_the_poison)
+
+    with pytest.raises(WorkerKilled):
+        intake.deliveries_drain(limit=100)
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts) == ("pending", 1)  # the attempt outlived its worker
+
+    # The drain task comes back (acknowledged late, requeued when its worker is lost): it goes past the
+    # delivery its predecessor died on, which waits for the sweeper, instead of dying on it again.
+    assert intake.deliveries_drain(limit=100) == (1, False)
+    good.refresh_from_db()
+    poison.refresh_from_db()
+    assert (good.status, good.events_captured, good.attempts) == ("processed", 1, 1)
+    assert (poison.status, poison.attempts) == ("pending", 1)
+    assert Contact.objects.count() == 1
+
+
+def test_the_sweeper_gives_up_on_a_delivery_that_never_finishes_and_staff_can_replay_it(
+    ig_workspace, nudges, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    settings.META_WEBHOOK_MAX_ATTEMPTS = 3
+    poison, _ = intake.delivery_store(body=json.dumps(meta_fixture("message_text")).encode(), signature_valid=True)
+    WebhookDelivery.objects.update(received_at=timezone.now() - datetime.timedelta(minutes=5))
+    original = intake._capture_delivery
+
+    def die(delivery, now):
+        raise WorkerKilled
+
+    monkeypatch.setattr(intake, "_capture_delivery", die)
+    for attempt in (1, 2, 3):
+        with pytest.raises(WorkerKilled):
+            sweep_pending_deliveries()
+        poison.refresh_from_db()
+        assert (poison.status, poison.attempts) == ("pending", attempt)
+
+    assert sweep_pending_deliveries() == 1  # the fourth start gives up instead of processing
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts) == ("failed", 4)
+    assert poison.error.startswith("Gave up: processing started 3 times and never finished")
+    assert sweep_pending_deliveries() == 0
+    assert intake.deliveries_drain(limit=100) == (0, False)
+    assert Contact.objects.count() == 0
+
+    # The cause is fixed; staff replay it: its attempts count afresh and it is processed.
+    monkeypatch.setattr(intake, "_capture_delivery", original)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert intake.delivery_replay(delivery_id=poison.pk) is True
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts, poison.events_captured, poison.error) == ("processed", 1, 1, "")
+    assert Contact.objects.count() == 1
+
+
 def test_a_lost_nudge_is_covered_by_the_sweeper(
     ig_workspace, deliver, nudges, captured_events, django_capture_on_commit_callbacks
 ):
@@ -627,7 +694,8 @@ def test_a_failed_delivery_can_be_replayed_by_staff(
         assert intake.delivery_replay(delivery_id=delivery.pk) is True
 
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts, delivery.error) == ("processed", 2, "")
+    # Attempts count afresh from a replay: the limit on unfinished attempts applies to the new run.
+    assert (delivery.status, delivery.attempts, delivery.error) == ("processed", 1, "")
     assert Contact.objects.count() == 1
     assert intake.delivery_replay(delivery_id=delivery.pk) is False
 
