@@ -218,9 +218,9 @@ def server_env(broker: str) -> dict:
     return env
 
 
-def flushes(result: dict) -> str:
+def flushes(result: dict) -> str | None:
     ratio = result["flushes_per_commit"]
-    return "" if ratio is None else f" WAL flushes per commit {ratio:.2f},"
+    return None if ratio is None else f"WAL flushes per commit {ratio:.2f}"
 
 
 def median_round(results: list[dict]) -> dict:
@@ -290,10 +290,11 @@ def main() -> None:
         redis.Redis.from_url(broker).delete("celery")  # our drain nudges; nobody consumes them
     for number, (static, delivery) in enumerate(zip(statics, deliveries, strict=True), start=1):
         for label, result in (("static", static), ("deliveries", delivery)):
+            wal = flushes(result)
             print(f"  round {number} (load {load[number - 1]}) {label}: {result['rate']:,.0f} req/s,"
                   f" p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, {result['requests']:,} requests,"
                   f" CPU per request: gunicorn {result['web_cpu_us']:,.0f} µs,"
-                  f" PostgreSQL {result['db_cpu_us']:,.0f} µs,{flushes(result)}"
+                  f" PostgreSQL {result['db_cpu_us']:,.0f} µs,{f' {wal},' if wal else ''}"
                   f" non-2xx {result['non2xx']} {result['socket_errors']}", flush=True)
     sent = sum(result["requests"] for result in deliveries)
     print(f"  deliveries stored: {stored:,} (broker {broker}; {sent:,} sent in the measured rounds)", flush=True)
@@ -312,7 +313,7 @@ def main() -> None:
             scenario=f"webhook intake, signed deliveries (gunicorn 2 workers × {env['GUNICORN_THREADS']} threads,"
             f" wrk {connections} connections, median of {rounds} alternating rounds)",
             figure=f"{delivery['rate']:,.0f} req/s, p50 {delivery['p50']:.1f} ms, p99 {delivery['p99']:.1f} ms"
-            + flushes(delivery).rstrip(",").replace(" WAL", "; WAL"),
+            + (f"; {wal}" if (wal := flushes(delivery)) else ""),
             reference=f"static 200: {static['rate']:,.0f} req/s, p99 {static['p99']:.1f} ms",
             ratio=f"{ratio:.2f}",
             target="≥ 0.5 of reference; p99 < 100 ms",

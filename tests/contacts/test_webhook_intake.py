@@ -275,17 +275,23 @@ def test_the_drain_stops_at_its_limit_and_says_more_may_be_left(ig_workspace, nu
     assert intake.deliveries_drain(limit=2) == (1, False)
 
 
-def test_the_drain_marks_a_crashing_delivery_failed_and_goes_on(ig_workspace, nudges, monkeypatch):
-    bad, _ = intake.delivery_store(body=json.dumps(meta_fixture("message_text")).encode(), signature_valid=True)
-    good, _ = intake.delivery_store(body=json.dumps(meta_fixture("comments")).encode(), signature_valid=True)
+def _two_deliveries_the_first_raising(monkeypatch, error: BaseException) -> tuple[WebhookDelivery, WebhookDelivery]:
+    """A DM delivery whose capture raises `error`, stored before a comment delivery that captures normally."""
+    first, _ = intake.delivery_store(body=json.dumps(meta_fixture("message_text")).encode(), signature_valid=True)
+    second, _ = intake.delivery_store(body=json.dumps(meta_fixture("comments")).encode(), signature_valid=True)
     original = intake._capture_delivery
 
-    def explode_on_the_first(delivery, now):
-        if delivery.pk == bad.pk:
-            raise RuntimeError("boom")
+    def raise_on_the_first(delivery, now):
+        if delivery.pk == first.pk:
+            raise error
         return original(delivery, now)
 
-    monkeypatch.setattr(intake, "_capture_delivery", explode_on_the_first)
+    monkeypatch.setattr(intake, "_capture_delivery", raise_on_the_first)
+    return first, second
+
+
+def test_the_drain_marks_a_crashing_delivery_failed_and_goes_on(ig_workspace, nudges, monkeypatch):
+    bad, good = _two_deliveries_the_first_raising(monkeypatch, RuntimeError("boom"))
 
     assert intake.deliveries_drain(limit=100) == (2, False)
 
@@ -302,16 +308,7 @@ class WorkerKilled(BaseException):
 
 
 def test_a_delivery_its_worker_died_on_is_not_taken_again_by_the_drain(ig_workspace, nudges, monkeypatch):
-    poison, _ = intake.delivery_store(body=json.dumps(meta_fixture("message_text")).encode(), signature_valid=True)
-    good, _ = intake.delivery_store(body=json.dumps(meta_fixture("comments")).encode(), signature_valid=True)
-    original = intake._capture_delivery
-
-    def die_on_the_poison(delivery, now):
-        if delivery.pk == poison.pk:
-            raise WorkerKilled
-        return original(delivery, now)
-
-    monkeypatch.setattr(intake, "_capture_delivery", die_on_the_poison)
+    poison, good = _two_deliveries_the_first_raising(monkeypatch, WorkerKilled())
 
     with pytest.raises(WorkerKilled):
         intake.deliveries_drain(limit=100)
