@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -346,14 +347,31 @@ def _lease_release(campaign_id: int, token: str) -> None:
             logger.warning("campaign %s: lease not released; it runs out by itself", campaign_id)
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """A pending recipient as the fan-out reads it (a tuple from values_list, no model instances)."""
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _micros(moment: datetime.datetime) -> int:
+    """Microseconds since the Unix epoch: how the fan-out carries times it only compares."""
+    return (moment - _EPOCH) // datetime.timedelta(microseconds=1)
+
+
+class _Pending(NamedTuple):
+    """A pending recipient as the fan-out reads it: a plain tuple, no model instance.
+
+    The contact's last inbound message comes as microseconds since the epoch, an integer the driver
+    reads in C: the fan-out only compares it with the window's cutoff, and Django's time-zone-aware
+    loader (pure Python) cost about 20 µs a row, a tenth of the fan-out's own CPU time.
+    """
 
     recipient_id: int
     rank: int
     contact_id: int
-    last_inbound_at: datetime.datetime | None
+    last_inbound_us: int | None
+
+    @property
+    def last_inbound_at(self) -> datetime.datetime | None:
+        us = self.last_inbound_us
+        return None if us is None else _EPOCH + datetime.timedelta(microseconds=us)
 
 
 def _pending_batch(campaign_id: int, batch_size: int, after: _Pending | None = None) -> list[_Pending]:
@@ -362,14 +380,17 @@ def _pending_batch(campaign_id: int, batch_size: int, after: _Pending | None = N
     Keyset: the scan starts after the last row of the previous batch, on the partial index
     recipient_pending_rank, and stops after `batch_size` rows; only those rows probe the contacts.
     """
+    postgres = connection.vendor == "postgresql"
     contact = (
         # OFFSET 0 keeps PostgreSQL from flattening it: one primary-key probe per recipient row.
         f"CROSS JOIN LATERAL (SELECT c.last_inbound_at FROM {_CONTACTS} c WHERE c.id = r.contact_id OFFSET 0) c"  # noqa: S608
-        if connection.vendor == "postgresql" else f"JOIN {_CONTACTS} c ON c.id = r.contact_id"
+        if postgres else f"JOIN {_CONTACTS} c ON c.id = r.contact_id"
     )
+    # extract(epoch) is exact (numeric) on PostgreSQL 14 and later.
+    last_inbound = "(extract(epoch FROM c.last_inbound_at) * 1000000)::bigint" if postgres else "c.last_inbound_at"
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT r.id, r.rank, r.contact_id, c.last_inbound_at FROM ("  # noqa: S608
+            f"SELECT r.id, r.rank, r.contact_id, {last_inbound} FROM ("  # noqa: S608
             f"SELECT id, rank, contact_id FROM {_RECIPIENTS} WHERE campaign_id = %s AND status = %s"
             " AND (rank, id) > (%s, %s) ORDER BY rank, id LIMIT %s"
             f") r {contact} ORDER BY r.rank, r.id",
@@ -377,11 +398,11 @@ def _pending_batch(campaign_id: int, batch_size: int, after: _Pending | None = N
              after.recipient_id if after else 0, batch_size],
         )
         rows = cursor.fetchall()
-    if connection.vendor != "postgresql":
-        parse = connection.ops.convert_datetimefield_value
-        field = Contact._meta.get_field("last_inbound_at")
-        rows = [(*row[:3], parse(row[3], field, connection) if row[3] is not None else None) for row in rows]
-    return [_Pending(*row) for row in rows]
+    if postgres:
+        return list(map(_Pending._make, rows))
+    parse = connection.ops.convert_datetimefield_value
+    field = Contact._meta.get_field("last_inbound_at")
+    return [_Pending(*row[:3], None if row[3] is None else _micros(parse(row[3], field, connection))) for row in rows]
 
 
 def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]], now: datetime.datetime,
@@ -518,14 +539,14 @@ def _overlap_batches() -> bool:
 def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
                 renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None) -> None:
     now = timezone.now()
-    cutoff = _window_cutoff(now)
+    cutoff = _micros(_window_cutoff(now))
     Status = CampaignRecipient.Status
     # Broadcasts follow the window rule (rule 5): a closed window is skipped without engaging anyone.
     outcomes: list[tuple[int, str, int | None]] = [
         (r.recipient_id, Status.SKIPPED_WINDOW, None) for r in batch
-        if r.last_inbound_at is None or r.last_inbound_at <= cutoff
+        if r.last_inbound_us is None or r.last_inbound_us <= cutoff
     ]
-    reachable = [r for r in batch if r.last_inbound_at is not None and r.last_inbound_at > cutoff]
+    reachable = [r for r in batch if r.last_inbound_us is not None and r.last_inbound_us > cutoff]
     refused: set[int] = set()
     if reachable:
         result = activate_many(
