@@ -16,7 +16,8 @@ class Contact(models.Model):
         IMPORT = "import", "Import"
         API = "api", "API"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts")
+    # No index of its own: contact_in_workspace (workspace, id) and the other indexes start with it.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="contacts", db_index=False)
     igsid = models.CharField("Instagram-scoped id", max_length=64)
     username = models.CharField(max_length=64, blank=True)
     name = models.CharField(max_length=150, blank=True)
@@ -41,6 +42,9 @@ class Contact(models.Model):
         ordering = ["-captured_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "igsid"], name="contacts_contact_igsid_once"),
+            # What the tables that name a (workspace, contact) pair reference: one foreign key then
+            # checks both, and that the contact is the workspace's (see contacts 0008).
+            models.UniqueConstraint(fields=["workspace", "id"], name="contact_in_workspace"),
         ]
         indexes = [
             models.Index(fields=["workspace", "-captured_at"], name="contact_ws_captured"),
@@ -132,9 +136,13 @@ class Message(models.Model):
         SKIPPED_WINDOW = "skipped_window", "Skipped: messaging window closed"
         FAILED = "failed", "Failed"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="messages")
+    # On PostgreSQL both columns are checked by one composite foreign key to the contact's
+    # (workspace, id), message_contact_in_workspace (contacts 0008), not by one key each.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="messages", db_constraint=False)
     # No index of its own: message_contact_created (contact, created_at) starts with it.
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="messages", db_index=False, db_constraint=False
+    )
     direction = models.CharField(max_length=3, choices=Direction.choices)
     origin = models.CharField(max_length=10, choices=Origin.choices)
     status = models.CharField(max_length=16, choices=Status.choices)

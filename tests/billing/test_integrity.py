@@ -50,3 +50,56 @@ def test_bad_month_argument_is_refused():
 
     with pytest.raises(CommandError, match="2026-11"):
         call_command("usage_integrity", "--month", "November")
+
+
+# --- The database's own rule: a ledger row's contact is a contact of its workspace -------------------
+
+def _commit_checks():
+    """Run the deferred constraint checks now, as COMMIT would (the test's transaction never commits)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@pytest.fixture
+def postgresql_only():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the composite foreign keys are PostgreSQL's (CI runs it); SQLite has none")
+
+
+@pytest.mark.parametrize("model", ["activation", "message"])
+def test_the_database_refuses_a_row_naming_another_workspaces_contact(postgresql_only, model):
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    from billing.models import ActivationRecord
+    from contacts.models import Message
+
+    ours, theirs = WorkspaceFactory(), WorkspaceFactory()
+    their_contact = ContactFactory(workspace=theirs)
+    with pytest.raises(IntegrityError, match="contact_in_workspace"), transaction.atomic():
+        if model == "activation":
+            ActivationRecord.objects.create(workspace=ours, contact=their_contact, month=month_of(),
+                                            activated_at=timezone.now(), kind="campaign")
+        else:
+            Message.objects.create(workspace=ours, contact=their_contact, direction="out", origin="automated",
+                                   status="sent", text="hi")
+        _commit_checks()
+    assert not ActivationRecord.objects.exists() and not Message.objects.exists()
+
+
+def test_a_deleted_contacts_activations_stay_counted_under_the_composite_key(postgresql_only):
+    from billing.models import ActivationRecord
+
+    workspace = WorkspaceFactory()
+    contacts = ContactFactory.create_batch(3, workspace=workspace)
+    activate_many(workspace, contacts, kind="campaign")
+    contacts[0].delete()  # the record keeps its month's count, with no contact (SET_NULL)
+    _commit_checks()
+
+    assert ActivationRecord.objects.filter(workspace=workspace).count() == 3
+    assert ActivationRecord.objects.filter(workspace=workspace, contact__isnull=True).count() == 1
+    assert run()[0] == 0
