@@ -17,7 +17,7 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -47,6 +47,8 @@ _ONE_RECORD = (
     f"SELECT r.contact_id FROM {_RECORDS} r"  # noqa: S608
     " WHERE r.contact_id = t.id AND r.workspace_id + 0 = %s AND r.month + 0 = %s OFFSET 0"
 )
+# The ledger's composite foreign key (billing 0009): a record's contact is a contact of its workspace.
+_RECORD_FK = "activation_contact_in_workspace"
 # SQLite has no arrays: id lists go in chunks below its bound-parameter limit.
 _SQLITE_CHUNK = 900
 _KINDS = frozenset(AutomationKind.values)
@@ -451,6 +453,41 @@ class _LostRace(Exception):
     """Raised inside the batch transaction to roll it back; never escapes this module."""
 
 
+class _ForeignIds(Exception):
+    """The ledger's foreign key refused a bare id; rolls the batch back. Never escapes this module."""
+
+
+def _insert_all_returning(cursor, workspace_id: int, ids: list[int], db_month, db_now, kind: str, ref: str,
+                          *, check: bool) -> list[int]:
+    """PostgreSQL, when the headroom covers every id: insert them all, return the ones that were new.
+
+    No lookup first: the INSERT's own conflict check finds the contacts already active (one probe per
+    id where the lookup and the conflict check made two). With `check`, the composite foreign key is
+    checked at the end of the statement instead of at commit, so a bare id that is not a contact of the
+    workspace raises here and nothing is written; an id that conflicts has a record of this workspace,
+    so the key already vouches for it.
+    """
+    if check:
+        cursor.execute(f"SET CONSTRAINTS {_RECORD_FK} IMMEDIATE")
+    try:
+        cursor.execute(
+            f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
+            " SELECT %s, contact_id, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS t(contact_id)"
+            " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING contact_id",
+            [workspace_id, db_month, db_now, kind, ref, pg_array(ids)],
+        )
+    except IntegrityError as error:
+        diag = getattr(error.__cause__, "diag", None)
+        if getattr(diag, "constraint_name", None) == _RECORD_FK:
+            raise _ForeignIds from error
+        raise
+    inserted = [row[0] for row in cursor.fetchall()]
+    if check:
+        # Back to the default for the rest of a caller's transaction (an error rolls it back anyway).
+        cursor.execute(f"SET CONSTRAINTS {_RECORD_FK} DEFERRED")
+    return inserted
+
+
 def activate_many(
     workspace: Workspace,
     contacts: Iterable,
@@ -488,22 +525,30 @@ def activate_many(
                     [usage_id],
                 )
                 quota, activated = cursor.fetchone()
-                if postgres and unique_ids:
-                    foreign, active = _foreign_and_active(
-                        cursor, workspace.pk, db_month, unique_ids, check=bool(unchecked)
-                    )
-                    foreign.intersection_update(unchecked)  # instances were checked already
-                    if foreign:
-                        raise _foreign_error(workspace, len(foreign))  # rolls back: nothing written
-                else:
-                    active = _active_among(cursor, workspace.pk, db_month, unique_ids) if unique_ids else set()
-                candidates = [contact_id for contact_id in unique_ids if contact_id not in active]
                 headroom = max(quota - max(reserve, 0) - activated, 0)
-                new_ids = candidates[:headroom]
-                inserted = _insert_records(cursor, workspace.pk, new_ids, db_month, db_now, kind, _ref(ref))
-                if inserted != len(new_ids):
-                    # Cannot happen while every writer holds the usage lock; retry rather than miscount.
-                    raise _LostRace
+                if postgres and unique_ids and headroom >= len(unique_ids):
+                    # Room for all (the common case): nothing to choose, so no lookup first.
+                    new_ids = _insert_all_returning(cursor, workspace.pk, unique_ids, db_month, db_now, kind,
+                                                    _ref(ref), check=bool(unchecked))
+                    fresh = set(new_ids)
+                    active = {contact_id for contact_id in unique_ids if contact_id not in fresh}
+                    candidates = new_ids
+                else:
+                    if postgres and unique_ids:
+                        foreign, active = _foreign_and_active(
+                            cursor, workspace.pk, db_month, unique_ids, check=bool(unchecked)
+                        )
+                        foreign.intersection_update(unchecked)  # instances were checked already
+                        if foreign:
+                            raise _foreign_error(workspace, len(foreign))  # rolls back: nothing written
+                    else:
+                        active = _active_among(cursor, workspace.pk, db_month, unique_ids) if unique_ids else set()
+                    candidates = [contact_id for contact_id in unique_ids if contact_id not in active]
+                    new_ids = candidates[:headroom]
+                    inserted = _insert_records(cursor, workspace.pk, new_ids, db_month, db_now, kind, _ref(ref))
+                    if inserted != len(new_ids):
+                        # Cannot happen while every writer holds the usage lock; retry rather than miscount.
+                        raise _LostRace
                 if new_ids:
                     vendor = connection.vendor
                     cursor.execute(
@@ -517,6 +562,9 @@ def activate_many(
             break
         except _LostRace:
             continue
+        except _ForeignIds:
+            wanted = sorted(set(unchecked))
+            raise _foreign_error(workspace, len(wanted) - _count_contacts(workspace.pk, wanted)) from None
     else:  # pragma: no cover - defensive
         raise ApplicationError("The activation batch kept conflicting; try again.", code="conflict", status=409)
 

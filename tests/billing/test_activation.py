@@ -108,6 +108,45 @@ def test_contact_of_another_workspace_is_refused(workspace):
     assert MonthlyUsage.objects.filter(activated__gt=0).count() == 0
 
 
+def test_a_batch_with_room_for_all_refuses_strangers_among_its_ids_and_writes_nothing(workspace, make_contacts):
+    ours = [c.pk for c in make_contacts(workspace, 5)]
+    activate_many(workspace, ours[:2], kind="campaign")
+    stranger = ContactFactory(workspace=WorkspaceFactory()).pk
+    missing = max(ours + [stranger]) + 1000  # no such contact at all
+
+    with pytest.raises(activation.ActivationInputError, match="2 of the contacts given does not belong"):
+        activate_many(workspace, [*ours, stranger, missing], kind="campaign")
+    assert records(workspace) == 2 == usage(workspace).activated
+
+
+def test_a_refused_batch_leaves_the_callers_transaction_usable(workspace, make_contacts):
+    from django.db import transaction
+
+    ours = [c.pk for c in make_contacts(workspace, 3)]
+    stranger = ContactFactory(workspace=WorkspaceFactory()).pk
+    with transaction.atomic():
+        with pytest.raises(activation.ActivationInputError):
+            activate_many(workspace, [ours[0], stranger], kind="campaign")
+        result = activate_many(workspace, ours, kind="campaign")
+
+    assert list(result.newly_activated) == ours
+    assert records(workspace) == 3 == usage(workspace).activated
+
+
+def test_a_batch_with_room_for_all_splits_new_and_already_active(workspace, make_contacts):
+    ids = [c.pk for c in make_contacts(workspace, 6)]
+    activate_many(workspace, ids[::2], kind="scenario")  # 0, 2, 4 active this month
+
+    result = activate_many(workspace, ids, kind="campaign")
+
+    assert list(result.newly_activated) == ids[1::2]
+    assert list(result.already_active) == ids[::2]
+    assert not result.refused and not result.limit_reached
+    assert records(workspace) == 6 == usage(workspace).activated
+    assert sorted(ActivationRecord.objects.filter(workspace=workspace, kind="campaign")
+                  .values_list("contact_id", flat=True)) == ids[1::2]
+
+
 def test_deleted_workspace_is_refused(workspace):
     contact = ContactFactory(workspace=workspace)
     workspace.deleted_at = timezone.now()
