@@ -10,7 +10,9 @@ Concurrency design, the same for both entry points:
 - the record is inserted with ON CONFLICT DO NOTHING in the same transaction; if it already existed
   (another worker activated the same contact first) the transaction rolls the counter back;
 - the unique constraint (workspace, contact, month) and the CHECK activated <= quota are the last
-  line of defence, not the only one.
+  line of defence, not the only one; on PostgreSQL so is the composite foreign key
+  activation_contact_in_workspace (a record's contact is a contact of its workspace), which a batch
+  with room for every id given relies on instead of looking its bare ids up first.
 """
 
 import datetime

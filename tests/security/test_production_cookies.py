@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from tests.factories import UserFactory
-from tests.faults.conftest import test_database_url
+from tests.faults import conftest as faults  # its test_database_url(), not collected here as a test
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -39,7 +39,7 @@ def test_production_cookies_and_headers_on_a_real_sign_in():
     user.password = PBKDF2PasswordHasher().encode("correct-horse-battery", "prodsalt1234", iterations=1000)
     user.save(update_fields=["password"])
     env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "inro.settings.production", "DATABASE_URL": test_database_url(),
+        **os.environ, "DJANGO_SETTINGS_MODULE": "inro.settings.production", "DATABASE_URL": faults.test_database_url(),
         "SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "testserver", "STRIPE_SECRET_KEY": "sk_test_x",
         "STRIPE_WEBHOOK_SECRET": "whsec_x", "META_APP_SECRET": "meta_x", "META_VERIFY_TOKEN": "verify_x",
         "LOG_LEVEL": "ERROR",
