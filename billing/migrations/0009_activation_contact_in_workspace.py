@@ -7,7 +7,8 @@ record's contact is a contact of the record's workspace, which until now only th
 ensured. A record whose contact was erased (contact_id set to NULL, issue 10) is not checked, as
 with the single-column key; the workspace cannot be deleted under it (on_delete=PROTECT).
 
-PostgreSQL only, as in contacts 0008; added NOT VALID, then validated.
+PostgreSQL only, as in contacts 0008, and like it not atomic: the new key is added NOT VALID and
+validated in a second statement (which does not block writes to the ledger), and the old keys go last.
 """
 
 import django.db.models.deletion
@@ -19,6 +20,7 @@ RECORD_FK = "activation_contact_in_workspace"
 def add_composite_key(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
+    schema_editor.execute(f"ALTER TABLE billing_activationrecord DROP CONSTRAINT IF EXISTS {RECORD_FK}")
     schema_editor.execute(
         f"ALTER TABLE billing_activationrecord ADD CONSTRAINT {RECORD_FK} FOREIGN KEY (workspace_id, contact_id)"
         " REFERENCES contacts_contact (workspace_id, id) DEFERRABLE INITIALLY DEFERRED NOT VALID"
@@ -32,6 +34,8 @@ def drop_composite_key(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    atomic = False
+
     dependencies = [
         ("accounts", "0004_api_token_password_fingerprint"),
         ("billing", "0008_usage_breakdown"),
@@ -39,6 +43,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(add_composite_key, drop_composite_key, elidable=False),
         migrations.AlterField(
             model_name="activationrecord",
             name="contact",
@@ -51,5 +56,4 @@ class Migration(migrations.Migration):
             field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT,
                                     related_name="activations", to="accounts.workspace"),
         ),
-        migrations.RunPython(add_composite_key, drop_composite_key, elidable=False),
     ]
