@@ -51,6 +51,12 @@ _ONE_RECORD = (
 )
 # The ledger's composite foreign key (billing 0009): a record's contact is a contact of its workspace.
 _RECORD_FK = "activation_contact_in_workspace"
+# PostgreSQL: a batch's records from one id array; ids already active this month are left alone.
+_INSERT_FROM_ARRAY = (
+    f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
+    " SELECT %s, contact_id, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS t(contact_id)"
+    " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING"
+)
 # SQLite has no arrays: id lists go in chunks below its bound-parameter limit.
 _SQLITE_CHUNK = 900
 _KINDS = frozenset(AutomationKind.values)
@@ -436,12 +442,7 @@ def _insert_records(cursor, workspace_id: int, ids: list[int], db_month, db_now,
     if not ids:
         return 0
     if connection.vendor == "postgresql":
-        cursor.execute(
-            f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
-            " SELECT %s, contact_id, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS t(contact_id)"
-            " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING",
-            [workspace_id, db_month, db_now, kind, ref, pg_array(ids)],
-        )
+        cursor.execute(_INSERT_FROM_ARRAY, [workspace_id, db_month, db_now, kind, ref, pg_array(ids)])
         return cursor.rowcount
     cursor.executemany(
         f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
@@ -472,12 +473,8 @@ def _insert_all_returning(cursor, workspace_id: int, ids: list[int], db_month, d
     if check:
         cursor.execute(f"SET CONSTRAINTS {_RECORD_FK} IMMEDIATE")
     try:
-        cursor.execute(
-            f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
-            " SELECT %s, contact_id, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS t(contact_id)"
-            " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING contact_id",
-            [workspace_id, db_month, db_now, kind, ref, pg_array(ids)],
-        )
+        cursor.execute(_INSERT_FROM_ARRAY + " RETURNING contact_id",
+                       [workspace_id, db_month, db_now, kind, ref, pg_array(ids)])
     except IntegrityError as error:
         diag = getattr(error.__cause__, "diag", None)
         if getattr(diag, "constraint_name", None) == _RECORD_FK:
@@ -532,8 +529,7 @@ def activate_many(
                     # Room for all (the common case): nothing to choose, so no lookup first.
                     new_ids = _insert_all_returning(cursor, workspace.pk, unique_ids, db_month, db_now, kind,
                                                     _ref(ref), check=bool(unchecked))
-                    fresh = set(new_ids)
-                    active = {contact_id for contact_id in unique_ids if contact_id not in fresh}
+                    active = set(unique_ids).difference(new_ids)
                     candidates = new_ids
                 else:
                     if postgres and unique_ids:

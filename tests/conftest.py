@@ -25,12 +25,13 @@ def make_contacts():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Concurrency tests need real parallel connections: PostgreSQL only, said plainly on SQLite."""
+    """Tests marked `postgres` (real parallel connections, query plans, PostgreSQL's own constraints):
+    PostgreSQL only, said plainly on SQLite."""
     from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
-    skip = pytest.mark.skip(reason="needs PostgreSQL for real concurrent connections (CI runs it)")
+    skip = pytest.mark.skip(reason="needs PostgreSQL (CI runs it)")
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)

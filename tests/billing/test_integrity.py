@@ -62,16 +62,9 @@ def _commit_checks():
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-@pytest.fixture
-def postgresql_only():
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("the composite foreign keys are PostgreSQL's (CI runs it); SQLite has none")
-
-
+@pytest.mark.postgres  # the composite foreign keys are PostgreSQL's; SQLite has none
 @pytest.mark.parametrize("model", ["activation", "message"])
-def test_the_database_refuses_a_row_naming_another_workspaces_contact(postgresql_only, model):
+def test_the_database_refuses_a_row_naming_another_workspaces_contact(model):
     from django.db import IntegrityError, transaction
     from django.utils import timezone
 
@@ -91,7 +84,8 @@ def test_the_database_refuses_a_row_naming_another_workspaces_contact(postgresql
     assert not ActivationRecord.objects.exists() and not Message.objects.exists()
 
 
-def test_a_deleted_contacts_activations_stay_counted_under_the_composite_key(postgresql_only):
+@pytest.mark.postgres
+def test_a_deleted_contacts_activations_stay_counted_under_the_composite_key():
     from billing.models import ActivationRecord
 
     workspace = WorkspaceFactory()
