@@ -110,8 +110,37 @@ class Campaign(models.Model):
         return f"campaign:{self.pk}"
 
 
+class CampaignBatch(models.Model):
+    """One batch of a launched campaign's frozen audience: contact ids in engaged-first order.
+
+    The launch writes the audience once as these compact lists (a few rows, not one per contact); the
+    fan-out then writes each contact's CampaignRecipient row once, with its final status, in the same
+    transaction that marks the batch done. The contacts still to be reached are those of the batches
+    not done that have no recipient row yet.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="batches", db_index=False)
+    number = models.PositiveIntegerField(help_text="Position of the batch in the campaign, from 0.")
+    first_rank = models.PositiveIntegerField(help_text="Engaged-first rank of the batch's first contact.")
+    contact_ids = models.JSONField(help_text="Contact ids in engaged-first order.")
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["campaign", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "number"], name="automations_campaign_batch_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.number} of campaign {self.campaign_id}"
+
+
 class CampaignRecipient(models.Model):
-    """One row per contact in a launched campaign: the send-once ledger and the final status."""
+    """One row per contact reached by a launched campaign: the send-once ledger and the final status.
+
+    Written once, with the final status (sent, limited, skipped_window, failed); "pending" is only
+    found on rows frozen before migration 0007, which turned the pending ones into CampaignBatch rows.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -133,13 +162,9 @@ class CampaignRecipient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "contact"], name="automations_recipient_once"),
         ]
-        # Two partial indexes instead of one on (campaign, status, rank): the freeze writes a campaign's
-        # rows into the pending one only, and a row leaving "pending" into the other only.
         indexes = [
-            # The fan-out's next batch: pending rows of one campaign by rank (and the pending list).
-            models.Index(fields=["campaign", "rank", "id"], condition=models.Q(status="pending"),
-                         name="recipient_pending_rank"),
             # Recipients of one campaign by final status, in rank order (the list filtered by status).
+            # Partial since the time rows were frozen as pending (before automations 0007): none are now.
             models.Index(fields=["campaign", "status", "rank"], condition=~models.Q(status="pending"),
                          name="recipient_final_status"),
         ]

@@ -7,7 +7,8 @@ all of them, and a campaign to that segment, launched with the outbox send backe
 stored, nothing leaves the machine). The fan-out runs in ONE real Celery worker (`-P solo`, i.e.
 concurrency 1) on Redis at 127.0.0.1:6379, database BENCH_FANOUT_REDIS_DB (default 14, purged before
 and after), against the bench database. Timed from `campaign_launch` (the task is queued on commit)
-until the campaign is done and no recipient is pending; the worker is stopped at the end, always.
+until the campaign is done and every batch of its audience is written; the worker is stopped at the
+end, always.
 
 Run: .venv/bin/python bench/fanout.py
 """
@@ -119,7 +120,7 @@ def main() -> None:
     from django.db.models import Count
     from django.utils import timezone
 
-    from automations.models import Campaign, CampaignRecipient
+    from automations.models import Campaign, CampaignBatch, CampaignRecipient
     from automations.services.campaigns import campaign_create, campaign_launch
     from automations.services.segments import segment_create, segment_size
 
@@ -143,7 +144,7 @@ def main() -> None:
         try:
             start = time.perf_counter()
             campaign_launch(campaign=campaign, launched_by=None)  # queues the task on commit
-            pending = CampaignRecipient.objects.filter(campaign=campaign, status=CampaignRecipient.Status.PENDING)
+            pending = CampaignBatch.objects.filter(campaign=campaign, done_at__isnull=True)
             while True:
                 status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).get()
                 if status == Campaign.Status.DONE and not pending.exists():

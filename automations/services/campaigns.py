@@ -1,15 +1,17 @@
 """Campaigns: one message to an audience, engaged contacts first, each contact sent at most once.
 
-The fan-out freezes the audience into CampaignRecipient rows (one per contact, unique; one INSERT …
-SELECT numbering them engaged-first), then works through the pending ones in batches of
-CAMPAIGN_BATCH_SIZE: the gate decides for the whole batch (`activate_many`, keeping the workspace's
-reserve out of reach), refused contacts become paused actions, allowed ones are sent with the
-idempotency key `campaign:<id>:contact:<id>`. With the outbox backend a batch's messages, paused
-actions and final statuses are written in one transaction (`send_messages_bulk`, one UPDATE for the
-statuses, the counters moved by the batch's tally); on PostgreSQL writer threads write batch N while
-batch N+1 is gated, committing in order. A networked backend (Graph) sends one message at a time,
-outside transactions. A task retried after a crash picks up the rows still pending, and a send that
-happened just before the crash is found by its key, not repeated; the counters are recounted at the end.
+The fan-out freezes the audience into CampaignBatch rows (the contact ids in engaged-first order,
+CAMPAIGN_BATCH_SIZE per row), then works through the batches not done: the gate decides for the whole
+batch (`activate_many`, keeping the workspace's reserve out of reach), refused contacts become paused
+actions, allowed ones are sent with the idempotency key `campaign:<id>:contact:<id>`, and each
+contact's CampaignRecipient row (unique per campaign and contact) is written once, with its final
+status. With the outbox backend a batch's messages, recipient rows, paused actions and "done" mark are
+written in one transaction (`send_messages_bulk`, one INSERT for the recipients, the counters moved by
+the batch's tally); on PostgreSQL writer threads write batch N while batch N+1 is gated, committing in
+order. A networked backend (Graph) sends one message at a time, outside transactions, each recipient
+row written right after its send. A task retried after a crash takes up the batches not done, skips
+their contacts that already have a row, and a send that happened just before the crash is found by
+its key, not repeated; the counters are recounted at the end.
 """
 
 import datetime
@@ -31,7 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User, Workspace
-from automations.models import Campaign, CampaignRecipient, PausedAction, Segment
+from automations.models import Campaign, CampaignBatch, CampaignRecipient, PausedAction, Segment
 from automations.services.paused import PauseItem, paused_actions_cancel, paused_actions_create
 from automations.services.segments import segment_contacts
 from billing.activation import activate_many, usage
@@ -45,9 +47,10 @@ from inro.sql import pg_array
 logger = logging.getLogger(__name__)
 
 _RECIPIENTS = CampaignRecipient._meta.db_table
+_BATCHES = CampaignBatch._meta.db_table
 _CONTACTS = Contact._meta.db_table
 
-# A batch is one gate call and one transaction (its messages, paused actions and statuses).
+# A batch is one gate call and one transaction (its messages, recipient rows and paused actions).
 CAMPAIGN_BATCH_SIZE = 5000
 # Renew the fan-out lease every this many sends; the lease lasts CAMPAIGN_STALL_SECONDS, the same
 # "no progress" span after which the beat job re-queues a stalled campaign, so a restarted worker can
@@ -198,7 +201,7 @@ def campaigns_resume_stalled(*, now: datetime.datetime | None = None) -> list[in
 
     A worker killed mid-campaign (SIGKILL, OOM, lost host) leaves its task unacknowledged in the broker
     until the visibility timeout (an hour on Redis): this gets the campaign going again within minutes.
-    Sending again is safe: pending rows are picked up, sends are found by their idempotency key.
+    Sending again is safe: the batches not done are taken up, sends are found by their idempotency key.
     """
     now = now or timezone.now()
     cutoff = now - datetime.timedelta(seconds=getattr(settings, "CAMPAIGN_STALL_SECONDS", 300))
@@ -206,8 +209,10 @@ def campaigns_resume_stalled(*, now: datetime.datetime | None = None) -> list[in
         "campaign_id").annotate(last=Max("updated_at")).values("last")
     stalled = list(
         Campaign.objects.filter(status=Campaign.Status.SENDING, launched_at__lte=cutoff)
-        .annotate(last_progress=Subquery(last_progress))
-        .exclude(last_progress__gt=cutoff)
+        # Progress: the last recipient row written, else the freeze (its first batch may be on its way),
+        # else the launch (the freeze itself may be under way).
+        .annotate(last_progress=Coalesce(Subquery(last_progress), "audience_frozen_at", "launched_at"))
+        .filter(last_progress__lte=cutoff)
         .order_by("pk").values_list("pk", flat=True)[:500]
     )
     for campaign_id in stalled:
@@ -231,38 +236,38 @@ def campaign_cancel(*, campaign: Campaign, now: datetime.datetime | None = None)
     return campaign
 
 
-def _freeze_audience(campaign: Campaign, now: datetime.datetime) -> None:
-    """Write the recipient rows once, in engaged-first order; a retry keeps the first freeze.
+def _freeze_audience(campaign: Campaign, now: datetime.datetime, batch_size: int) -> None:
+    """Write the audience once, as batches of contact ids in engaged-first order; a retry keeps the
+    first freeze.
 
-    One INSERT … SELECT over the audience's own SQL: the ids never travel through Python, and the rank
-    is the engaged-first position (`engaged_first`), numbered by the database.
+    A few rows of compact id lists, not one row per contact: each contact's recipient row is written
+    later, once, with its final status. The ids come from one query over the audience's own SQL.
     """
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.audience_frozen_at is not None:
             return
-        audience = campaign_audience(campaign=locked).order_by().values_list("id", "last_inbound_at")
-        audience_sql, audience_params = audience.query.sql_with_params()
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # The estimate of a 100k-contact audience crosses jit_above_cost: compiling costs more
-                # than this one pass saves. LOCAL: for this transaction only.
+        if connection.vendor == "postgresql":
+            # The estimate of a 100k-contact audience crosses jit_above_cost: compiling costs more than
+            # this one pass saves. LOCAL: for this transaction only.
+            with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL jit = off")
-            # Same order as engaged_first: latest inbound first, never-engaged last, then oldest id.
-            cursor.execute(
-                f"INSERT INTO {_RECIPIENTS} (campaign_id, contact_id, rank, status, updated_at)"  # noqa: S608
-                " SELECT %s, a.id, row_number() OVER (ORDER BY a.last_inbound_at DESC NULLS LAST, a.id) - 1, %s, %s"
-                f" FROM ({audience_sql}) AS a WHERE 1 = 1"
-                " ON CONFLICT DO NOTHING",
-                [locked.pk, CampaignRecipient.Status.PENDING.value,
-                 connection.ops.adapt_datetimefield_value(now), *audience_params],
-            )
-            frozen = cursor.rowcount  # no rows before: an earlier attempt's freeze rolled back whole
-        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now, recipients_count=frozen)
+        contact_ids = list(campaign_audience(campaign=locked).values_list("id", flat=True))
+        CampaignBatch.objects.bulk_create(
+            CampaignBatch(campaign_id=locked.pk, number=number, first_rank=first_rank,
+                          contact_ids=contact_ids[first_rank:first_rank + batch_size])
+            for number, first_rank in enumerate(range(0, len(contact_ids), batch_size))
+        )
+        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now, recipients_count=len(contact_ids))
 
 
-def campaign_counters_refresh(*, campaign_id: int) -> None:
-    """Counters straight from the recipient rows, in one UPDATE: exact whatever ran before."""
+def campaign_counters_refresh(*, campaign_id: int, recount_recipients: bool = False) -> None:
+    """Counters straight from the recipient rows, in one UPDATE: exact whatever ran before.
+
+    `recipients_count` is the audience frozen at launch, kept while contacts are still to be reached;
+    `recount_recipients` (the end of the fan-out) sets it to the rows written, which leaves out the
+    contacts deleted before their turn.
+    """
 
     def count(status: str | None) -> Coalesce:
         rows = CampaignRecipient.objects.filter(campaign_id=OuterRef("pk"))
@@ -274,10 +279,23 @@ def campaign_counters_refresh(*, campaign_id: int) -> None:
         )
 
     Status = CampaignRecipient.Status
+    recount = {"recipients_count": count(None)} if recount_recipients else {}
     Campaign.objects.filter(pk=campaign_id).update(
-        recipients_count=count(None), sent_count=count(Status.SENT), limited_count=count(Status.LIMITED),
+        **recount, sent_count=count(Status.SENT), limited_count=count(Status.LIMITED),
         skipped_window_count=count(Status.SKIPPED_WINDOW), failed_count=count(Status.FAILED),
     )
+
+
+def campaign_remaining(*, campaign: Campaign) -> int:
+    """Contacts of the frozen audience still to be reached: in a batch not done, with no recipient row
+    yet, and not deleted since the launch."""
+    remaining = 0
+    for contact_ids in CampaignBatch.objects.filter(campaign=campaign, done_at__isnull=True).values_list(
+            "contact_ids", flat=True):
+        reached = CampaignRecipient.objects.filter(campaign=campaign, contact_id__in=contact_ids)
+        remaining += Contact.objects.filter(pk__in=contact_ids).exclude(
+            pk__in=reached.values("contact_id")).count()
+    return remaining
 
 
 def _message_key(campaign_id: int, contact_id: int) -> str:
@@ -356,14 +374,13 @@ def _micros(moment: datetime.datetime) -> int:
 
 
 class _Pending(NamedTuple):
-    """A pending recipient as the fan-out reads it: a plain tuple, no model instance.
+    """A contact of a batch still to be reached, as the fan-out reads it: a plain tuple, no model.
 
     The contact's last inbound message comes as microseconds since the epoch, an integer the driver
     reads in C: the fan-out only compares it with the window's cutoff, and Django's time-zone-aware
     loader (pure Python) cost about 20 µs a row, a tenth of the fan-out's own CPU time.
     """
 
-    recipient_id: int
     rank: int
     contact_id: int
     last_inbound_us: int | None
@@ -374,73 +391,94 @@ class _Pending(NamedTuple):
         return None if us is None else _EPOCH + datetime.timedelta(microseconds=us)
 
 
-def _pending_batch(campaign_id: int, batch_size: int, after: _Pending | None = None) -> list[_Pending]:
-    """The next pending recipients by rank, with what the batch needs of their contact.
+class _Outcome(NamedTuple):
+    """A recipient's final status, as its row is written."""
 
-    Keyset: the scan starts after the last row of the previous batch, on the partial index
-    recipient_pending_rank, and stops after `batch_size` rows; only those rows probe the contacts.
+    contact_id: int
+    rank: int
+    status: str
+    message_id: int | None = None
+
+
+def _next_batch(campaign_id: int, after: int) -> tuple[int, int] | None:
+    """(id, number) of the campaign's first batch not done after number `after`, or None."""
+    return (CampaignBatch.objects.filter(campaign_id=campaign_id, done_at__isnull=True, number__gt=after)
+            .order_by("number").values_list("id", "number").first())
+
+
+def _batch_pending(campaign_id: int, batch_id: int) -> list[_Pending]:
+    """The batch's contacts still to be reached, in rank order, with what the fan-out needs of them.
+
+    The ids are unpacked in SQL and joined to the contacts by primary key: a contact deleted since the
+    launch drops out, and one that already has its recipient row (an earlier attempt) is left out.
     """
     postgres = connection.vendor == "postgresql"
-    contact = (
-        # OFFSET 0 keeps PostgreSQL from flattening it: one primary-key probe per recipient row.
-        f"CROSS JOIN LATERAL (SELECT c.last_inbound_at FROM {_CONTACTS} c WHERE c.id = r.contact_id OFFSET 0) c"  # noqa: S608
-        if postgres else f"JOIN {_CONTACTS} c ON c.id = r.contact_id"
-    )
-    # extract(epoch) is exact (numeric) on PostgreSQL 14 and later.
-    last_inbound = "(extract(epoch FROM c.last_inbound_at) * 1000000)::bigint" if postgres else "c.last_inbound_at"
+    if postgres:
+        ids = "CROSS JOIN LATERAL jsonb_array_elements_text(b.contact_ids) WITH ORDINALITY AS e(id, ord)"
+        contact, position = "c.id = e.id::bigint", "e.ord - 1"
+        # extract(epoch) is exact (numeric) on PostgreSQL 14 and later.
+        last_inbound = "(extract(epoch FROM c.last_inbound_at) * 1000000)::bigint"
+    else:
+        ids, contact, position, last_inbound = "CROSS JOIN json_each(b.contact_ids) AS e", "c.id = e.value", \
+            "e.key", "c.last_inbound_at"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT r.id, r.rank, r.contact_id, {last_inbound} FROM ("  # noqa: S608
-            f"SELECT id, rank, contact_id FROM {_RECIPIENTS} WHERE campaign_id = %s AND status = %s"
-            " AND (rank, id) > (%s, %s) ORDER BY rank, id LIMIT %s"
-            f") r {contact} ORDER BY r.rank, r.id",
-            [campaign_id, CampaignRecipient.Status.PENDING.value, after.rank if after else -1,
-             after.recipient_id if after else 0, batch_size],
+            f"SELECT b.first_rank + {position}, c.id, {last_inbound} FROM {_BATCHES} b {ids}"  # noqa: S608
+            f" JOIN {_CONTACTS} c ON {contact}"
+            f" WHERE b.id = %s AND NOT EXISTS (SELECT 1 FROM {_RECIPIENTS} r"
+            " WHERE r.campaign_id = %s AND r.contact_id = c.id)"
+            f" ORDER BY {position}",
+            [batch_id, campaign_id],
         )
         rows = cursor.fetchall()
     if postgres:
         return list(map(_Pending._make, rows))
     parse = connection.ops.convert_datetimefield_value
     field = Contact._meta.get_field("last_inbound_at")
-    return [_Pending(*row[:3], None if row[3] is None else _micros(parse(row[3], field, connection))) for row in rows]
+    return [_Pending(*row[:2], None if row[2] is None else _micros(parse(row[2], field, connection))) for row in rows]
 
 
-def _outcomes_write(campaign_id: int, outcomes: list[tuple[int, str, int | None]], now: datetime.datetime,
-                    *, before_counters: Callable[[], None] | None = None) -> None:
-    """Final statuses of a batch's recipients, (recipient id, status, message id), in one UPDATE; the
-    campaign's counters move by what that UPDATE changed (rows no longer pending are left alone)."""
-    if not outcomes:
-        return
-    Status = CampaignRecipient.Status
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {_RECIPIENTS} AS r SET status = v.status, message_id = v.message_id, updated_at = %s"  # noqa: S608
-                " FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) AS v(id, status, message_id)"
-                # r.id = ANY(…): the rows are found by primary key whatever the table's statistics say
-                # (a campaign frozen a second ago is not in them yet: no hash of all its pending rows).
-                " WHERE r.id = v.id AND r.id = ANY(%s::bigint[]) AND r.campaign_id = %s AND r.status = %s"
-                " RETURNING r.status",
-                [now, ids := pg_array(o[0] for o in outcomes), pg_array(str(o[1]) for o in outcomes),
-                 pg_array(o[2] for o in outcomes), ids, campaign_id, Status.PENDING.value],
-            )
-        else:
-            cursor.execute(
-                f"WITH v AS (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status,"  # noqa: S608
-                " json_extract(value, '$[2]') AS message_id FROM json_each(%s))"
-                f" UPDATE {_RECIPIENTS} SET status = v.status, message_id = v.message_id, updated_at = %s"
-                f" FROM v WHERE {_RECIPIENTS}.id = v.id AND {_RECIPIENTS}.status = %s RETURNING {_RECIPIENTS}.status",
-                [json.dumps(outcomes), connection.ops.adapt_datetimefield_value(now), Status.PENDING.value],
-            )
-        tally = Counter(row[0] for row in cursor.fetchall())
+def _outcomes_write(campaign_id: int, outcomes: list[_Outcome], now: datetime.datetime, *,
+                    batch_id: int | None = None, before_counters: Callable[[], None] | None = None) -> dict[int, int]:
+    """Write recipient rows with their final status in one INSERT, mark the batch done (`batch_id`), and
+    move the campaign's counters by what was written. A contact that already has its row is left
+    alone. Returns {contact id: recipient id} of the rows written."""
+    written: list[tuple[int, int, str]] = []
+    if outcomes:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"INSERT INTO {_RECIPIENTS} (campaign_id, contact_id, rank, status, message_id, updated_at)"  # noqa: S608
+                    " SELECT %s, v.contact_id, v.rank, v.status, v.message_id, %s"
+                    " FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::bigint[])"
+                    " AS v(contact_id, rank, status, message_id)"
+                    " ON CONFLICT DO NOTHING RETURNING id, contact_id, status",
+                    [campaign_id, now, pg_array(o.contact_id for o in outcomes), pg_array(o.rank for o in outcomes),
+                     pg_array(str(o.status) for o in outcomes), pg_array(o.message_id for o in outcomes)],
+                )
+            else:
+                cursor.execute(
+                    f"INSERT INTO {_RECIPIENTS} (campaign_id, contact_id, rank, status, message_id, updated_at)"  # noqa: S608
+                    " SELECT %s, json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+                    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), %s FROM json_each(%s) WHERE 1 = 1"
+                    " ON CONFLICT DO NOTHING RETURNING id, contact_id, status",
+                    [campaign_id, connection.ops.adapt_datetimefield_value(now),
+                     json.dumps([[o.contact_id, o.rank, str(o.status), o.message_id] for o in outcomes])],
+                )
+            written = cursor.fetchall()
+    if batch_id is not None:
+        CampaignBatch.objects.filter(pk=batch_id).update(done_at=now)
     if before_counters is not None:
         before_counters()
+    Status = CampaignRecipient.Status
+    tally = Counter(status for _, _, status in written)
     if tally:
         Campaign.objects.filter(pk=campaign_id).update(
             sent_count=F("sent_count") + tally[Status.SENT], limited_count=F("limited_count") + tally[Status.LIMITED],
             skipped_window_count=F("skipped_window_count") + tally[Status.SKIPPED_WINDOW],
             failed_count=F("failed_count") + tally[Status.FAILED],
         )
+    return {contact_id: recipient_id for recipient_id, contact_id, _ in written}
 
 
 class _EarlierBatchFailed(Exception):
@@ -454,7 +492,7 @@ class _BatchWriter:
     Each batch is written in one transaction, as without the writer. Two threads write two batches at
     once (the writes are most of the work), but they commit in the order the batches were handed over:
     a batch waits for the previous one to commit before it takes the campaign row (its counters) and
-    commits. So the rows still pending after a failure are always the tail of the campaign: the first
+    commits. So the batches not done after a failure are always the tail of the campaign: the first
     error rolls back the batches handed over after it, lets the earlier ones commit, and is raised to
     the fan-out at its next hand-over or at `close`. At most one batch waits for a thread.
     """
@@ -536,16 +574,14 @@ def _overlap_batches() -> bool:
     )
 
 
-def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
+def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: list[_Pending],
                 renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None) -> None:
     now = timezone.now()
     cutoff = _micros(_window_cutoff(now))
     Status = CampaignRecipient.Status
     # Broadcasts follow the window rule (rule 5): a closed window is skipped without engaging anyone.
-    outcomes: list[tuple[int, str, int | None]] = [
-        (r.recipient_id, Status.SKIPPED_WINDOW, None) for r in batch
-        if r.last_inbound_us is None or r.last_inbound_us <= cutoff
-    ]
+    outcomes = [_Outcome(r.contact_id, r.rank, Status.SKIPPED_WINDOW) for r in batch
+                if r.last_inbound_us is None or r.last_inbound_us <= cutoff]
     reachable = [r for r in batch if r.last_inbound_us is not None and r.last_inbound_us > cutoff]
     refused: set[int] = set()
     if reachable:
@@ -556,16 +592,16 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
         refused = set(result.refused)
     limited = [r for r in reachable if r.contact_id in refused]
     allowed = [r for r in reachable if r.contact_id not in refused]
-    outcomes += [(r.recipient_id, Status.LIMITED, None) for r in limited]
+    outcomes += [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in limited]
     if allowed and not backend_sends_in_bulk():
-        _write_limited(campaign, workspace, limited, outcomes, now)
-        _send_one_by_one(campaign, workspace, allowed, renew)
+        _write_outcomes(campaign, workspace, limited, outcomes, now)
+        _send_one_by_one(campaign, workspace, batch_id, allowed, renew)
         return
 
     def write(before_counters: Callable[[], None] | None = None) -> None:
-        # One transaction for the whole batch: the messages, the paused actions and the final statuses
-        # commit together, so a crash anywhere leaves the batch pending and its retry repeats it exactly
-        # (the gate's activations, committed before, are found again as already active).
+        # One transaction for the whole batch: the messages, the recipient rows, the paused actions and
+        # the batch's "done" commit together, so a crash anywhere leaves the batch to do again and its
+        # retry repeats it exactly (the gate's activations, committed before, are found again as active).
         with transaction.atomic():
             if allowed:
                 sent = send_messages_bulk(
@@ -573,9 +609,10 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
                     items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in allowed],
                     automation_ref=campaign.ref, now=now,
                 )
-                outcomes.extend((r.recipient_id, _final_status(s.status), s.message_id)
+                outcomes.extend(_Outcome(r.contact_id, r.rank, _final_status(s.status), s.message_id)
                                 for r, s in zip(allowed, sent, strict=True))
-            _write_limited(campaign, workspace, limited, outcomes, now, before_counters=before_counters)
+            _write_outcomes(campaign, workspace, limited, outcomes, now, batch_id=batch_id,
+                            before_counters=before_counters)
 
     if writer is None:
         write()
@@ -583,25 +620,26 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch: list[_Pending],
         writer.submit(write)
 
 
-def _write_limited(campaign: Campaign, workspace: Workspace, limited: list[_Pending],
-                   outcomes: list[tuple[int, str, int | None]], now: datetime.datetime,
-                   *, before_counters: Callable[[], None] | None = None) -> None:
-    """Paused actions for the refused contacts, and the batch's statuses decided before any send."""
+def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pending], outcomes: list[_Outcome],
+                    now: datetime.datetime, *, batch_id: int | None = None,
+                    before_counters: Callable[[], None] | None = None) -> None:
+    """Recipient rows for the batch's outcomes, and paused actions for its refused contacts."""
     with transaction.atomic(savepoint=False):
+        recipient_ids = _outcomes_write(campaign.pk, outcomes, now, batch_id=batch_id, before_counters=before_counters)
         paused_actions_create(
             workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
             action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
             items=[PauseItem(Contact(pk=r.contact_id, workspace_id=workspace.pk, last_inbound_at=r.last_inbound_at),
                              _message_key(campaign.pk, r.contact_id),
-                             {"campaign_id": campaign.pk, "recipient_id": r.recipient_id}) for r in limited],
+                             {"campaign_id": campaign.pk, "recipient_id": recipient_ids[r.contact_id]})
+                   for r in limited if r.contact_id in recipient_ids],
         )
-        _outcomes_write(campaign.pk, outcomes, now, before_counters=before_counters)
 
 
-def _send_one_by_one(campaign: Campaign, workspace: Workspace, allowed: list[_Pending],
+def _send_one_by_one(campaign: Campaign, workspace: Workspace, batch_id: int, allowed: list[_Pending],
                      renew: Callable[[], bool]) -> None:
     """A backend that talks to the network (Graph API): one message at a time, never inside a
-    transaction; each recipient's status is written right after its send."""
+    transaction; each recipient's row is written right after its send, the batch marked done last."""
     contacts = Contact.objects.in_bulk([r.contact_id for r in allowed])
     for position, recipient in enumerate(allowed):
         if position and position % FANOUT_RENEW_EVERY == 0 and not renew():
@@ -611,8 +649,9 @@ def _send_one_by_one(campaign: Campaign, workspace: Workspace, allowed: list[_Pe
             origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
             automation_ref=campaign.ref,
         )
-        _outcomes_write(campaign.pk, [(recipient.recipient_id, _final_status(sent.status), sent.message.pk)],
-                        timezone.now())
+        _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank, _final_status(sent.status),
+                                               sent.message.pk)], timezone.now())
+    _outcomes_write(campaign.pk, [], timezone.now(), batch_id=batch_id)
 
 
 def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
@@ -631,20 +670,21 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
     if campaign.status != Campaign.Status.SENDING:
         return campaign
     workspace = campaign.workspace
-    _freeze_audience(campaign, timezone.now())
+    _freeze_audience(campaign, timezone.now(), batch_size)
     writer = _BatchWriter() if _overlap_batches() else None
     try:
-        batch: list[_Pending] = []
+        number = -1
         while True:
             if not Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists():
                 break  # cancelled meanwhile
-            # Keyset: with a writer, the previous batch may still be pending (being written).
-            batch = _pending_batch(campaign_id, batch_size, after=batch[-1] if batch else None)
-            if not batch:
+            # Keyset on the batch number: with a writer, the previous batch may still be being written.
+            batch = _next_batch(campaign_id, after=number)
+            if batch is None:
                 break
             if not renew():
                 raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
-            _send_batch(campaign, workspace, batch, renew, writer)
+            batch_id, number = batch
+            _send_batch(campaign, workspace, batch_id, _batch_pending(campaign_id, batch_id), renew, writer)
     except BaseException:
         if writer is not None:
             writer.close(raise_error=False)  # the batch being written commits or rolls back whole
@@ -653,10 +693,11 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
         writer.close()
     # The batches moved the counters by their own tallies; one exact recount settles them whatever
     # ran before (a crash between a batch and its tally, a paused message resumed meanwhile).
-    campaign_counters_refresh(campaign_id=campaign_id)
-    Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
-        status=Campaign.Status.DONE, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        finished = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
+            status=Campaign.Status.DONE, finished_at=timezone.now()
+        )
+        campaign_counters_refresh(campaign_id=campaign_id, recount_recipients=bool(finished))
     usage_alerts_check(workspace=workspace)
     campaign.refresh_from_db()
     logger.info("campaign %s: sent=%s limited=%s skipped=%s failed=%s", campaign.pk, campaign.sent_count,

@@ -181,7 +181,8 @@ def settle(plan: Plan, http, port: int) -> list[int]:
 def check(plan: Plan) -> list[tuple[str, bool, str]]:
     from django.db.models import Count, F
 
-    from automations.models import CampaignRecipient, PausedAction
+    from automations.models import Campaign, CampaignRecipient, PausedAction
+    from automations.services.campaigns import campaign_remaining
     from billing.models import ActivationRecord, MonthlyUsage, Subscription
     from contacts.models import Contact, Message, WebhookDelivery
 
@@ -229,7 +230,8 @@ def check(plan: Plan) -> list[tuple[str, bool, str]]:
 
     recipients = dict(CampaignRecipient.objects.values_list("status").annotate(n=Count("id"))
                       .values_list("status", "n"))
-    unfinished = recipients.get("pending", 0)
+    unfinished = sum(campaign_remaining(campaign=c) for c in Campaign.objects.filter(
+        audience_frozen_at__isnull=False).exclude(status=Campaign.Status.CANCELLED))
     results.append(("every campaign recipient has a final status", unfinished == 0,
                     f"recipients by status {recipients}"))
     return results
