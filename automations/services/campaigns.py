@@ -439,10 +439,10 @@ def _batch_pending(campaign_id: int, batch_id: int) -> list[_Pending]:
 
 
 def _outcomes_write(campaign_id: int, outcomes: list[_Outcome], now: datetime.datetime, *,
-                    batch_id: int | None = None, before_counters: Callable[[], None] | None = None) -> dict[int, int]:
-    """Write recipient rows with their final status in one INSERT, mark the batch done (`batch_id`), and
-    move the campaign's counters by what was written. A contact that already has its row is left
-    alone. Returns {contact id: recipient id} of the rows written."""
+                    batch_id: int | None = None) -> list[tuple[int, int, str]]:
+    """Write recipient rows with their final status in one INSERT and mark the batch done (`batch_id`).
+    A contact that already has its row is left alone. Returns (recipient id, contact id, status) of the
+    rows written."""
     written: list[tuple[int, int, str]] = []
     if outcomes:
         with connection.cursor() as cursor:
@@ -468,6 +468,20 @@ def _outcomes_write(campaign_id: int, outcomes: list[_Outcome], now: datetime.da
             written = cursor.fetchall()
     if batch_id is not None:
         CampaignBatch.objects.filter(pk=batch_id).update(done_at=now)
+    return written
+
+
+def _counters_move(campaign_id: int, written: list[tuple[int, int, str]], *,
+                   before_counters: Callable[[], None] | None = None) -> None:
+    """Move the campaign's counters by the recipient rows just written; the last statement of their
+    transaction, as it holds the campaign row until the commit."""
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        # Check the deferred foreign keys of the rows written (about 8 µs each, a fifth of a second for
+        # a batch) now, not at the commit: the lease renewal and the next batch wait for the campaign
+        # row this UPDATE takes, so it is held only for the commit itself. Back to the default after.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     if before_counters is not None:
         before_counters()
     Status = CampaignRecipient.Status
@@ -478,7 +492,6 @@ def _outcomes_write(campaign_id: int, outcomes: list[_Outcome], now: datetime.da
             skipped_window_count=F("skipped_window_count") + tally[Status.SKIPPED_WINDOW],
             failed_count=F("failed_count") + tally[Status.FAILED],
         )
-    return {contact_id: recipient_id for recipient_id, contact_id, _ in written}
 
 
 class _EarlierBatchFailed(Exception):
@@ -623,9 +636,11 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
 def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pending], outcomes: list[_Outcome],
                     now: datetime.datetime, *, batch_id: int | None = None,
                     before_counters: Callable[[], None] | None = None) -> None:
-    """Recipient rows for the batch's outcomes, and paused actions for its refused contacts."""
+    """Recipient rows for the batch's outcomes, paused actions for its refused contacts, then the
+    campaign's counters."""
     with transaction.atomic(savepoint=False):
-        recipient_ids = _outcomes_write(campaign.pk, outcomes, now, batch_id=batch_id, before_counters=before_counters)
+        written = _outcomes_write(campaign.pk, outcomes, now, batch_id=batch_id)
+        recipient_ids = {contact_id: recipient_id for recipient_id, contact_id, _ in written}
         paused_actions_create(
             workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
             action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
@@ -634,6 +649,7 @@ def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pen
                              {"campaign_id": campaign.pk, "recipient_id": recipient_ids[r.contact_id]})
                    for r in limited if r.contact_id in recipient_ids],
         )
+        _counters_move(campaign.pk, written, before_counters=before_counters)
 
 
 def _send_one_by_one(campaign: Campaign, workspace: Workspace, batch_id: int, allowed: list[_Pending],
@@ -649,8 +665,11 @@ def _send_one_by_one(campaign: Campaign, workspace: Workspace, batch_id: int, al
             origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
             automation_ref=campaign.ref,
         )
-        _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank, _final_status(sent.status),
-                                               sent.message.pk)], timezone.now())
+        with transaction.atomic():
+            written = _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank,
+                                                             _final_status(sent.status), sent.message.pk)],
+                                      timezone.now())
+            _counters_move(campaign.pk, written)
     _outcomes_write(campaign.pk, [], timezone.now(), batch_id=batch_id)
 
 

@@ -102,14 +102,14 @@ def test_overlapped_fanout_writes_every_batch_once_and_commits_them_in_order(mon
                         lambda self, write: (handed_over.append(write), real_submit(self, write))[1])
 
     commits = []
-    real_write = campaign_services._outcomes_write
+    real_move = campaign_services._counters_move
 
-    def recording_write(campaign_id, outcomes, now, **kwargs):
-        written = real_write(campaign_id, outcomes, now, **kwargs)
-        commits.append(min(o.rank for o in outcomes))
-        return written
+    def recording_move(campaign_id, written, **kwargs):
+        real_move(campaign_id, written, **kwargs)  # waits for the previous batch's commit, then takes the row
+        commits.append(min(CampaignRecipient.objects.filter(pk__in=[w[0] for w in written]).values_list(
+            "rank", flat=True)))
 
-    monkeypatch.setattr(campaign_services, "_outcomes_write", recording_write)
+    monkeypatch.setattr(campaign_services, "_counters_move", recording_move)
 
     campaign_send(campaign_id=campaign.pk, batch_size=20)
 

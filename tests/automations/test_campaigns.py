@@ -253,9 +253,10 @@ def test_bulk_fanout_killed_mid_batch_and_retried_sends_nobody_twice(
         return sent
 
     def dying_write(campaign_id, outcomes, now, **kwargs):
-        real_write(campaign_id, outcomes, now, **kwargs)
+        written = real_write(campaign_id, outcomes, now, **kwargs)
         if batches["n"] == 2 and die_at == "after_statuses":
             raise SystemExit("worker killed")
+        return written
 
     monkeypatch.setattr(campaign_services, "send_messages_bulk", dying_bulk)
     monkeypatch.setattr(campaign_services, "_outcomes_write", dying_write)
