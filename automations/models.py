@@ -139,7 +139,8 @@ class CampaignRecipient(models.Model):
     """One row per contact reached by a launched campaign: the send-once ledger and the final status.
 
     Written once, with the final status (sent, limited, skipped_window, failed); "pending" is only
-    found on rows frozen before migration 0007, which turned the pending ones into CampaignBatch rows.
+    found on rows frozen by the release before automations 0007, until the fan-out turns them into
+    batches.
     """
 
     class Status(models.TextChoices):
@@ -163,8 +164,12 @@ class CampaignRecipient(models.Model):
             models.UniqueConstraint(fields=["campaign", "contact"], name="automations_recipient_once"),
         ]
         indexes = [
+            # Pending rows of one campaign by rank: the keyset of the fan-out before automations 0007,
+            # kept while a worker of that release may still be sending from them. No row is written
+            # pending any more (the fan-out turns those it finds into batches).
+            models.Index(fields=["campaign", "rank", "id"], condition=models.Q(status="pending"),
+                         name="recipient_pending_rank"),
             # Recipients of one campaign by final status, in rank order (the list filtered by status).
-            # Partial since the time rows were frozen as pending (before automations 0007): none are now.
             models.Index(fields=["campaign", "status", "rank"], condition=~models.Q(status="pending"),
                          name="recipient_final_status"),
         ]

@@ -1,35 +1,14 @@
 """Campaign audiences frozen as batches of contact ids (CampaignBatch) instead of one pending
 CampaignRecipient row per contact: the fan-out then writes each recipient row once, final.
 
-Campaigns frozen before this migration keep their finished rows; their pending rows become batches
-(runs of consecutive ranks, so every contact keeps its rank) and are deleted, and the partial index
-of pending rows goes with them. Reversed, the batches not done become pending rows again.
+Nothing is converted here: a worker of the previous release may still be sending a campaign from its
+pending rows while this runs, and must find them. The new fan-out turns a campaign's pending rows into
+batches when it takes the campaign up (`_adopt_pending_rows`), under the campaign's lease. Reversed,
+the batches not done become pending rows again, for the previous release's fan-out.
 """
 
 import django.db.models.deletion
 from django.db import migrations, models
-
-BATCH_SIZE = 5000  # automations.services.campaigns.CAMPAIGN_BATCH_SIZE when this was written
-
-
-def pending_rows_to_batches(apps, schema_editor):
-    Recipient = apps.get_model("automations", "CampaignRecipient")
-    Batch = apps.get_model("automations", "CampaignBatch")
-    pending = Recipient.objects.filter(status="pending")
-    for campaign_id in pending.order_by().values_list("campaign_id", flat=True).distinct():
-        rows = pending.filter(campaign_id=campaign_id).order_by("rank", "id").values_list("rank", "contact_id")
-        runs: list[tuple[int, list[int]]] = []
-        for rank, contact_id in rows.iterator(chunk_size=BATCH_SIZE):
-            first_rank, ids = runs[-1] if runs else (None, [])
-            if first_rank is None or rank != first_rank + len(ids) or len(ids) >= BATCH_SIZE:
-                runs.append((rank, [contact_id]))
-            else:
-                ids.append(contact_id)
-        Batch.objects.bulk_create(
-            Batch(campaign_id=campaign_id, number=number, first_rank=first_rank, contact_ids=ids)
-            for number, (first_rank, ids) in enumerate(runs)
-        )
-    pending.delete()
 
 
 def batches_to_pending_rows(apps, schema_editor):
@@ -72,7 +51,5 @@ class Migration(migrations.Migration):
                                                         name="automations_campaign_batch_once")],
             },
         ),
-        migrations.RunPython(pending_rows_to_batches, batches_to_pending_rows),
-        # It served the fan-out's keyset over pending rows; empty from here on (no row is written pending).
-        migrations.RemoveIndex(model_name="campaignrecipient", name="recipient_pending_rank"),
+        migrations.RunPython(migrations.RunPython.noop, batches_to_pending_rows),
     ]

@@ -246,6 +246,8 @@ def _freeze_audience(campaign: Campaign, now: datetime.datetime, batch_size: int
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.audience_frozen_at is not None:
+            if not CampaignBatch.objects.filter(campaign_id=locked.pk).exists():
+                _adopt_pending_rows(locked.pk, batch_size)
             return
         if connection.vendor == "postgresql":
             # The estimate of a 100k-contact audience crosses jit_above_cost: compiling costs more than
@@ -259,6 +261,22 @@ def _freeze_audience(campaign: Campaign, now: datetime.datetime, batch_size: int
             for number, first_rank in enumerate(range(0, len(contact_ids), batch_size))
         )
         Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now, recipients_count=len(contact_ids))
+
+
+def _adopt_pending_rows(campaign_id: int, batch_size: int) -> None:
+    """Turn pending recipient rows into batches, ranks kept: a campaign frozen by a worker of the release
+    before automations 0007 after that migration ran (the migration converted the ones frozen before)."""
+    pending = CampaignRecipient.objects.filter(campaign_id=campaign_id, status=CampaignRecipient.Status.PENDING)
+    batches: list[CampaignBatch] = []
+    for rank, contact_id in pending.order_by("rank", "id").values_list("rank", "contact_id"):
+        last = batches[-1] if batches else None
+        if last is None or rank != last.first_rank + len(last.contact_ids) or len(last.contact_ids) >= batch_size:
+            last = CampaignBatch(campaign_id=campaign_id, number=len(batches), first_rank=rank, contact_ids=[])
+            batches.append(last)
+        last.contact_ids.append(contact_id)
+    if batches:
+        CampaignBatch.objects.bulk_create(batches)
+        pending.delete()
 
 
 def campaign_counters_refresh(*, campaign_id: int, recount_recipients: bool = False) -> None:
@@ -289,7 +307,8 @@ def campaign_counters_refresh(*, campaign_id: int, recount_recipients: bool = Fa
 def campaign_remaining(*, campaign: Campaign) -> int:
     """Contacts of the frozen audience still to be reached: in a batch not done, with no recipient row
     yet, and not deleted since the launch."""
-    remaining = 0
+    # Rows frozen pending by the release before automations 0007, not yet turned into batches.
+    remaining = CampaignRecipient.objects.filter(campaign=campaign, status=CampaignRecipient.Status.PENDING).count()
     for contact_ids in CampaignBatch.objects.filter(campaign=campaign, done_at__isnull=True).values_list(
             "contact_ids", flat=True):
         reached = CampaignRecipient.objects.filter(campaign=campaign, contact_id__in=contact_ids)

@@ -1,17 +1,24 @@
 """The frozen audience as batches of contact ids: each recipient row is written once, final; what is
 left to do is what the batches not done still hold; campaigns frozen the old way (one pending row per
-contact) are carried over by migration automations 0007."""
+contact, by the release before automations 0007) are taken up and finished."""
 
 import datetime
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from automations.models import Campaign, CampaignBatch, CampaignRecipient
 from automations.services import campaign_cancel, campaign_create, campaign_send
 from automations.services import campaigns as campaign_services
-from automations.services.campaigns import _freeze_audience, campaign_remaining, campaigns_resume_stalled
+from automations.services.campaigns import (
+    _freeze_audience,
+    _Outcome,
+    _outcomes_write,
+    campaign_remaining,
+    campaigns_resume_stalled,
+)
 from contacts.models import Contact, Message
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 
@@ -118,46 +125,60 @@ def _migrate(target=None):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_migration_0007_turns_pending_rows_into_batches_keeping_ranks_and_back():
+def test_migration_0007_reversed_gives_the_previous_release_its_pending_rows_and_forward_again_they_are_sent():
     workspace = WorkspaceFactory()
     MembershipFactory(workspace=workspace)
-    contacts = ContactFactory.create_batch(7, workspace=workspace)
-    campaign = sending(campaign_create(workspace=workspace, name="Old", text="Hello"))
-    Campaign.objects.filter(pk=campaign.pk).update(audience_frozen_at=campaign.created_at, recipients_count=7)
-    _migrate(("automations", "0006_drop_redundant_fk_indexes"))
-    try:
-        # Frozen the old way: one row per contact; 0, 1 and 4 done (4 by a one-by-one send), the rest pending.
-        done = {0: "sent", 1: "sent", 4: "limited"}
-        with connection.cursor() as cursor:
-            for rank, contact in enumerate(contacts):
-                cursor.execute(
-                    "INSERT INTO automations_campaignrecipient (campaign_id, contact_id, rank, status, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    [campaign.pk, contact.pk, rank, done.get(rank, "pending"), campaign.created_at],
-                )
-    finally:
-        _migrate()
+    contacts = sorted(ContactFactory.create_batch(7, workspace=workspace),
+                      key=lambda c: (-c.last_inbound_at.timestamp(), c.pk))
+    campaign = sending(campaign_create(workspace=workspace, name="Midway", text="Hello"))
+    _freeze_audience(campaign, timezone.now(), batch_size=2)
+    batches = list(CampaignBatch.objects.filter(campaign=campaign).values_list("id", flat=True))
+    # Midway: the first batch done; of the second, one row written by a per-message send, the rest not.
+    _outcomes_write(campaign.pk, [_Outcome(contacts[0].pk, 0, "sent"), _Outcome(contacts[1].pk, 1, "sent")],
+                    timezone.now(), batch_id=batches[0])
+    _outcomes_write(campaign.pk, [_Outcome(contacts[2].pk, 2, "limited")], timezone.now())
 
-    batches = list(CampaignBatch.objects.filter(campaign=campaign).values_list("number", "first_rank", "contact_ids"))
-    assert batches == [(0, 2, [contacts[2].pk, contacts[3].pk]), (1, 5, [contacts[5].pk, contacts[6].pk])]
-    assert not CampaignRecipient.objects.filter(status="pending").exists()
-    assert campaign_remaining(campaign=campaign) == 4
-
-    # Back and forth: the batches not done become the same pending rows again.
     _migrate(("automations", "0006_drop_redundant_fk_indexes"))
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT rank, contact_id FROM automations_campaignrecipient WHERE status = 'pending'"
                            " ORDER BY rank")
-            assert cursor.fetchall() == [(rank, contacts[rank].pk) for rank in (2, 3, 5, 6)]
+            assert cursor.fetchall() == [(rank, contacts[rank].pk) for rank in (3, 4, 5, 6)]
     finally:
         _migrate()
 
+    assert not CampaignBatch.objects.exists()  # the table came back empty; the pending rows stay
+    assert campaign_remaining(campaign=campaign) == 4
     campaign = campaign_send(campaign_id=campaign.pk)
 
     assert [(rank, status) for rank, _, status in rows(campaign)] == [
-        (0, "sent"), (1, "sent"), (2, "sent"), (3, "sent"), (4, "limited"), (5, "sent"), (6, "sent")]
+        (0, "sent"), (1, "sent"), (2, "limited"), (3, "sent"), (4, "sent"), (5, "sent"), (6, "sent")]
     assert sorted(Message.objects.filter(workspace=workspace, direction="out").values_list("contact_id", flat=True)) \
-        == sorted(contacts[rank].pk for rank in (2, 3, 5, 6))  # the pending ones, each once
+        == sorted(contacts[rank].pk for rank in (3, 4, 5, 6))  # the pending ones, each once
     assert (campaign.status, campaign.recipients_count, campaign.sent_count, campaign.limited_count) == (
         "done", 7, 6, 1)
+
+
+@pytest.mark.django_db
+def test_a_campaign_frozen_the_old_way_after_the_migration_is_taken_over_and_finished(clock, free_workspace):
+    """A worker of the previous release froze a campaign (pending rows) after migration 0007 ran, then
+    died: the new release's fan-out turns the pending rows into batches and sends each contact once."""
+    contacts = ContactFactory.create_batch(5, workspace=free_workspace)
+    campaign = sending(campaign_create(workspace=free_workspace, name="Old", text="Hello"))
+    Campaign.objects.filter(pk=campaign.pk).update(audience_frozen_at=clock.now, recipients_count=5)
+    CampaignRecipient.objects.bulk_create(
+        CampaignRecipient(campaign=campaign, contact=contact, rank=rank, status=status)
+        for rank, (contact, status) in enumerate(zip(contacts, ["sent", "pending", "pending", "limited", "pending"],
+                                                     strict=True))
+    )
+
+    campaign = campaign_send(campaign_id=campaign.pk, batch_size=50)
+
+    assert [(rank, status) for rank, _, status in rows(campaign)] == [
+        (0, "sent"), (1, "sent"), (2, "sent"), (3, "limited"), (4, "sent")]
+    assert list(CampaignBatch.objects.filter(campaign=campaign).values_list("first_rank", "contact_ids")) == [
+        (1, [contacts[1].pk, contacts[2].pk]), (4, [contacts[4].pk])]
+    assert sorted(Message.objects.filter(workspace=free_workspace, direction="out").values_list(
+        "contact_id", flat=True)) == sorted(contacts[rank].pk for rank in (1, 2, 4))
+    assert (campaign.status, campaign.recipients_count, campaign.sent_count, campaign.limited_count) == (
+        "done", 5, 4, 1)
