@@ -15,6 +15,7 @@ its key, not repeated; the counters are recounted at the end.
 """
 
 import datetime
+import itertools
 import json
 import logging
 import queue
@@ -52,6 +53,8 @@ _CONTACTS = Contact._meta.db_table
 
 # A batch is one gate call and one transaction (its messages, recipient rows and paused actions).
 CAMPAIGN_BATCH_SIZE = 5000
+# The freeze writes its batches this many at a time (20 batches: 100k ids in one statement).
+_FREEZE_WRITE_EVERY = 20
 # Renew the fan-out lease every this many sends; the lease lasts CAMPAIGN_STALL_SECONDS, the same
 # "no progress" span after which the beat job re-queues a stalled campaign, so a restarted worker can
 # take over a killed one's campaign as soon as it is seen stalled.
@@ -254,13 +257,17 @@ def _freeze_audience(campaign: Campaign, now: datetime.datetime, batch_size: int
             # this one pass saves. LOCAL: for this transaction only.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL jit = off")
-        contact_ids = list(campaign_audience(campaign=locked).values_list("id", flat=True))
-        CampaignBatch.objects.bulk_create(
-            CampaignBatch(campaign_id=locked.pk, number=number, first_rank=first_rank,
-                          contact_ids=contact_ids[first_rank:first_rank + batch_size])
-            for number, first_rank in enumerate(range(0, len(contact_ids), batch_size))
-        )
-        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now, recipients_count=len(contact_ids))
+        # Streamed, a few batches written at a time: memory stays flat whatever the audience's size.
+        audience = campaign_audience(campaign=locked).values_list("id", flat=True).iterator(chunk_size=batch_size)
+        frozen, unwritten = 0, []
+        for number, ids in enumerate(iter(lambda: list(itertools.islice(audience, batch_size)), [])):
+            unwritten.append(CampaignBatch(campaign_id=locked.pk, number=number, first_rank=frozen, contact_ids=ids))
+            frozen += len(ids)
+            if len(unwritten) == _FREEZE_WRITE_EVERY:
+                CampaignBatch.objects.bulk_create(unwritten)
+                unwritten = []
+        CampaignBatch.objects.bulk_create(unwritten)
+        Campaign.objects.filter(pk=locked.pk).update(audience_frozen_at=now, recipients_count=frozen)
 
 
 def _adopt_pending_rows(campaign_id: int, batch_size: int) -> None:

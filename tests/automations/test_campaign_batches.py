@@ -38,6 +38,7 @@ def test_launch_writes_batches_and_each_recipient_row_once_final(clock, free_wor
     contacts = sorted(ContactFactory.create_batch(5, workspace=free_workspace),
                       key=lambda c: (-c.last_inbound_at.timestamp(), c.pk))
     campaign = sending(campaign_create(workspace=free_workspace, name="Hi", text="Hello"))
+    monkeypatch.setattr(campaign_services, "_FREEZE_WRITE_EVERY", 2)  # written 2 batches, then the last one
     _freeze_audience(campaign, clock.now, batch_size=2)
 
     batches = list(CampaignBatch.objects.filter(campaign=campaign).values_list("number", "first_rank", "contact_ids"))
