@@ -272,7 +272,7 @@ def _freeze_audience(campaign: Campaign, now: datetime.datetime, batch_size: int
 
 def _adopt_pending_rows(campaign_id: int, batch_size: int) -> None:
     """Turn pending recipient rows into batches, ranks kept: a campaign frozen by a worker of the release
-    before automations 0007 after that migration ran (the migration converted the ones frozen before)."""
+    before automations 0007, taken over by this one (the migration converts nothing, see its note)."""
     pending = CampaignRecipient.objects.filter(campaign_id=campaign_id, status=CampaignRecipient.Status.PENDING)
     batches: list[CampaignBatch] = []
     for rank, contact_id in pending.order_by("rank", "id").values_list("rank", "contact_id"):
@@ -309,19 +309,6 @@ def campaign_counters_refresh(*, campaign_id: int, recount_recipients: bool = Fa
         **recount, sent_count=count(Status.SENT), limited_count=count(Status.LIMITED),
         skipped_window_count=count(Status.SKIPPED_WINDOW), failed_count=count(Status.FAILED),
     )
-
-
-def campaign_remaining(*, campaign: Campaign) -> int:
-    """Contacts of the frozen audience still to be reached: in a batch not done, with no recipient row
-    yet, and not deleted since the launch."""
-    # Rows frozen pending by the release before automations 0007, not yet turned into batches.
-    remaining = CampaignRecipient.objects.filter(campaign=campaign, status=CampaignRecipient.Status.PENDING).count()
-    for contact_ids in CampaignBatch.objects.filter(campaign=campaign, done_at__isnull=True).values_list(
-            "contact_ids", flat=True):
-        reached = CampaignRecipient.objects.filter(campaign=campaign, contact_id__in=contact_ids)
-        remaining += Contact.objects.filter(pk__in=contact_ids).exclude(
-            pk__in=reached.values("contact_id")).count()
-    return remaining
 
 
 def _message_key(campaign_id: int, contact_id: int) -> str:

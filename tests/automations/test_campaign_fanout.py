@@ -6,9 +6,9 @@ import datetime
 import pytest
 
 from automations.models import Campaign, CampaignBatch, CampaignRecipient, PausedAction
+from automations.selectors import campaign_remaining
 from automations.services import campaign_create, campaign_send
 from automations.services import campaigns as campaign_services
-from automations.services.campaigns import campaign_remaining
 from automations.services.segments import segment_create
 from billing.activation import usage
 from billing.models import ActivationRecord

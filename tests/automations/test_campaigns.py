@@ -6,6 +6,7 @@ import pytest
 from django.core import mail
 
 from automations.models import Campaign, PausedAction, UsageAlert
+from automations.selectors import campaign_remaining
 from automations.services import (
     campaign_cancel,
     campaign_create,
@@ -15,7 +16,6 @@ from automations.services import (
     campaigns_launch_due,
 )
 from automations.services import campaigns as campaign_services
-from automations.services.campaigns import campaign_remaining
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord
 from billing.services import bonus_grant, month_roll_over_as_needed

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from automations.models import Campaign, CampaignRecipient, PausedAction
+from automations.selectors import campaign_remaining
 from automations.services import campaign_create, campaign_launch
-from automations.services.campaigns import campaign_remaining
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord, AutomationKind
 from billing.months import month_of

@@ -182,7 +182,7 @@ def check(plan: Plan) -> list[tuple[str, bool, str]]:
     from django.db.models import Count, F
 
     from automations.models import Campaign, CampaignRecipient, PausedAction
-    from automations.services.campaigns import campaign_remaining
+    from automations.selectors import campaign_remaining
     from billing.models import ActivationRecord, MonthlyUsage, Subscription
     from contacts.models import Contact, Message, WebhookDelivery
 
