@@ -17,6 +17,7 @@ Concurrency design, the same for both entry points:
 
 import datetime
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
@@ -246,7 +247,11 @@ def activate(
             return ActivationResult(True, False, ALREADY_ACTIVE, month)
 
     for _attempt in range(2):
-        with transaction.atomic(), _hot_cursor(db) as cursor:
+        # On PostgreSQL the count and the record are one statement: outside a transaction it is its own
+        # (one round trip, no BEGIN or COMMIT); inside the caller's, a savepoint keeps an error from
+        # aborting it, as everywhere else.
+        single = db.vendor == "postgresql" and not db.in_atomic_block
+        with nullcontext() if single else transaction.atomic(), _hot_cursor(db) as cursor:
             counted, inserted, usage_id = _count_and_record(
                 cursor, workspace.pk, contact.pk, db_month, db_now, _day_key(now), kind, _ref(ref), max(reserve, 0)
             )
@@ -280,30 +285,36 @@ _PG_BREAKDOWN = _breakdown_set("postgresql")
 def _count_and_record(
     cursor, workspace_id: int, contact_id: int, db_month, db_now, day: str, kind: str, ref: str, reserve: int
 ) -> tuple[bool, bool, int | None]:
-    """Move the month's counter if there is headroom, then insert the record.
+    """Move the month's counter if there is headroom, and insert the record.
 
     Returns (counted, inserted, usage row id or None when the month's row is not open yet). The
-    counter moves first, so the usage-row lock orders all writers of a workspace; the record is
-    inserted only when the counter moved. The caller rolls back when counted but not inserted.
+    usage-row lock is taken first, so it orders all writers of a workspace. On SQLite the counter
+    moves, then the record is inserted; the caller rolls back when counted but not inserted. On
+    PostgreSQL the counter moves only if the record was inserted, so nothing is ever undone: counted
+    and inserted are the same answer (a contact activated by a concurrent call is neither, and the
+    caller finds its record).
     """
     vendor = connection.vendor
     breakdown = _breakdown_params(vendor, day, kind, 1)
     if vendor == "postgresql":
-        # One statement, one round trip: the INSERT reads the UPDATE's row, so it runs after it; the
-        # last column tells, in the statement's snapshot, whether the row existed at all.
+        # One statement, one round trip. `l` locks the usage row if there is headroom (re-checked on
+        # the latest version after a wait, as an UPDATE would); the INSERT reads `l`, the UPDATE reads
+        # the INSERT's result, so they run in that order. The last column tells, in the statement's
+        # snapshot, whether the month's row existed at all.
         cursor.execute(
-            f"WITH u AS (UPDATE {_USAGE} SET activated = activated + 1, {_PG_BREAKDOWN}"  # noqa: S608
-            " WHERE workspace_id = %s AND month = %s AND activated + %s < quota RETURNING id),"
+            f"WITH l AS (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s"  # noqa: S608
+            " AND activated + %s < quota FOR NO KEY UPDATE),"
             f" i AS (INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"
             " automation_ref) SELECT %s::bigint, %s::bigint, %s::date, %s::timestamptz, %s::text,"
-            " %s::text FROM u ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id)"
-            " SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM i),"
-            f" (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s)",
-            [*breakdown, workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref,
+            " %s::text FROM l ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id),"
+            f" u AS (UPDATE {_USAGE} SET activated = activated + 1, {_PG_BREAKDOWN}"
+            " WHERE id = (SELECT id FROM l) AND EXISTS (SELECT 1 FROM i) RETURNING id)"
+            f" SELECT EXISTS (SELECT 1 FROM u), (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s)",
+            [workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref, *breakdown,
              workspace_id, db_month],
         )
-        counted, inserted, usage_id = cursor.fetchone()
-        return bool(counted), bool(inserted), usage_id
+        counted, usage_id = cursor.fetchone()
+        return bool(counted), bool(counted), usage_id
     # SQLite: writers are serialised (IMMEDIATE transactions), so statement by statement is exact.
     cursor.execute(
         f"UPDATE {_USAGE} SET activated = activated + 1, {_breakdown_set(vendor)}"  # noqa: S608
