@@ -258,11 +258,12 @@ def activate(
             if counted:
                 if inserted:
                     return ActivationResult(True, True, ACTIVATED, month)
-                # Another worker activated this contact between our check and our insert.
+                # SQLite: another worker activated this contact between our check and our insert.
                 transaction.set_rollback(True)
                 return ActivationResult(True, False, ALREADY_ACTIVE, month)
             if usage_id is not None:
-                # No headroom. The contact may have been activated meanwhile; it stays free (rule 3).
+                # No headroom, or (PostgreSQL) a concurrent call activated the contact first: either
+                # way an active contact stays free (rule 3).
                 cursor.execute(
                     f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s"  # noqa: S608
                     " AND month = %s",
