@@ -4,11 +4,14 @@ Every automated action asks `activate` (one contact) or `activate_many` (a batch
 anything to a contact. Manual actions never call it (rule 6).
 
 Concurrency design, the same for both entry points:
-- the month's MonthlyUsage row is the per-workspace lock: the counter is moved by a conditional
-  UPDATE (`activated < quota`), or locked with SELECT ... FOR UPDATE for a batch, *before* any record
-  is inserted, so every writer takes the locks in the same order and cannot deadlock;
-- the record is inserted with ON CONFLICT DO NOTHING in the same transaction; if it already existed
-  (another worker activated the same contact first) the transaction rolls the counter back;
+- the month's MonthlyUsage row is the per-workspace lock: it is locked if there is headroom (one
+  contact on PostgreSQL: SELECT ... FOR NO KEY UPDATE where `activated < quota`; on SQLite the
+  conditional UPDATE of the counter), or locked with SELECT ... FOR UPDATE for a batch, *before* any
+  record is inserted, so every writer takes the locks in the same order and cannot deadlock;
+- the record is inserted with ON CONFLICT DO NOTHING; for one contact on PostgreSQL the counter moves
+  in the same statement only if the record was inserted (so that statement needs no transaction of
+  its own), elsewhere in the same transaction, rolled back if the record already existed (another
+  worker activated the same contact first);
 - the unique constraint (workspace, contact, month) and the CHECK activated <= quota are the last
   line of defence, not the only one; on PostgreSQL so is the composite foreign key
   activation_contact_in_workspace (a record's contact is a contact of its workspace), which a batch
