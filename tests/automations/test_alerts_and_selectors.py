@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 from django.core import mail
+from django.db import IntegrityError
 
 from automations.models import UsageAlert
 from automations.selectors import (
@@ -45,7 +46,9 @@ def test_alerts_at_80_and_100_once_each(free_workspace, django_capture_on_commit
 
 def test_the_constraint_makes_it_once(free_workspace):
     UsageAlert.objects.create(workspace=free_workspace, month=datetime.date(2026, 11, 1), threshold=80)
-    with pytest.raises(Exception, match="automations_usage_alert_once"):
+    # PostgreSQL names the constraint; SQLite names its columns.
+    named = "automations_usage_alert_once|UNIQUE constraint failed: automations_usagealert"
+    with pytest.raises(IntegrityError, match=named):
         UsageAlert.objects.create(workspace=free_workspace, month=datetime.date(2026, 11, 1), threshold=80)
 
 
