@@ -15,7 +15,8 @@ from automations.services.campaigns import campaign_delete, campaign_update
 from automations.services.segments import segment_delete
 from billing.models import AutomationKind
 from contacts.selectors import folder_list
-from inro.api import IDEMPOTENCY_PARAMETER, MAX_ID, WorkspaceView, cursor_page, idempotent, validated_query
+from inro.api import IDEMPOTENCY_PARAMETER, WorkspaceView, cursor_page, idempotent, validated_query
+from inro.converters import MAX_ID
 
 # --- Segments -------------------------------------------------------------------------------------
 

@@ -5,5 +5,5 @@ from django.urls import path
 from automations import views
 
 urlpatterns = [
-    path("hooks/scenarios/<int:scenario_id>/", views.scenario_webhook, name="scenario_webhook"),
+    path("hooks/scenarios/<id:scenario_id>/", views.scenario_webhook, name="scenario_webhook"),
 ]

@@ -118,7 +118,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<int:workspace_id>/grant-bonus/", self.admin_site.admin_view(self.grant_bonus_view),
+            path("<id:workspace_id>/grant-bonus/", self.admin_site.admin_view(self.grant_bonus_view),
                  name="accounts_workspace_grant_bonus"),
             *super().get_urls(),
         ]

@@ -7,11 +7,11 @@ from billing import views
 app_name = "billing"
 
 urlpatterns = [
-    path("w/<int:workspace_id>/billing/", views.overview, name="overview"),
-    path("w/<int:workspace_id>/billing/checkout/", views.checkout, name="checkout"),
-    path("w/<int:workspace_id>/billing/success/", views.checkout_success, name="checkout_success"),
-    path("w/<int:workspace_id>/billing/cancel/", views.checkout_cancel, name="checkout_cancel"),
-    path("w/<int:workspace_id>/billing/portal/", views.portal, name="portal"),
+    path("w/<id:workspace_id>/billing/", views.overview, name="overview"),
+    path("w/<id:workspace_id>/billing/checkout/", views.checkout, name="checkout"),
+    path("w/<id:workspace_id>/billing/success/", views.checkout_success, name="checkout_success"),
+    path("w/<id:workspace_id>/billing/cancel/", views.checkout_cancel, name="checkout_cancel"),
+    path("w/<id:workspace_id>/billing/portal/", views.portal, name="portal"),
     # The offline demo's Stripe: every view answers 404 unless settings.FAKE_STRIPE_ENABLED (local only).
     path("_fake_stripe/", include("billing.fakestripe.urls")),
 ]

@@ -14,7 +14,8 @@ from billing.selectors import contacts_filter_activated
 from contacts import selectors, services
 from contacts.messaging import send_message
 from contacts.models import Contact, Folder, Message
-from inro.api import IDEMPOTENCY_PARAMETER, MAX_ID, WorkspaceView, cursor_page, idempotent, validated_query
+from inro.api import IDEMPOTENCY_PARAMETER, WorkspaceView, cursor_page, idempotent, validated_query
+from inro.converters import MAX_ID
 
 # --- Contacts -------------------------------------------------------------------------------------
 

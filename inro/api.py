@@ -38,8 +38,6 @@ from accounts.services import (
 )
 from inro.errors import ApplicationError
 
-# The largest id PostgreSQL's bigint holds: bigger numbers are refused as input, never queried.
-MAX_ID = 2**63 - 1
 _TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
 
 

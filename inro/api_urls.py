@@ -30,7 +30,7 @@ from contacts.api import (
 )
 from inro.api import NotFoundView
 
-WS = "v1/workspaces/<int:workspace_id>/"
+WS = "v1/workspaces/<id:workspace_id>/"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -41,22 +41,22 @@ urlpatterns = [
     path(WS + "usage/history/", UsageHistoryView.as_view(), name="api-usage-history"),
     path(WS + "activations/", ActivationListView.as_view(), name="api-activations"),
     path(WS + "contacts/", ContactListView.as_view(), name="api-contacts"),
-    path(WS + "contacts/<int:contact_id>/", ContactDetailView.as_view(), name="api-contact"),
-    path(WS + "contacts/<int:contact_id>/messages/", ContactMessagesView.as_view(), name="api-contact-messages"),
+    path(WS + "contacts/<id:contact_id>/", ContactDetailView.as_view(), name="api-contact"),
+    path(WS + "contacts/<id:contact_id>/messages/", ContactMessagesView.as_view(), name="api-contact-messages"),
     path(WS + "folders/", FolderListView.as_view(), name="api-folders"),
-    path(WS + "folders/<int:folder_id>/", FolderDetailView.as_view(), name="api-folder"),
-    path(WS + "folders/<int:folder_id>/contacts/", FolderContactsView.as_view(), name="api-folder-contacts"),
+    path(WS + "folders/<id:folder_id>/", FolderDetailView.as_view(), name="api-folder"),
+    path(WS + "folders/<id:folder_id>/contacts/", FolderContactsView.as_view(), name="api-folder-contacts"),
     path(WS + "segments/", SegmentListView.as_view(), name="api-segments"),
-    path(WS + "segments/<int:segment_id>/", SegmentDetailView.as_view(), name="api-segment"),
+    path(WS + "segments/<id:segment_id>/", SegmentDetailView.as_view(), name="api-segment"),
     path(WS + "campaigns/", CampaignListView.as_view(), name="api-campaigns"),
-    path(WS + "campaigns/<int:campaign_id>/", CampaignDetailView.as_view(), name="api-campaign"),
-    path(WS + "campaigns/<int:campaign_id>/preview/", CampaignPreviewView.as_view(), name="api-campaign-preview"),
-    path(WS + "campaigns/<int:campaign_id>/launch/", CampaignLaunchView.as_view(), name="api-campaign-launch"),
-    path(WS + "campaigns/<int:campaign_id>/cancel/", CampaignCancelView.as_view(), name="api-campaign-cancel"),
+    path(WS + "campaigns/<id:campaign_id>/", CampaignDetailView.as_view(), name="api-campaign"),
+    path(WS + "campaigns/<id:campaign_id>/preview/", CampaignPreviewView.as_view(), name="api-campaign-preview"),
+    path(WS + "campaigns/<id:campaign_id>/launch/", CampaignLaunchView.as_view(), name="api-campaign-launch"),
+    path(WS + "campaigns/<id:campaign_id>/cancel/", CampaignCancelView.as_view(), name="api-campaign-cancel"),
     path(WS + "scenarios/", ScenarioListView.as_view(), name="api-scenarios"),
-    path(WS + "scenarios/<int:scenario_id>/", ScenarioDetailView.as_view(), name="api-scenario"),
-    path(WS + "scenarios/<int:scenario_id>/enable/", ScenarioEnableView.as_view(), name="api-scenario-enable"),
-    path(WS + "scenarios/<int:scenario_id>/disable/", ScenarioDisableView.as_view(), name="api-scenario-disable"),
+    path(WS + "scenarios/<id:scenario_id>/", ScenarioDetailView.as_view(), name="api-scenario"),
+    path(WS + "scenarios/<id:scenario_id>/enable/", ScenarioEnableView.as_view(), name="api-scenario-enable"),
+    path(WS + "scenarios/<id:scenario_id>/disable/", ScenarioDisableView.as_view(), name="api-scenario-disable"),
     path(WS + "paused-actions/", PausedActionListView.as_view(), name="api-paused-actions"),
     path(WS + "billing/checkout/", CheckoutView.as_view(), name="api-billing-checkout"),
     path(WS + "billing/portal/", PortalView.as_view(), name="api-billing-portal"),

@@ -1,7 +1,12 @@
 """Top-level URL configuration. Each include is owned by one app; the paths are public contracts."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
+
+from inro.converters import IdConverter
+
+# `<id:…>` in every app's paths (and the admin's): registered before any of them is read below.
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -156,6 +156,8 @@ INSTALLED_APPS += ["drf_spectacular_sidecar"]
 SPECTACULAR_SETTINGS.update({
     "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # `<id:…>` path parameters (inro.converters) are integers to API clients, as `<int:…>` were.
+    "PATH_CONVERTER_OVERRIDES": {"id": int},
 })
 
 # Stripe (issue: billing). Secrets have no defaults in production.

@@ -47,6 +47,14 @@ def test_malformed_json_is_a_400(api, workspace):
 
 def test_a_workspace_id_beyond_bigint_is_a_404_not_a_crash(api):
     assert api.get("/api/v1/workspaces/99999999999999999999999/usage/").status_code == 404
+    assert api.get("/api/v1/workspaces/9223372036854775808/usage/").status_code == 404  # one above
+
+
+def test_ids_beyond_bigint_are_a_404_on_the_pages_too(client):
+    # Refused by the path itself, before any query (SQLite's driver cannot bind them: it was a 500).
+    for path in ("/w/9223372036854775808/", "/w/1/campaigns/99999999999999999999/", f"/w/1/contacts/{'9' * 20}/"):
+        assert client.get(path).status_code == 404, path
+    assert client.get("/w/9223372036854775807/").status_code == 302  # the largest id: to the login page
 
 
 def test_the_user_rate_limit_answers_429_with_retry_after(api, settings, workspace):
