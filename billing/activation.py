@@ -53,6 +53,8 @@ _ONE_RECORD = (
     f"SELECT r.contact_id FROM {_RECORDS} r"  # noqa: S608
     " WHERE r.contact_id = t.id AND r.workspace_id + 0 = %s AND r.month + 0 = %s OFFSET 0"
 )
+# Is this contact active this month (the gate's lookup for one contact; one unique-index probe)?
+_IS_ACTIVE = f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s AND month = %s"  # noqa: S608
 # The ledger's composite foreign key (billing 0009): a record's contact is a contact of its workspace.
 _RECORD_FK = "activation_contact_in_workspace"
 # PostgreSQL: a batch's records from one id array; ids already active this month are left alone.
@@ -242,10 +244,7 @@ def activate(
 
     with _hot_cursor(db) as cursor:
         # The common case (repeated engagement) in one round trip on one unique index.
-        cursor.execute(
-            f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s AND month = %s",  # noqa: S608
-            [workspace.pk, contact.pk, db_month],
-        )
+        cursor.execute(_IS_ACTIVE, [workspace.pk, contact.pk, db_month])
         if cursor.fetchone() is not None:
             return ActivationResult(True, False, ALREADY_ACTIVE, month)
 
@@ -267,11 +266,7 @@ def activate(
             if usage_id is not None:
                 # No headroom, or (PostgreSQL) a concurrent call activated the contact first: either
                 # way an active contact stays free (rule 3).
-                cursor.execute(
-                    f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s"  # noqa: S608
-                    " AND month = %s",
-                    [workspace.pk, contact.pk, db_month],
-                )
+                cursor.execute(_IS_ACTIVE, [workspace.pk, contact.pk, db_month])
                 if cursor.fetchone() is not None:
                     return ActivationResult(True, False, ALREADY_ACTIVE, month)
                 _mark_limit_reached(cursor, usage_id, db_now)
