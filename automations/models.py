@@ -1,6 +1,6 @@
 """Automations: campaigns, scenarios, segments, enrichment, integrations, paused actions and alerts.
 
-Every automated action asks billing's gate before it engages a contact (PRODUCT.md rules 1 to 5);
+Every automated action asks billing's gate before it engages a contact (docs/product.md rules 1 to 5);
 what the gate refuses is kept as a PausedAction and resumes when headroom appears.
 """
 

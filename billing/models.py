@@ -9,7 +9,7 @@ from contacts.models import Contact
 
 
 class AutomationKind(models.TextChoices):
-    """The automated actions that activate a contact (PRODUCT.md glossary). Manual ones never do."""
+    """The automated actions that activate a contact (docs/product.md). Manual ones never do."""
 
     CAMPAIGN = "campaign", "Campaign"
     SCENARIO = "scenario", "Scenario"

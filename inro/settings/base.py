@@ -93,7 +93,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# The billing month (PRODUCT.md, glossary "Month"): calendar month in this zone, installation-wide.
+# The billing month (docs/product.md, "Month"): calendar month in this zone, installation-wide.
 BILLING_TIME_ZONE = env("BILLING_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
