@@ -53,7 +53,7 @@ class SegmentMembership(models.Model):
 
 
 class Campaign(models.Model):
-    """A broadcast message to an audience, sent once per contact (issue 3)."""
+    """A broadcast message to an audience, sent once per contact."""
 
     class Audience(models.TextChoices):
         ALL = "all", "All contacts"
@@ -179,7 +179,7 @@ class CampaignRecipient(models.Model):
 
 
 class Scenario(models.Model):
-    """A trigger and a list of steps run for one contact at a time (issue 3)."""
+    """A trigger and a list of steps run for one contact at a time."""
 
     class Trigger(models.TextChoices):
         DM_KEYWORD = "dm_keyword", "DM keyword"
