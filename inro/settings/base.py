@@ -275,7 +275,7 @@ LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=1
 # The queue tasks go to when no route says otherwise (the fault tests give each run its own).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # A campaign fan-out's lease (automations.services.campaigns): after a worker dies, another takes the
-# campaign over once it runs out. Empty: the built-in 10 minutes.
+# campaign over once it runs out. 0 (the default): as long as CAMPAIGN_STALL_SECONDS, 5 minutes unless set.
 CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default=0)
 # On PostgreSQL with the outbox backend, the fan-out writes its batches on two more connections while
 # it gates the next one, committing them in order (automations.services.campaigns._BatchWriter).
