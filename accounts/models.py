@@ -63,7 +63,7 @@ class Workspace(models.Model):
     instagram_account_id = models.CharField(
         max_length=64, blank=True, help_text="Instagram professional account id (IGID)."
     )
-    # Activations campaigns may not use, kept for people who write in (issue 3, "reserve").
+    # Activations campaigns may not use, kept for people who write in (docs/product.md rule 16).
     activation_reserve = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)

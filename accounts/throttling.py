@@ -1,4 +1,4 @@
-"""Brute-force protection for the web sign-in (issue 8): after LOGIN_FAILURE_LIMIT failed attempts for
+"""Brute-force protection for the web sign-in: after LOGIN_FAILURE_LIMIT failed attempts for
 one email from one client address within LOGIN_FAILURE_WINDOW_SECONDS, further attempts for that
 email from that address are refused, even with the right password, until the window has passed.
 

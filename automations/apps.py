@@ -5,7 +5,7 @@ class AutomationsConfig(AppConfig):
     name = "automations"
 
     def ready(self) -> None:
-        # The one place automations subscribes to billing and contacts (STYLE: hooks, not signals).
+        # The one place automations subscribes to billing and contacts (named hook points, not signals).
         from automations import listeners
         from billing import hooks as billing_hooks
         from contacts import hooks as contact_hooks

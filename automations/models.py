@@ -1,6 +1,6 @@
 """Automations: campaigns, scenarios, segments, enrichment, integrations, paused actions and alerts.
 
-Every automated action asks billing's gate before it engages a contact (PRODUCT.md rules 1 to 5);
+Every automated action asks billing's gate before it engages a contact (docs/product.md rules 1 to 5);
 what the gate refuses is kept as a PausedAction and resumes when headroom appears.
 """
 
@@ -53,7 +53,7 @@ class SegmentMembership(models.Model):
 
 
 class Campaign(models.Model):
-    """A broadcast message to an audience, sent once per contact (issue 3)."""
+    """A broadcast message to an audience, sent once per contact."""
 
     class Audience(models.TextChoices):
         ALL = "all", "All contacts"
@@ -179,7 +179,7 @@ class CampaignRecipient(models.Model):
 
 
 class Scenario(models.Model):
-    """A trigger and a list of steps run for one contact at a time (issue 3)."""
+    """A trigger and a list of steps run for one contact at a time."""
 
     class Trigger(models.TextChoices):
         DM_KEYWORD = "dm_keyword", "DM keyword"

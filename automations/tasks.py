@@ -50,7 +50,7 @@ def campaign_send(self, campaign_id: int) -> None:
         raise self.retry(countdown=60) from None
     except (OperationalError, InterfaceError) as error:
         # The database went away mid-fan-out (restart, failover): retry with backoff; the fan-out picks
-        # up the batches not done and finds earlier sends by their idempotency keys (issue 8).
+        # up the batches not done and finds earlier sends by their idempotency keys.
         if self.request.retries >= CAMPAIGN_DB_RETRIES:
             raise
         raise self.retry(exc=error, countdown=min(2 ** (self.request.retries + 1), 300)) from None

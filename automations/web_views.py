@@ -1,4 +1,4 @@
-"""The customer web app's campaigns and scenarios pages (issue 5), on the automations selectors and services.
+"""The customer web app's campaigns and scenarios pages, on the automations selectors and services.
 
 Counters come from the campaign and scenario selectors (the same as the API's); the launch preview is
 `campaign_preview`, which uses the fan-out's own order and headroom rules. Launching is for owners and

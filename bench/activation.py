@@ -1,6 +1,6 @@
 """The activation gate on PostgreSQL, each figure beside a raw-SQL reference measured in the same run.
 
-Scenarios (issue 2 "Benchmark", issue 9 rows "gate, new contacts", "gate, already active", "bulk gate"):
+Scenarios (the rows "gate, new contacts", "gate, already active", "activate_many" and "bulk gate"):
 
 - gate, new contacts: `activate` on contacts not yet active this month, 1 and N worker processes
   (spawned; each calls django.setup() and opens its own connection). Reference: the same logical

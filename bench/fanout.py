@@ -1,6 +1,6 @@
-"""Campaign fan-out (issue 9, "campaign fan-out"): target ≥ 10,000 recipients/s.
+"""Campaign fan-out: target ≥ 10,000 recipients/s.
 
-The issue's scenario: a workspace with BENCH_FANOUT_RECIPIENTS (default 100,000) contacts, all with an
+The scenario: a workspace with BENCH_FANOUT_RECIPIENTS (default 100,000) contacts, all with an
 open messaging window (their last inbound message spread over the last 10 hours, so the engaged-first
 order is not the order of the ids), a segment selecting them ("wrote in since yesterday"), quota for
 all of them, and a campaign to that segment, launched with the outbox send backend (messages are

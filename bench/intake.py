@@ -1,4 +1,4 @@
-"""Webhook intake under a load generator (issue 9, "webhook intake").
+"""Webhook intake under a load generator.
 
 Target: signed Meta deliveries accepted per second ≥ 0.5 of the same server's static 200 view, and
 p99 < 100 ms.

@@ -1,4 +1,4 @@
-"""Month rollover over many workspaces (issue 9, "month rollover"): target < 5 s to open the month.
+"""Month rollover over many workspaces: target < 5 s to open the month.
 
 Seeds BENCH_ROLLOVER_WORKSPACES (default 10,000) workspaces, a fifth of them on Pro with add-on packs
 and a tenth with a bonus grant for next month, each with this month's usage row open (as after a

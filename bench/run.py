@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_URL, HEADERS, ROOT, Row, database_name, ensure_database, libpq_dsn, table  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
-# In the order of issue 9's table.
+# In the order of the results table's rows.
 SCENARIOS = ["activation", "fanout", "intake", "usage", "rollover"]
 
 

@@ -1,4 +1,4 @@
-"""Usage page and `usage/` API latency on a big workspace (issue 9, "usage page and usage/ API").
+"""Usage page and `usage/` API latency on a big workspace.
 
 Target: median < 100 ms, and the number of queries independent of the data size.
 

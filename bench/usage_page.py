@@ -1,4 +1,4 @@
-"""Benchmark: the usage page and the contacts page on a big workspace (issue 5, "Performance").
+"""Benchmark: the usage page and the contacts page on a big workspace.
 
 A workspace with 200,000 contacts and 50,000 activations this month (through the gate, spread over
 the month's days) is built once in its own PostgreSQL database, then each page is requested through

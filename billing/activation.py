@@ -1,4 +1,4 @@
-"""The activation gate: the only code that creates ActivationRecords (rules 1 to 4 of PRODUCT.md).
+"""The activation gate: the only code that creates ActivationRecords (docs/product.md rules 1 to 4).
 
 Every automated action asks `activate` (one contact) or `activate_many` (a batch) before it does
 anything to a contact. Manual actions never call it (rule 6).

@@ -9,7 +9,7 @@ from contacts.models import Contact
 
 
 class AutomationKind(models.TextChoices):
-    """The automated actions that activate a contact (PRODUCT.md glossary). Manual ones never do."""
+    """The automated actions that activate a contact (docs/product.md). Manual ones never do."""
 
     CAMPAIGN = "campaign", "Campaign"
     SCENARIO = "scenario", "Scenario"
@@ -72,7 +72,7 @@ class Subscription(models.Model):
     cancel_at_period_end = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
-    # Out-of-order webhooks (issue 4): the `created` second of the last Stripe event applied to this
+    # Stripe may deliver webhooks out of order: the `created` second of the last Stripe event applied to this
     # subscription, and how far along its life that event was (created < updated < deleted), so an
     # older or same-second-but-earlier event never moves the subscription back.
     stripe_state_at = models.BigIntegerField(null=True, blank=True)
@@ -126,7 +126,7 @@ class ActivationRecord(models.Model):
     workspace = models.ForeignKey(
         Workspace, on_delete=models.PROTECT, related_name="activations", db_index=False, db_constraint=False
     )
-    # SET_NULL: erasing a contact (privacy) keeps the month's count (issue 10).
+    # SET_NULL: erasing a contact (privacy request) keeps the record, so the month's count stays right.
     contact = models.ForeignKey(
         Contact, null=True, on_delete=models.SET_NULL, related_name="activations", db_constraint=False
     )

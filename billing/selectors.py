@@ -217,7 +217,7 @@ def months_with_activity(*, workspace: Workspace, limit: int = 24) -> list[datet
     return months
 
 
-# --- Stripe billing (issue 4): the billing page, banners and the plan history.
+# --- Stripe billing: the billing page, banners and the plan history.
 
 
 @dataclass(frozen=True, slots=True)

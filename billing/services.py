@@ -127,7 +127,7 @@ def month_roll_over_as_needed(*, now: datetime.datetime) -> list[datetime.date]:
     MonthlyUsage.objects.filter(month__lt=current, closed_at__isnull=True).update(closed_at=now)
     done = []
     for month in pending:
-        # Two beats by accident (issue 10): the month's row is claimed under a row lock; a second run
+        # Two beats by accident (a misconfigured deploy): the month's row is claimed under a row lock; a second run
         # waits for the first to commit, finds the month completed and leaves it (hooks fire once).
         with transaction.atomic():
             MonthRollover.objects.get_or_create(month=month)

@@ -1,4 +1,4 @@
-"""The Stripe boundary: the only module that imports `stripe` (STYLE.md, "Edges").
+"""The Stripe boundary: the only module that imports `stripe`.
 
 It pins the API version, reads keys and price ids from settings, honours STRIPE_API_BASE (a
 Stripe-compatible server such as the local fake), hands plain dicts to the rest of billing, and turns

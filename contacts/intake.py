@@ -1,6 +1,6 @@
 """Instagram intake: turn a stored Meta webhook delivery into contacts, inbound messages and events.
 
-Capture is free and unlimited (PRODUCT.md, glossary "Contact"): nothing here calls the activation
+Capture is free and unlimited (docs/product.md, "Contact"): nothing here calls the activation
 gate. Automations learn about captured events through `contacts.hooks` (after commit).
 
 Payload shapes (Meta's Instagram webhooks, `object: "instagram"`):
@@ -381,7 +381,7 @@ def _parse_comment(account_id, name, value, entry_time, events, notes) -> None:
     events.append(ParsedEvent(
         account_id=account_id, type="live_comment" if name == "live_comments" else "comment",
         sender_id=sender_id, meta_id=comment_id, occurred_at=entry_time,
-        # A comment on an ad is a paid-ad lead (PRODUCT.md glossary), any other one an organic post's.
+        # A comment on an ad is a paid-ad lead (docs/product.md, sources), any other an organic post's.
         source=Contact.Source.PAID_AD if ad_id else Contact.Source.ORGANIC_POST,
         username=_str(author.get("username"), 64), text=_str(value.get("text")),
         media_id=_id(media.get("id")), comment_id=comment_id, ad_id=ad_id,

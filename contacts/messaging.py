@@ -101,7 +101,7 @@ def send_message(
         existing = Message.objects.get(workspace=workspace, idempotency_key=idempotency_key)
         if existing.status != Message.Status.QUEUED:
             return SendResult(existing.status, existing, duplicate=True)
-        # Still queued: the attempt that stored it died before handing it over (worker killed, issue 8).
+        # Still queued: the attempt that stored it died before handing it over (its worker was killed).
         # Finish it now, so the contact is not activated without its message; the row stays the only one.
         message, status = existing, Message.Status.QUEUED
     if status == Message.Status.SKIPPED_WINDOW:

@@ -1,6 +1,6 @@
 """Contact writes. Everything here is a manual action (rule 6): never counted, never blocked.
 
-Also the privacy services (issue 10): export, delete, and erasure at the person's request."""
+Also the privacy services: export, delete, and erasure at the person's request."""
 
 import hashlib
 import json
@@ -143,7 +143,7 @@ def message_send_manual(*, contact: Contact, text: str, sent_by: User) -> SendRe
     )
 
 
-# --- privacy (issue 10) ----------------------------------------------------------------------
+# --- privacy: export, delete, erase -----------------------------------------------------------
 
 # What erasure blanks: every field that says who the person is or what they wrote.
 _PERSONAL_BLANKS = {"username": "", "name": "", "email": "", "phone": "", "custom_fields": {}, "biography": "",

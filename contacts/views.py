@@ -1,6 +1,6 @@
 """The contacts pages of the customer web app: the database with filters, a contact's page, and the
 manual actions taken from it (send a DM, add to a folder). Manual actions never go through the
-activation gate, so they work at any quota state (PRODUCT.md rule 6)."""
+activation gate, so they work at any quota state (docs/product.md rule 6)."""
 
 from django.contrib import messages
 from django.core.paginator import Paginator

@@ -1,6 +1,7 @@
-"""Meta's Instagram webhooks: the verification handshake and signed deliveries (issue 3).
+"""Meta's Instagram webhooks: the verification handshake and signed deliveries.
 
-Also Meta's data deletion callback and its status page (issue 10, privacy).
+Also Meta's data deletion callback and its status page, through which a person asks Meta to have
+their data erased here.
 
 The POST view only checks and stores: size, signature (HMAC-SHA256 of the raw body with the app
 secret), JSON shape. Processing happens in a Celery task after the 200, so Meta never waits on us.
@@ -86,7 +87,7 @@ def _delivery(request: HttpRequest) -> HttpResponse:
     return HttpResponse("EVENT_RECEIVED", content_type="text/plain")
 
 
-# --- Meta's data deletion callback (issue 10, privacy) ------------------------------------------
+# --- Meta's data deletion callback (privacy) ----------------------------------------------------
 
 
 def _b64url_decode(value: str) -> bytes:

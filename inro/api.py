@@ -1,4 +1,4 @@
-"""REST API infrastructure shared by every app's endpoints (issue 6).
+"""REST API infrastructure shared by every app's endpoints.
 
 Token authentication over `accounts.ApiToken` (several devices per user), the one error shape
 `{"error": {"code", "message", "fields"}}` for every failure, cursor pagination, throttles, the

@@ -1,4 +1,4 @@
-"""The REST API for the mobile app (issue 6), mounted at /api/: versioned routes, schema and docs."""
+"""The REST API for the mobile app, mounted at /api/: versioned routes, schema and docs."""
 
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView

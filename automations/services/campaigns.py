@@ -370,7 +370,7 @@ def _lease_release(campaign_id: int, token: str) -> None:
         release()
     except (OperationalError, InterfaceError):
         # The connection died under the fan-out (database restart): release on a fresh one, so the
-        # task's retry is not held off for the whole lease (issue 8).
+        # task's retry is not held off for the whole lease.
         connection.close()
         try:
             release()

@@ -214,7 +214,7 @@ def segment_member_resume(*, action: PausedAction, now: datetime.datetime) -> st
 
 
 def segment_delete(*, segment: Segment) -> None:
-    """Delete a segment (API, issue 6); 409 while a campaign targets it (its audience would vanish)."""
+    """Delete a segment (from the API); 409 while a campaign targets it (its audience would vanish)."""
     if Campaign.objects.filter(segment=segment).exists():
         raise ApplicationError("A campaign targets this segment: delete or retarget the campaign first.",
                                code="segment_in_use", status=409)

@@ -1,4 +1,4 @@
-"""Free (100 activations a month) and Pro (1,000 a month base, packs of 1,000): PRODUCT.md rule 7."""
+"""Free (100 activations a month) and Pro (1,000 a month base, packs of 1,000): docs/product.md rule 7."""
 
 from django.db import migrations
 

@@ -1,4 +1,4 @@
-"""The two staff roles of the admin (issue 7), as groups.
+"""The two staff roles of the admin, as groups.
 
 support: reads everything, grants bonus activations, resumes or cancels paused actions.
 billing: reads everything, edits plans, replays Stripe events.

@@ -1,4 +1,4 @@
-"""Per-day and per-kind counters beside each month's usage row (issue 9, usage page).
+"""Per-day and per-kind counters beside each month's usage row, for the usage page.
 
 Existing rows get None ("not known"): the selectors rebuild them from the ledger on first read, under
 the row's lock. New rows start empty and move with the gate. Two ledger indexes go, one write fewer

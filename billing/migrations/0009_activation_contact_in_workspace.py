@@ -4,7 +4,7 @@ references the contact's (workspace_id, id) (contacts 0008).
 Half the checks on the ledger's hottest insert (two locking lookups per row at commit were about
 half of the time a 100k-contact `activate_many` spends in PostgreSQL), and a stronger rule: a
 record's contact is a contact of the record's workspace, which until now only the gate's code
-ensured. A record whose contact was erased (contact_id set to NULL, issue 10) is not checked, as
+ensured. A record whose contact was erased (contact_id set to NULL by a privacy request) is not checked, as
 with the single-column key; the workspace cannot be deleted under it (on_delete=PROTECT).
 
 PostgreSQL only, as in contacts 0008, and like it not atomic: the new key is added NOT VALID and

@@ -1,4 +1,4 @@
-"""The default plans (PRODUCT.md rule 7), shared by the data migration and the test suite."""
+"""The default plans (docs/product.md rule 7), shared by the data migration and the test suite."""
 
 from django.conf import settings
 

@@ -1,4 +1,4 @@
-"""A per-workspace contact counter kept by triggers on contacts_contact (issue 9, usage page).
+"""A per-workspace contact counter kept by triggers on contacts_contact, read by the usage page.
 
 Triggers rather than application code: contacts arrive through intake, imports, bulk seeding and raw
 SQL alike, and leave through erasure and cascades; the database sees them all. PostgreSQL counts per

@@ -93,7 +93,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# The billing month (PRODUCT.md, glossary "Month"): calendar month in this zone, installation-wide.
+# The billing month (docs/product.md, "Month"): calendar month in this zone, installation-wide.
 BILLING_TIME_ZONE = env("BILLING_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
@@ -144,7 +144,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
-# REST API (issue 6): one error shape, throttle rates, Swagger UI served from our own static files.
+# REST API: one error shape, throttle rates, Swagger UI served from our own static files.
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "inro.api.exception_handler"
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "user": env("API_THROTTLE_USER", default="1200/min"),
@@ -184,7 +184,7 @@ LOGGING = {
 # Outbound Instagram messages: "outbox" (default, stored only) or "graph" (Meta's Graph API).
 INSTAGRAM_SEND_BACKEND = env("INSTAGRAM_SEND_BACKEND", default="outbox")
 
-# Instagram webhook intake and the Graph API send backend (issue 3).
+# Instagram webhook intake and the Graph API send backend.
 META_WEBHOOK_MAX_BYTES = env.int("META_WEBHOOK_MAX_BYTES", default=1024 * 1024)
 # A delivery still pending this long after it arrived is processed by the sweeper (broker outage).
 META_WEBHOOK_SWEEP_AFTER_SECONDS = env.int("META_WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
@@ -203,10 +203,10 @@ META_GRAPH_MAX_ATTEMPTS = env.int("META_GRAPH_MAX_ATTEMPTS", default=4)
 META_GRAPH_RETRY_BASE_SECONDS = env.float("META_GRAPH_RETRY_BASE_SECONDS", default=1.0)
 META_GRAPH_TIMEOUT_SECONDS = env.float("META_GRAPH_TIMEOUT_SECONDS", default=10.0)
 
-# Data enrichment provider (issue 3): a dotted class path; the default is a deterministic fake.
+# Data enrichment provider: a dotted class path; the default is a deterministic fake.
 ENRICHMENT_BACKEND = env("ENRICHMENT_BACKEND", default="automations.enrichment.FakeEnrichmentBackend")
 
-# Operations (issue 10): probes, PgBouncer compatibility, request ids, JSON logs, metrics, Sentry.
+# Operations: probes, PgBouncer compatibility, request ids, JSON logs, metrics, Sentry.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT", default=2.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -265,17 +265,17 @@ if SENTRY_DSN:
 # Processed webhook deliveries (raw bodies quote people's messages) are deleted after this many days.
 META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)
 
-# Fault tolerance (issue 8): a campaign "sending" without progress this long is queued again by the
+# Fault tolerance: a campaign "sending" without progress this long is queued again by the
 # every-minute beat job (its worker died); Stripe webhook bodies above this size are refused (413).
 CAMPAIGN_STALL_SECONDS = env.int("CAMPAIGN_STALL_SECONDS", default=300)
 STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=512 * 1024)
-# Web sign-in brute force (issue 8, accounts/throttling.py): failures per email and client address.
+# Web sign-in brute force (accounts/throttling.py): failures per email and client address.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
 # The queue tasks go to when no route says otherwise (the fault tests give each run its own).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # A campaign fan-out's lease (automations.services.campaigns): after a worker dies, another takes the
-# campaign over once it runs out. Empty: the built-in 10 minutes.
+# campaign over once it runs out. 0 (the default): as long as CAMPAIGN_STALL_SECONDS, 5 minutes unless set.
 CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default=0)
 # On PostgreSQL with the outbox backend, the fan-out writes its batches on two more connections while
 # it gates the next one, committing them in order (automations.services.campaigns._BatchWriter).

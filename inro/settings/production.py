@@ -21,7 +21,7 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
 
-# Operations (issue 10).
+# Operations: JSON logs, probes exempt from the HTTPS redirect.
 LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING["handlers"]["console"]["formatter"] = "plain" if LOG_FORMAT == "plain" else "json"  # noqa: F405
 # Load balancers and orchestrators probe over plain HTTP inside the network: no redirect for them.

@@ -1,4 +1,4 @@
-"""The activation gate: rules 1 to 4 of PRODUCT.md, for single contacts and batches."""
+"""The activation gate: docs/product.md rules 1 to 4, for single contacts and batches."""
 
 import datetime
 

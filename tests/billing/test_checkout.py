@@ -1,4 +1,4 @@
-"""Upgrades through Stripe Checkout, add-on changes, the portal, and who may do them (issue 4)."""
+"""Upgrades through Stripe Checkout, add-on changes, the portal, and who may do them."""
 
 import pytest
 from django.contrib.messages import get_messages

@@ -1,4 +1,4 @@
-"""Stripe webhooks: signatures, exactly-once handling, ordering, cancellation, failed payments (issue 4)."""
+"""Stripe webhooks: signatures, exactly-once handling, ordering, cancellation, failed payments."""
 
 import datetime
 import json

@@ -1,5 +1,5 @@
 """The usage page's per-day chart and per-kind split come from counters the gate keeps on the month's
-usage row (issue 9): they must always say what the ledger says, in the billing zone's days."""
+usage row: they must always say what the ledger says, in the billing zone's days."""
 
 import datetime
 import io

@@ -1,4 +1,4 @@
-"""Privacy (issue 10): Meta's data deletion callback, its status page, export and delete of a contact."""
+"""Privacy: Meta's data deletion callback, its status page, export and delete of a contact."""
 
 import base64
 import hashlib

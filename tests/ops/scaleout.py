@@ -1,4 +1,4 @@
-"""Scale-out proof (issue 10): 2 gunicorn servers, 2 Celery workers and 1 beat on loopback, one
+"""Scale-out proof: 2 gunicorn servers, 2 Celery workers and 1 beat on loopback, one
 PostgreSQL database and one Redis broker, a mixed load for a minute, then the product's invariants.
 
 Run from the repository root (not collected by pytest):
