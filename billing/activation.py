@@ -5,15 +5,14 @@ anything to a contact. Manual actions never call it (rule 6).
 
 Concurrency design, the same for both entry points:
 - the month's MonthlyUsage row is the per-workspace lock: it is locked if there is headroom (one
-  contact on PostgreSQL: SELECT ... FOR NO KEY UPDATE where `activated < quota`; on SQLite the
-  conditional UPDATE of the counter), or locked with SELECT ... FOR UPDATE for a batch, *before* any
-  record is inserted, so every writer takes the locks in the same order and cannot deadlock;
-- the record is inserted with ON CONFLICT DO NOTHING; for one contact on PostgreSQL the counter moves
-  in the same statement only if the record was inserted (so that statement needs no transaction of
-  its own), elsewhere in the same transaction, rolled back if the record already existed (another
-  worker activated the same contact first);
+  contact: SELECT ... FOR NO KEY UPDATE where `activated < quota`), or locked with SELECT ... FOR
+  UPDATE for a batch, *before* any record is inserted, so every writer takes the locks in the same
+  order and cannot deadlock;
+- the record is inserted with ON CONFLICT DO NOTHING; for one contact the counter moves in the same
+  statement only if the record was inserted (so that statement needs no transaction of its own); for
+  a batch, in the same transaction, by the number of records inserted;
 - the unique constraint (workspace, contact, month) and the CHECK activated <= quota are the last
-  line of defence, not the only one; on PostgreSQL so is the composite foreign key
+  line of defence, not the only one; so is the composite foreign key
   activation_contact_in_workspace (a record's contact is a contact of its workspace), which a batch
   with room for every id given relies on instead of looking its bare ids up first.
 """
@@ -23,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
@@ -57,36 +57,27 @@ _ONE_RECORD = (
 _IS_ACTIVE = f"SELECT 1 FROM {_RECORDS} WHERE workspace_id = %s AND contact_id = %s AND month = %s"  # noqa: S608
 # The ledger's composite foreign key (billing 0009): a record's contact is a contact of its workspace.
 _RECORD_FK = "activation_contact_in_workspace"
-# PostgreSQL: a batch's records from one id array; ids already active this month are left alone.
+# A batch's records from one id array; ids already active this month are left alone.
 _INSERT_FROM_ARRAY = (
     f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
     " SELECT %s, contact_id, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS t(contact_id)"
     " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING"
 )
-# SQLite has no arrays: id lists go in chunks below its bound-parameter limit.
-_SQLITE_CHUNK = 900
 _KINDS = frozenset(AutomationKind.values)
 
 
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - SQLite-only installs
-    psycopg = None
+class _PreparedCursor(psycopg.Cursor):
+    """Server-side binding, each statement prepared once per connection (psycopg caches them).
 
-if psycopg is not None:
+    The gate's single-contact statements run thousands of times a second with the same text;
+    preparing them spares PostgreSQL the parse and plan of every call (bench/activation.py).
+    Django keeps prepare_threshold off by default (a pooler in transaction mode that does not
+    track prepared statements cannot keep them), so only the gate's hot path opts in; see
+    _hot_cursor for when it stays off.
+    """
 
-    class _PreparedCursor(psycopg.Cursor):
-        """Server-side binding, each statement prepared once per connection (psycopg caches them).
-
-        The gate's single-contact statements run thousands of times a second with the same text;
-        preparing them spares PostgreSQL the parse and plan of every call (bench/activation.py).
-        Django keeps prepare_threshold off by default (a pooler in transaction mode that does not
-        track prepared statements cannot keep them), so only the gate's hot path opts in; see
-        _hot_cursor for when it stays off.
-        """
-
-        def execute(self, query, params=None, *, prepare=True, binary=None):
-            return super().execute(query, params, prepare=prepare, binary=binary)
+    def execute(self, query, params=None, *, prepare=True, binary=None):
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
 class _GateCursor:
@@ -125,7 +116,7 @@ def _hot_cursor(db=None):
     """A cursor for the gate's repeated single-contact statements (see _PreparedCursor); prepared
     statements stay off with BILLING_GATE_PREPARED_STATEMENTS = False and behind a transaction pooler."""
     db = db or connections[DEFAULT_DB_ALIAS]
-    if psycopg is None or not prepared_statements_allowed(db, "BILLING_GATE_PREPARED_STATEMENTS"):
+    if not prepared_statements_allowed(db, "BILLING_GATE_PREPARED_STATEMENTS"):
         return db.cursor()
     cursor = kept_server_cursor(db, "_billing_gate_cursor", _PreparedCursor)
     return _GateCursor(db, cursor)
@@ -197,28 +188,18 @@ def _day_key(now: datetime.datetime) -> str:
     return str(now.astimezone(billing_zone()).day)
 
 
-def _breakdown_set(vendor: str) -> str:
-    """SET clauses moving the per-day and per-kind counters of a usage row along with `activated`.
-
-    Parameters, in order: day key, day key, n, kind, kind, n. A None breakdown ("not known", see
-    billing.selectors) stays None: jsonb_set and json_set of NULL are NULL.
-    """
-    if vendor == "postgresql":
-        return (
-            "activated_by_day = jsonb_set(activated_by_day, ARRAY[%s::text],"
-            " to_jsonb(COALESCE((activated_by_day ->> %s::text)::int, 0) + %s::int)),"
-            " activated_by_kind = jsonb_set(activated_by_kind, ARRAY[%s::text],"
-            " to_jsonb(COALESCE((activated_by_kind ->> %s::text)::int, 0) + %s::int))"
-        )
-    return (
-        "activated_by_day = json_set(activated_by_day, %s, COALESCE(json_extract(activated_by_day, %s), 0) + %s),"
-        " activated_by_kind = json_set(activated_by_kind, %s, COALESCE(json_extract(activated_by_kind, %s), 0) + %s)"
-    )
+# SET clauses moving the per-day and per-kind counters of a usage row along with `activated`.
+# Parameters, in order: day key, day key, n, kind, kind, n (see _breakdown_params). A None breakdown
+# ("not known", see billing.selectors) stays None: jsonb_set of NULL is NULL.
+_BREAKDOWN = (
+    "activated_by_day = jsonb_set(activated_by_day, ARRAY[%s::text],"
+    " to_jsonb(COALESCE((activated_by_day ->> %s::text)::int, 0) + %s::int)),"
+    " activated_by_kind = jsonb_set(activated_by_kind, ARRAY[%s::text],"
+    " to_jsonb(COALESCE((activated_by_kind ->> %s::text)::int, 0) + %s::int))"
+)
 
 
-def _breakdown_params(vendor: str, day: str, kind: str, n: int) -> list:
-    if vendor != "postgresql":
-        day, kind = f'$."{day}"', f'$."{kind}"'
+def _breakdown_params(day: str, kind: str, n: int) -> list:
     return [day, day, n, kind, kind, n]
 
 
@@ -249,23 +230,19 @@ def activate(
             return ActivationResult(True, False, ALREADY_ACTIVE, month)
 
     for _attempt in range(2):
-        # On PostgreSQL the count and the record are one statement: outside a transaction it is its own
-        # (one round trip, no BEGIN or COMMIT); inside the caller's, a savepoint keeps an error from
-        # aborting it, as everywhere else.
-        single = db.vendor == "postgresql" and not db.in_atomic_block
+        # The count and the record are one statement: outside a transaction it is its own (one round
+        # trip, no BEGIN or COMMIT); inside the caller's, a savepoint keeps an error from aborting it,
+        # as everywhere else.
+        single = not db.in_atomic_block
         with nullcontext() if single else transaction.atomic(), _hot_cursor(db) as cursor:
-            counted, inserted, usage_id = _count_and_record(
+            counted, usage_id = _count_and_record(
                 cursor, workspace.pk, contact.pk, db_month, db_now, _day_key(now), kind, _ref(ref), max(reserve, 0)
             )
             if counted:
-                if inserted:
-                    return ActivationResult(True, True, ACTIVATED, month)
-                # SQLite: another worker activated this contact between our check and our insert.
-                transaction.set_rollback(True)
-                return ActivationResult(True, False, ALREADY_ACTIVE, month)
+                return ActivationResult(True, True, ACTIVATED, month)
             if usage_id is not None:
-                # No headroom, or (PostgreSQL) a concurrent call activated the contact first: either
-                # way an active contact stays free (rule 3).
+                # No headroom, or a concurrent call activated the contact first: either way an active
+                # contact stays free (rule 3).
                 cursor.execute(_IS_ACTIVE, [workspace.pk, contact.pk, db_month])
                 if cursor.fetchone() is not None:
                     return ActivationResult(True, False, ALREADY_ACTIVE, month)
@@ -278,62 +255,39 @@ def activate(
     )
 
 
-_PG_BREAKDOWN = _breakdown_set("postgresql")
+# One statement, one round trip. `l` locks the usage row if there is headroom (re-checked on the
+# latest version after a wait, as an UPDATE would); the INSERT reads `l`, the UPDATE reads the
+# INSERT's result, so they run in that order. The last column tells, in the statement's snapshot,
+# whether the month's row existed at all.
+_COUNT_AND_RECORD = (
+    f"WITH l AS (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s"  # noqa: S608
+    " AND activated + %s < quota FOR NO KEY UPDATE),"
+    f" i AS (INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"
+    " automation_ref) SELECT %s::bigint, %s::bigint, %s::date, %s::timestamptz, %s::text,"
+    " %s::text FROM l ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id),"
+    f" u AS (UPDATE {_USAGE} SET activated = activated + 1, {_BREAKDOWN}"
+    " WHERE id = (SELECT id FROM l) AND EXISTS (SELECT 1 FROM i) RETURNING id)"
+    f" SELECT EXISTS (SELECT 1 FROM u), (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s)"
+)
 
 
 def _count_and_record(
     cursor, workspace_id: int, contact_id: int, db_month, db_now, day: str, kind: str, ref: str, reserve: int
-) -> tuple[bool, bool, int | None]:
-    """Move the month's counter if there is headroom, and insert the record.
+) -> tuple[bool, int | None]:
+    """Insert the record and move the month's counter if there is headroom, in one statement.
 
-    Returns (counted, inserted, usage row id or None when the month's row is not open yet). The
-    usage-row lock is taken first, so it orders all writers of a workspace. On SQLite the counter
-    moves, then the record is inserted; the caller rolls back when counted but not inserted. On
-    PostgreSQL the counter moves only if the record was inserted, so nothing is ever undone: counted
-    and inserted are the same answer (a contact activated by a concurrent call is neither, and the
-    caller finds its record).
+    Returns (counted, usage row id or None when the month's row is not open yet). The usage-row lock
+    is taken first, so it orders all writers of a workspace. The counter moves only if the record was
+    inserted, so nothing is ever undone: a contact activated by a concurrent call is not counted, and
+    the caller finds its record.
     """
-    vendor = connection.vendor
-    breakdown = _breakdown_params(vendor, day, kind, 1)
-    if vendor == "postgresql":
-        # One statement, one round trip. `l` locks the usage row if there is headroom (re-checked on
-        # the latest version after a wait, as an UPDATE would); the INSERT reads `l`, the UPDATE reads
-        # the INSERT's result, so they run in that order. The last column tells, in the statement's
-        # snapshot, whether the month's row existed at all.
-        cursor.execute(
-            f"WITH l AS (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s"  # noqa: S608
-            " AND activated + %s < quota FOR NO KEY UPDATE),"
-            f" i AS (INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"
-            " automation_ref) SELECT %s::bigint, %s::bigint, %s::date, %s::timestamptz, %s::text,"
-            " %s::text FROM l ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id),"
-            f" u AS (UPDATE {_USAGE} SET activated = activated + 1, {_PG_BREAKDOWN}"
-            " WHERE id = (SELECT id FROM l) AND EXISTS (SELECT 1 FROM i) RETURNING id)"
-            f" SELECT EXISTS (SELECT 1 FROM u), (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s)",
-            [workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref, *breakdown,
-             workspace_id, db_month],
-        )
-        counted, usage_id = cursor.fetchone()
-        return bool(counted), bool(counted), usage_id
-    # SQLite: writers are serialised (IMMEDIATE transactions), so statement by statement is exact.
     cursor.execute(
-        f"UPDATE {_USAGE} SET activated = activated + 1, {_breakdown_set(vendor)}"  # noqa: S608
-        " WHERE workspace_id = %s AND month = %s AND activated + %s < quota",
-        [*breakdown, workspace_id, db_month, reserve],
+        _COUNT_AND_RECORD,
+        [workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref,
+         *_breakdown_params(day, kind, 1), workspace_id, db_month],
     )
-    if cursor.rowcount != 1:
-        cursor.execute(
-            f"SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s",  # noqa: S608
-            [workspace_id, db_month],
-        )
-        row = cursor.fetchone()
-        return False, False, row[0] if row else None
-    cursor.execute(
-        f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind,"  # noqa: S608
-        " automation_ref) VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (workspace_id, contact_id, month) DO NOTHING RETURNING id",
-        [workspace_id, contact_id, db_month, db_now, kind, ref],
-    )
-    return True, cursor.fetchone() is not None, None
+    counted, usage_id = cursor.fetchone()
+    return bool(counted), usage_id
 
 
 def _mark_limit_reached(cursor, usage_id: int, db_now) -> None:
@@ -389,31 +343,20 @@ def _contact_ids(workspace: Workspace, contacts: Sequence) -> list[int]:
 def _count_contacts(workspace_id: int, ids: list[int]) -> int:
     """How many of `ids` (distinct) are contacts of the workspace."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Driven by the array: one primary-key probe per id, whatever the table's statistics say
-            # (a filter `id = ANY(array)` on a stale row estimate degenerates into ids x rows).
-            cursor.execute(
-                f"SELECT count(*) FROM unnest(%s::bigint[]) AS t(id) CROSS JOIN LATERAL ({_ONE_CONTACT}) c",  # noqa: S608
-                [pg_array(ids), workspace_id],
-            )
-            return cursor.fetchone()[0]
-        total = 0
-        for start in range(0, len(ids), _SQLITE_CHUNK):
-            chunk = ids[start : start + _SQLITE_CHUNK]
-            cursor.execute(
-                f"SELECT count(*) FROM {_CONTACTS} WHERE workspace_id = %s"  # noqa: S608
-                f" AND id IN ({', '.join(['%s'] * len(chunk))})",
-                [workspace_id, *chunk],
-            )
-            total += cursor.fetchone()[0]
-        return total
+        # Driven by the array: one primary-key probe per id, whatever the table's statistics say
+        # (a filter `id = ANY(array)` on a stale row estimate degenerates into ids x rows).
+        cursor.execute(
+            f"SELECT count(*) FROM unnest(%s::bigint[]) AS t(id) CROSS JOIN LATERAL ({_ONE_CONTACT}) c",  # noqa: S608
+            [pg_array(ids), workspace_id],
+        )
+        return cursor.fetchone()[0]
 
 
 def _foreign_and_active(
     cursor, workspace_id: int, db_month, ids: list[int], *, check: bool
 ) -> tuple[set[int], set[int]]:
-    """PostgreSQL, one query driven by the id array: ids that are not contacts of the workspace (only
-    looked up when `check`) and ids already active this month."""
+    """One query driven by the id array: ids that are not contacts of the workspace (only looked up
+    when `check`) and ids already active this month."""
     if check:
         cursor.execute(
             "SELECT t.id, c.id IS NULL, r.contact_id IS NOT NULL FROM unnest(%s::bigint[]) AS t(id)"  # noqa: S608
@@ -436,29 +379,10 @@ def _foreign_and_active(
     return set(), {row[0] for row in cursor.fetchall()}
 
 
-def _active_among(cursor, workspace_id: int, db_month, ids: list[int]) -> set[int]:
-    if connection.vendor == "postgresql":
-        return _foreign_and_active(cursor, workspace_id, db_month, ids, check=False)[1]
-    sql = f"SELECT contact_id FROM {_RECORDS} WHERE workspace_id = %s AND month = %s AND contact_id"  # noqa: S608
-    active: set[int] = set()
-    for start in range(0, len(ids), _SQLITE_CHUNK):
-        chunk = ids[start : start + _SQLITE_CHUNK]
-        cursor.execute(sql + f" IN ({', '.join(['%s'] * len(chunk))})", [workspace_id, db_month, *chunk])
-        active.update(row[0] for row in cursor.fetchall())
-    return active
-
-
 def _insert_records(cursor, workspace_id: int, ids: list[int], db_month, db_now, kind: str, ref: str) -> int:
     if not ids:
         return 0
-    if connection.vendor == "postgresql":
-        cursor.execute(_INSERT_FROM_ARRAY, [workspace_id, db_month, db_now, kind, ref, pg_array(ids)])
-        return cursor.rowcount
-    cursor.executemany(
-        f"INSERT INTO {_RECORDS} (workspace_id, contact_id, month, activated_at, kind, automation_ref)"  # noqa: S608
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (workspace_id, contact_id, month) DO NOTHING",
-        [(workspace_id, contact_id, db_month, db_now, kind, ref) for contact_id in ids],
-    )
+    cursor.execute(_INSERT_FROM_ARRAY, [workspace_id, db_month, db_now, kind, ref, pg_array(ids)])
     return cursor.rowcount
 
 
@@ -472,7 +396,7 @@ class _ForeignIds(Exception):
 
 def _insert_all_returning(cursor, workspace_id: int, ids: list[int], db_month, db_now, kind: str, ref: str,
                           *, check: bool) -> list[int]:
-    """PostgreSQL, when the headroom covers every id: insert them all, return the ones that were new.
+    """When the headroom covers every id: insert them all, return the ones that were new.
 
     No lookup first: the INSERT's own conflict check finds the contacts already active (one probe per
     id where the lookup and the conflict check made two). With `check`, the composite foreign key is
@@ -513,12 +437,8 @@ def activate_many(
     _check_kind(kind)
     _check_workspace(workspace)
     items = list(contacts)
-    postgres = connection.vendor == "postgresql"
-    if postgres:
-        # Bare ids are checked inside the batch's one lookup query, under the usage-row lock.
-        ids, unchecked = _split_contacts(workspace, items)
-    else:
-        ids, unchecked = _contact_ids(workspace, items), []
+    # Bare ids are checked inside the batch's one lookup query, under the usage-row lock.
+    ids, unchecked = _split_contacts(workspace, items)
     now = timezone.now()
     month = month_of(now)
     db_now, db_month = _adapt(now, month)
@@ -529,20 +449,19 @@ def activate_many(
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(
-                    f"SELECT quota, activated FROM {_USAGE} WHERE id = %s"  # noqa: S608
-                    + (" FOR UPDATE" if connection.features.has_select_for_update else ""),
+                    f"SELECT quota, activated FROM {_USAGE} WHERE id = %s FOR UPDATE",  # noqa: S608
                     [usage_id],
                 )
                 quota, activated = cursor.fetchone()
                 headroom = max(quota - max(reserve, 0) - activated, 0)
-                if postgres and unique_ids and headroom >= len(unique_ids):
+                if unique_ids and headroom >= len(unique_ids):
                     # Room for all (the common case): nothing to choose, so no lookup first.
                     new_ids = _insert_all_returning(cursor, workspace.pk, unique_ids, db_month, db_now, kind,
                                                     _ref(ref), check=bool(unchecked))
                     active = set(unique_ids).difference(new_ids)
                     candidates = new_ids
                 else:
-                    if postgres and unique_ids:
+                    if unique_ids:
                         foreign, active = _foreign_and_active(
                             cursor, workspace.pk, db_month, unique_ids, check=bool(unchecked)
                         )
@@ -550,7 +469,7 @@ def activate_many(
                         if foreign:
                             raise _foreign_error(workspace, len(foreign))  # rolls back: nothing written
                     else:
-                        active = _active_among(cursor, workspace.pk, db_month, unique_ids) if unique_ids else set()
+                        active = set()
                     candidates = [contact_id for contact_id in unique_ids if contact_id not in active]
                     new_ids = candidates[:headroom]
                     inserted = _insert_records(cursor, workspace.pk, new_ids, db_month, db_now, kind, _ref(ref))
@@ -558,11 +477,10 @@ def activate_many(
                         # Cannot happen while every writer holds the usage lock; retry rather than miscount.
                         raise _LostRace
                 if new_ids:
-                    vendor = connection.vendor
                     cursor.execute(
-                        f"UPDATE {_USAGE} SET activated = activated + %s, {_breakdown_set(vendor)}"  # noqa: S608
+                        f"UPDATE {_USAGE} SET activated = activated + %s, {_BREAKDOWN}"  # noqa: S608
                         " WHERE id = %s",
-                        [len(new_ids), *_breakdown_params(vendor, _day_key(now), kind, len(new_ids)), usage_id],
+                        [len(new_ids), *_breakdown_params(_day_key(now), kind, len(new_ids)), usage_id],
                     )
                 refused_any = len(candidates) > len(new_ids)
                 if refused_any:

@@ -120,12 +120,10 @@ def activations_by_kind_everywhere(*, month: datetime.date | None = None) -> dic
     counters; rows whose breakdown is not known yet are counted from their records."""
     month = (month or month_of()).replace(day=1)
     table = MonthlyUsage._meta.db_table
-    postgres = connection.vendor == "postgresql"
-    each = "jsonb_each_text(u.activated_by_kind)" if postgres else "json_each(u.activated_by_kind)"
     totals: dict[str, int] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT j.key, SUM(CAST(j.value AS integer)) FROM {table} u, {each} AS j"  # noqa: S608
+            f"SELECT j.key, SUM(CAST(j.value AS integer)) FROM {table} u, jsonb_each_text(u.activated_by_kind) AS j"  # noqa: S608
             " WHERE u.month = %s GROUP BY j.key",
             [connection.ops.adapt_datefield_value(month)],
         )

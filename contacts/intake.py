@@ -81,7 +81,7 @@ _STORE_SQL = (
     " events_captured, note, error) VALUES ({}, {}, {}, {}, {}, 0, 0, '', '')"
     " ON CONFLICT (body_sha256) DO NOTHING RETURNING id"
 )
-# On PostgreSQL the store runs as a statement prepared once per connection, straight through libpq
+# The store runs as a statement prepared once per connection, straight through libpq
 # (bench/NOTES.md, "Webhook intake"): the body goes as a bound parameter, the server skips parse and
 # plan, and the client skips psycopg's per-execute work. Off with META_WEBHOOK_PREPARED_STATEMENTS=false,
 # behind a transaction pooler (DATABASE_PGBOUNCER_TRANSACTION_POOLING), while queries are logged or

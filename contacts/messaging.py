@@ -8,7 +8,6 @@ anywhere; visible in the admin and the API) or "graph" (Meta's Graph API).
 """
 
 import datetime
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -173,10 +172,7 @@ def send_messages_bulk(
     # Open while now < last_inbound_at + 24 h (window_is_open), i.e. last_inbound_at > now - 24 h.
     cutoff = None if origin == Message.Origin.MANUAL else now - DM_WINDOW
     with transaction.atomic():  # a savepoint in the caller's transaction: a refusal leaves it usable
-        if connection.vendor == "postgresql":
-            inserted = _insert_postgresql(workspace.pk, items, text, origin, automation_ref, now, cutoff)
-        else:
-            inserted = _insert_sqlite(workspace.pk, items, text, origin, automation_ref, now, cutoff)
+        inserted = _insert(workspace.pk, items, text, origin, automation_ref, now, cutoff)
         missing = [key for key in keys if key not in inserted]
         existing = _existing(workspace.pk, missing, now) if missing else {}
         results = []
@@ -200,7 +196,7 @@ def _status_sql(cutoff: datetime.datetime | None) -> tuple[str, list]:
     return "CASE WHEN c.last_inbound_at > %s THEN %s ELSE %s END", [cutoff, sent, skipped]
 
 
-def _insert_postgresql(workspace_id, items, text, origin, automation_ref, now, cutoff) -> dict[str, tuple[int, str]]:
+def _insert(workspace_id, items, text, origin, automation_ref, now, cutoff) -> dict[str, tuple[int, str]]:
     status_sql, status_params = _status_sql(cutoff)
     with connection.cursor() as cursor:
         sequence = _message_id_sequence.get(connection.alias)
@@ -226,34 +222,6 @@ def _insert_postgresql(workspace_id, items, text, origin, automation_ref, now, c
              sequence, *status_params, pg_array(c for c, _ in items), pg_array(k for _, k in items), workspace_id],
         )
         return {key: (message_id, status) for key, message_id, status in cursor.fetchall()}
-
-
-def _insert_sqlite(workspace_id, items, text, origin, automation_ref, now, cutoff) -> dict[str, tuple[int, str]]:
-    adapt = connection.ops.adapt_datetimefield_value
-    status_sql, status_params = _status_sql(adapt(cutoff) if cutoff is not None else None)
-    sent = Message.Status.SENT.value
-    with connection.cursor() as cursor:
-        # The items travel as one JSON parameter (no limit on the number of variables); "WHERE 1" keeps
-        # SQLite from reading ON CONFLICT as part of the join.
-        cursor.execute(
-            f"INSERT INTO {_MESSAGES} ({_INSERT_COLUMNS})"  # noqa: S608
-            f" SELECT %s, c.id, %s, %s, {status_sql}, %s, '', %s, NULL, '', json_extract(j.value, '$[1]'), '',"
-            " %s, NULL"
-            f" FROM json_each(%s) AS j JOIN {_CONTACTS} c"
-            " ON c.id = json_extract(j.value, '$[0]') AND c.workspace_id = %s WHERE 1 ORDER BY j.key"
-            " ON CONFLICT DO NOTHING RETURNING idempotency_key, id, status",
-            [workspace_id, Message.Direction.OUTBOUND.value, origin, *status_params, text, automation_ref,
-             adapt(now), json.dumps([[c, k] for c, k in items]), workspace_id],
-        )
-        inserted = {key: (message_id, status) for key, message_id, status in cursor.fetchall()}
-        sent_ids = [message_id for message_id, status in inserted.values() if status == sent]
-        if sent_ids:
-            cursor.execute(
-                f"UPDATE {_MESSAGES} SET meta_mid = 'outbox.' || id, sent_at = %s"  # noqa: S608
-                " WHERE id IN (SELECT value FROM json_each(%s))",
-                [adapt(now), json.dumps(sent_ids)],
-            )
-    return inserted
 
 
 def _existing(workspace_id: int, keys: list[str], now: datetime.datetime) -> dict[str, tuple[int, str]]:

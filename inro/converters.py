@@ -1,12 +1,12 @@
 """URL converters shared by every app's URLconf."""
 
-# The largest id a bigint primary key holds (PostgreSQL and SQLite alike).
+# The largest id a bigint primary key holds.
 MAX_ID = 2**63 - 1
 
 
 class IdConverter:
     """A database id in a path: digits, at most MAX_ID. A bigger number does not match (a 404), so it
-    never reaches a query (SQLite's driver cannot even bind it and would answer a 500)."""
+    never reaches a query."""
 
     regex = "[0-9]{1,19}"
 

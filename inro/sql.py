@@ -4,14 +4,10 @@ psycopg cursor (the gate) or a statement run straight through libpq (the webhook
 
 from collections.abc import Callable, Iterable
 
+import psycopg
 from django.conf import settings
-
-try:  # PostgreSQL's driver; absent only where the project runs on SQLite alone
-    import psycopg
-    from psycopg import errors as pg_errors
-    from psycopg.pq import ExecStatus
-except ImportError:  # pragma: no cover
-    psycopg = pg_errors = ExecStatus = None
+from psycopg import errors as pg_errors
+from psycopg.pq import ExecStatus
 
 # A prepare threshold no query reaches: statements are prepared only where asked (prepare=True), as
 # Django keeps psycopg's automatic preparing off (prepare_threshold None).
@@ -36,11 +32,11 @@ def pg_array(values: Iterable[int | str | None]) -> str:
 
 
 def prepared_statements_allowed(db, setting: str) -> bool:
-    """Whether a hot path may keep prepared statements on `db`: PostgreSQL, the `setting` flag (default
-    True) not turned off, and prepare_threshold not pinned to None in the database options
+    """Whether a hot path may keep prepared statements on `db`: the `setting` flag (default True) not
+    turned off, and prepare_threshold not pinned to None in the database options
     (DATABASE_PGBOUNCER_TRANSACTION_POOLING: a pooler in transaction mode hands each transaction to
     any server connection, where our prepared statements do not exist)."""
-    if db.vendor != "postgresql" or not getattr(settings, setting, True):
+    if not getattr(settings, setting, True):
         return False
     options = db.settings_dict.get("OPTIONS") or {}
     return not ("prepare_threshold" in options and options["prepare_threshold"] is None)
@@ -75,7 +71,7 @@ class LibpqStatement:
     times a second, psycopg's cursor machinery (query conversion, adapters, prepare bookkeeping, row
     loading) cost more client CPU than the round trip itself (bench/NOTES.md, "Webhook intake").
 
-    Use only where `usable(db)`: PostgreSQL with prepared statements allowed, nothing logging or
+    Use only where `usable(db)`: prepared statements allowed, nothing logging or
     wrapping queries, and `db` in autocommit outside any atomic block. Bypassing psycopg also bypasses
     its lazy BEGIN, so inside a transaction the statement would commit on its own: callers fall back
     to Django's cursor there. Errors are psycopg's own classes, raised inside `db.wrap_database_errors`
@@ -90,8 +86,7 @@ class LibpqStatement:
 
     def usable(self, db) -> bool:
         return (
-            pg_errors is not None
-            and not db.queries_logged
+            not db.queries_logged
             and not db.execute_wrappers
             and not db.in_atomic_block
             and prepared_statements_allowed(db, self.setting)

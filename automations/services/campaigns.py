@@ -7,7 +7,7 @@ actions, allowed ones are sent with the idempotency key `campaign:<id>:contact:<
 contact's CampaignRecipient row (unique per campaign and contact) is written once, with its final
 status. With the outbox backend a batch's messages, recipient rows, paused actions and "done" mark are
 written in one transaction (`send_messages_bulk`, one INSERT for the recipients, the counters moved by
-the batch's tally); on PostgreSQL writer threads write batch N while batch N+1 is gated, committing in
+the batch's tally); writer threads write batch N while batch N+1 is gated, committing in
 order. A networked backend (Graph) sends one message at a time, outside transactions, each recipient
 row written right after its send. A task retried after a crash takes up the batches not done, skips
 their contacts that already have a row, and a send that happened just before the crash is found by
@@ -16,7 +16,6 @@ its key, not repeated; the counters are recounted at the end.
 
 import datetime
 import itertools
-import json
 import logging
 import queue
 import threading
@@ -252,11 +251,10 @@ def _freeze_audience(campaign: Campaign, now: datetime.datetime, batch_size: int
             if not CampaignBatch.objects.filter(campaign_id=locked.pk).exists():
                 _adopt_pending_rows(locked.pk, batch_size)
             return
-        if connection.vendor == "postgresql":
-            # The estimate of a 100k-contact audience crosses jit_above_cost: compiling costs more than
-            # this one pass saves. LOCAL: for this transaction only.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off")
+        # The estimate of a 100k-contact audience crosses jit_above_cost: compiling costs more than
+        # this one pass saves. LOCAL: for this transaction only.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
         # Streamed, a few batches written at a time: memory stays flat whatever the audience's size.
         audience = campaign_audience(campaign=locked).values_list("id", flat=True).iterator(chunk_size=batch_size)
         frozen, unwritten = 0, []
@@ -425,30 +423,19 @@ def _batch_pending(campaign_id: int, batch_id: int) -> list[_Pending]:
     The ids are unpacked in SQL and joined to the contacts by primary key: a contact deleted since the
     launch drops out, and one that already has its recipient row (an earlier attempt) is left out.
     """
-    postgres = connection.vendor == "postgresql"
-    if postgres:
-        ids = "CROSS JOIN LATERAL jsonb_array_elements_text(b.contact_ids) WITH ORDINALITY AS e(id, ord)"
-        contact, position = "c.id = e.id::bigint", "e.ord - 1"
-        # extract(epoch) is exact (numeric) on PostgreSQL 14 and later.
-        last_inbound = "(extract(epoch FROM c.last_inbound_at) * 1000000)::bigint"
-    else:
-        ids, contact, position, last_inbound = "CROSS JOIN json_each(b.contact_ids) AS e", "c.id = e.value", \
-            "e.key", "c.last_inbound_at"
     with connection.cursor() as cursor:
+        # extract(epoch) is exact (numeric) on PostgreSQL 14 and later.
         cursor.execute(
-            f"SELECT b.first_rank + {position}, c.id, {last_inbound} FROM {_BATCHES} b {ids}"  # noqa: S608
-            f" JOIN {_CONTACTS} c ON {contact}"
+            "SELECT b.first_rank + e.ord - 1, c.id, (extract(epoch FROM c.last_inbound_at) * 1000000)::bigint"  # noqa: S608
+            f" FROM {_BATCHES} b"
+            " CROSS JOIN LATERAL jsonb_array_elements_text(b.contact_ids) WITH ORDINALITY AS e(id, ord)"
+            f" JOIN {_CONTACTS} c ON c.id = e.id::bigint"
             f" WHERE b.id = %s AND NOT EXISTS (SELECT 1 FROM {_RECIPIENTS} r"
             " WHERE r.campaign_id = %s AND r.contact_id = c.id)"
-            f" ORDER BY {position}",
+            " ORDER BY e.ord - 1",
             [batch_id, campaign_id],
         )
-        rows = cursor.fetchall()
-    if postgres:
-        return list(map(_Pending._make, rows))
-    parse = connection.ops.convert_datetimefield_value
-    field = Contact._meta.get_field("last_inbound_at")
-    return [_Pending(*row[:2], None if row[2] is None else _micros(parse(row[2], field, connection))) for row in rows]
+        return list(map(_Pending._make, cursor.fetchall()))
 
 
 def _outcomes_write(campaign_id: int, outcomes: list[_Outcome], now: datetime.datetime, *,
@@ -459,25 +446,15 @@ def _outcomes_write(campaign_id: int, outcomes: list[_Outcome], now: datetime.da
     written: list[tuple[int, int, str]] = []
     if outcomes:
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    f"INSERT INTO {_RECIPIENTS} (campaign_id, contact_id, rank, status, message_id, updated_at)"  # noqa: S608
-                    " SELECT %s, v.contact_id, v.rank, v.status, v.message_id, %s"
-                    " FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::bigint[])"
-                    " AS v(contact_id, rank, status, message_id)"
-                    " ON CONFLICT DO NOTHING RETURNING id, contact_id, status",
-                    [campaign_id, now, pg_array(o.contact_id for o in outcomes), pg_array(o.rank for o in outcomes),
-                     pg_array(str(o.status) for o in outcomes), pg_array(o.message_id for o in outcomes)],
-                )
-            else:
-                cursor.execute(
-                    f"INSERT INTO {_RECIPIENTS} (campaign_id, contact_id, rank, status, message_id, updated_at)"  # noqa: S608
-                    " SELECT %s, json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-                    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), %s FROM json_each(%s) WHERE 1 = 1"
-                    " ON CONFLICT DO NOTHING RETURNING id, contact_id, status",
-                    [campaign_id, connection.ops.adapt_datetimefield_value(now),
-                     json.dumps([[o.contact_id, o.rank, str(o.status), o.message_id] for o in outcomes])],
-                )
+            cursor.execute(
+                f"INSERT INTO {_RECIPIENTS} (campaign_id, contact_id, rank, status, message_id, updated_at)"  # noqa: S608
+                " SELECT %s, v.contact_id, v.rank, v.status, v.message_id, %s"
+                " FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::bigint[])"
+                " AS v(contact_id, rank, status, message_id)"
+                " ON CONFLICT DO NOTHING RETURNING id, contact_id, status",
+                [campaign_id, now, pg_array(o.contact_id for o in outcomes), pg_array(o.rank for o in outcomes),
+                 pg_array(str(o.status) for o in outcomes), pg_array(o.message_id for o in outcomes)],
+            )
             written = cursor.fetchall()
     if batch_id is not None:
         CampaignBatch.objects.filter(pk=batch_id).update(done_at=now)
@@ -489,7 +466,7 @@ def _counters_move(campaign_id: int, written: list[tuple[int, int, str]], *,
     """Move the campaign's counters by the recipient rows just written; the last statement of their
     transaction, as it holds the campaign row until the commit. `before_counters`: a writer thread's
     wait for the previous batch's commit (see _BatchWriter)."""
-    if before_counters is not None and connection.vendor == "postgresql":
+    if before_counters is not None:
         # A writer thread: check the deferred foreign keys of the batch (about 8 µs each, a fifth of a
         # second for 5,000 recipients) now, not at the commit, since the fan-out's lease renewal and
         # the next batch wait for the campaign row this UPDATE takes: it is held for the commit only.
@@ -497,7 +474,6 @@ def _counters_move(campaign_id: int, written: list[tuple[int, int, str]], *,
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-    if before_counters is not None:
         before_counters()
     Status = CampaignRecipient.Status
     tally = Counter(status for _, _, status in written)
@@ -515,7 +491,7 @@ class _EarlierBatchFailed(Exception):
 
 class _BatchWriter:
     """Writes the fan-out's batches on connections of their own while the fan-out reads and gates the
-    next batch (PostgreSQL, outbox backend: see `_overlap_batches`).
+    next batch (outbox backend: see `_overlap_batches`).
 
     Each batch is written in one transaction, as without the writer. Two threads write two batches at
     once (the writes are most of the work), but they commit in the order the batches were handed over:
@@ -594,12 +570,9 @@ class _BatchWriter:
 
 
 def _overlap_batches() -> bool:
-    """Write batch N on a second connection while batch N+1 is read and gated: on PostgreSQL with the
-    outbox backend, outside a caller's transaction (a second connection would not see its rows)."""
-    return (
-        settings.CAMPAIGN_FANOUT_OVERLAP and connection.vendor == "postgresql"
-        and not connection.in_atomic_block and backend_sends_in_bulk()
-    )
+    """Write batch N on a second connection while batch N+1 is read and gated: with the outbox
+    backend, outside a caller's transaction (a second connection would not see its rows)."""
+    return settings.CAMPAIGN_FANOUT_OVERLAP and not connection.in_atomic_block and backend_sends_in_bulk()
 
 
 def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: list[_Pending],
