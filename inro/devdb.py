@@ -158,9 +158,11 @@ def run_tests(args: list[str]) -> int:
         if server.url:
             say(f"make test: running the suite on {server.description}")
         else:
-            # pytest-django creates test_<name> (test_<name>_gw<n> with xdist) and drops it at the end;
-            # <name> itself is never created. Dropped here too if the run was cut short.
+            # <name> stays empty (tests that start a server process on DATABASE_URL find a database);
+            # pytest-django creates test_<name> (test_<name>_gw<n> with xdist) and drops it at the end.
+            # Both go here, also when the run was cut short.
             own = f"inro_{os.getpid()}_{int(time.time())}"
+            server.ensure_database(own)
             env["DATABASE_URL"] = server.url_for(own)
             say(f"make test: running the suite on {server.description}, database test_{own}")
         # Our own interpreter; the arguments are the developer's own (PYTEST_ARGS).
