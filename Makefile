@@ -14,35 +14,30 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# The database: DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it answers, else the
+# embedded PostgreSQL server of a pip wheel, data in var/postgres, started and stopped by the command
+# (inro/devdb.py). `make migrate` and `make seed` use the database `inro` there.
 migrate: install
-	mkdir -p var
-	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python -m inro.devdb run $(BIN)/python manage.py migrate --noinput
 
 seed: migrate
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python -m inro.devdb run $(BIN)/python manage.py seed_demo
 
-# Web server, Celery worker and beat on the embedded defaults (SQLite, filesystem broker).
-run: seed
-	@mkdir -p var/broker var/broker-processed var/broker-control
-	@echo "Starting Celery worker and beat (logs in var/worker.log, var/beat.log)..."
-	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A inro worker --loglevel=INFO --concurrency=2 > var/worker.log 2>&1 & \
-	$(BIN)/celery -A inro beat --loglevel=INFO --schedule=var/celerybeat-schedule > var/beat.log 2>&1 & \
-	echo ""; echo "  Inro is running at http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"; \
-	echo "  Demo login: owner@demo.inro.test / demo-password-2026"; echo ""; \
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+# Migrate, load the demo data, then the web server, Celery worker and beat (filesystem broker in var/),
+# all stopped together however `make run` is stopped (inro/devserver.py).
+run: install
+	@$(BIN)/python -m inro.devserver
 
-# Uses DATABASE_URL when set, else PostgreSQL on 127.0.0.1:5432 when it answers, else SQLite.
 # The browser tests drive Debian's Chromium; install it when missing and we may (root with apt-get).
 chromium:
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { echo "Installing Debian's chromium for the browser tests..."; apt-get update -qq && apt-get install -y -qq chromium; } \
 	  || echo "WARNING: /usr/bin/chromium is missing; the browser tests will fail (apt-get install -y chromium)."; }
 
+# The first line says which server; without DATABASE_URL each run has a database of its own, dropped
+# afterwards, so two runs on one server never meet.
 test: install chromium
-	@db="$$($(BIN)/python tests/choose_database.py)"; \
-	echo "make test: running the suite on $$db"; mkdir -p var; \
-	DATABASE_URL="$$db" DJANGO_SETTINGS_MODULE=inro.settings.test $(BIN)/pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m inro.devdb test $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -59,4 +54,4 @@ wrk:
 	  || echo "WARNING: wrk is missing; the webhook intake bench will fail (apt-get install -y wrk)."; }
 
 clean:
-	rm -rf $(VENV) var/*.sqlite3 var/broker var/broker-processed
+	rm -rf $(VENV) var/broker var/broker-processed var/broker-control

@@ -1,7 +1,6 @@
 """Shared fixtures."""
 
 import pytest
-from django.db import connection
 
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 
@@ -22,24 +21,6 @@ def make_contacts():
         return ContactFactory.create_batch(n, workspace=workspace, **kwargs)
 
     return make
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked `postgres` (real parallel connections, query plans, PostgreSQL's own constraints):
-    PostgreSQL only, said plainly on SQLite."""
-    from django.conf import settings
-
-    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (CI runs it)")
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
-
-
-@pytest.fixture
-def is_postgres():
-    return connection.vendor == "postgresql"
 
 
 @pytest.fixture(autouse=True)

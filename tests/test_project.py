@@ -14,6 +14,8 @@ from billing.models import ActivationRecord, MonthlyUsage
 from contacts.models import Contact
 
 ROOT = Path(__file__).resolve().parent.parent
+# The checks below never connect: a PostgreSQL URL nothing listens on makes that plain.
+UNREACHED_DATABASE = "postgres://inro@127.0.0.1:1/inro"
 
 
 @pytest.mark.django_db
@@ -32,7 +34,7 @@ def test_seed_demo_is_idempotent_and_consistent():
         assert row.activated == ActivationRecord.objects.filter(workspace=row.workspace, month=row.month).count()
 
 
-def test_production_settings_pass_the_deploy_check(tmp_path):
+def test_production_settings_pass_the_deploy_check():
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "inro.settings.production",
@@ -42,7 +44,7 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
         "STRIPE_WEBHOOK_SECRET": "whsec_example",
         "META_APP_SECRET": "meta-secret-example",
         "META_VERIFY_TOKEN": "meta-verify-example",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        "DATABASE_URL": UNREACHED_DATABASE,
         "CACHE_URL": "rediscache://127.0.0.1:6379/1",
     }
     result = subprocess.run(  # noqa: S603
@@ -62,10 +64,19 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
     assert "inro.W001" in result.stderr + result.stdout and "CACHE_URL" in result.stderr + result.stdout
 
 
-def test_production_settings_refuse_to_start_without_secrets(tmp_path):
+def test_a_database_other_than_postgresql_is_refused_at_start():
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="inro.settings.local", DATABASE_URL="mysql://inro@127.0.0.1:1/inro")
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL must name a PostgreSQL database" in result.stderr
+
+
+def test_production_settings_refuse_to_start_without_secrets():
     env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "STRIPE_SECRET_KEY"}}
     env |= {"DJANGO_SETTINGS_MODULE": "inro.settings.production", "ALLOWED_HOSTS": "x.example",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}"}
+            "DATABASE_URL": UNREACHED_DATABASE}
     result = subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )

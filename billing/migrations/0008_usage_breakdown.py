@@ -16,19 +16,17 @@ def analyse_ledger_often(apps, schema_editor):
     # last ANALYZE, on a table too big for the default 10% trigger), the (workspace, month, ...)
     # index ties with it and an already-active check may walk the whole month. Analysing every 50k
     # new records (ANALYZE samples, so it stays cheap) keeps big customers in the statistics.
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(
-            "ALTER TABLE billing_activationrecord SET (autovacuum_analyze_scale_factor = 0,"
-            " autovacuum_analyze_threshold = 50000)"
-        )
+    schema_editor.execute(
+        "ALTER TABLE billing_activationrecord SET (autovacuum_analyze_scale_factor = 0,"
+        " autovacuum_analyze_threshold = 50000)"
+    )
 
 
 def analyse_ledger_default(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(
-            "ALTER TABLE billing_activationrecord RESET (autovacuum_analyze_scale_factor,"
-            " autovacuum_analyze_threshold)"
-        )
+    schema_editor.execute(
+        "ALTER TABLE billing_activationrecord RESET (autovacuum_analyze_scale_factor,"
+        " autovacuum_analyze_threshold)"
+    )
 
 
 class Migration(migrations.Migration):

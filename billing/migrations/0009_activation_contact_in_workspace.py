@@ -7,7 +7,7 @@ record's contact is a contact of the record's workspace, which until now only th
 ensured. A record whose contact was erased (contact_id set to NULL by a privacy request) is not checked, as
 with the single-column key; the workspace cannot be deleted under it (on_delete=PROTECT).
 
-PostgreSQL only, as in contacts 0008, and like it not atomic: the new key is added NOT VALID and
+Like contacts 0008, not atomic: the new key is added NOT VALID and
 validated in a second statement (which does not block writes to the ledger), and the old keys go last.
 """
 
@@ -18,8 +18,6 @@ RECORD_FK = "activation_contact_in_workspace"
 
 
 def add_composite_key(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     schema_editor.execute(f"ALTER TABLE billing_activationrecord DROP CONSTRAINT IF EXISTS {RECORD_FK}")
     schema_editor.execute(
         f"ALTER TABLE billing_activationrecord ADD CONSTRAINT {RECORD_FK} FOREIGN KEY (workspace_id, contact_id)"
@@ -29,8 +27,7 @@ def add_composite_key(apps, schema_editor):
 
 
 def drop_composite_key(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE billing_activationrecord DROP CONSTRAINT IF EXISTS {RECORD_FK}")
+    schema_editor.execute(f"ALTER TABLE billing_activationrecord DROP CONSTRAINT IF EXISTS {RECORD_FK}")
 
 
 class Migration(migrations.Migration):

@@ -1,8 +1,8 @@
 """A per-workspace contact counter kept by triggers on contacts_contact, read by the usage page.
 
 Triggers rather than application code: contacts arrive through intake, imports, bulk seeding and raw
-SQL alike, and leave through erasure and cascades; the database sees them all. PostgreSQL counts per
-statement (transition tables: one upsert per INSERT statement, whatever its size); SQLite per row.
+SQL alike, and leave through erasure and cascades; the database sees them all. They count per
+statement (transition tables: one upsert per INSERT statement, whatever its size).
 Deletes only decrement an existing row, so a cascade that removes the counter first is harmless.
 Contacts never change workspace, so UPDATEs are not watched (that would tax every inbound message).
 """
@@ -36,16 +36,6 @@ DROP TRIGGER IF EXISTS contacts_count_delete ON contacts_contact;
 DROP FUNCTION IF EXISTS contacts_count_inserted();
 DROP FUNCTION IF EXISTS contacts_count_deleted();
 """
-SQLITE_UP = [
-    """CREATE TRIGGER contacts_count_insert AFTER INSERT ON contacts_contact BEGIN
-        INSERT INTO contacts_contactcount (workspace_id, contacts) VALUES (NEW.workspace_id, 1)
-        ON CONFLICT (workspace_id) DO UPDATE SET contacts = contacts + 1;
-    END""",
-    """CREATE TRIGGER contacts_count_delete AFTER DELETE ON contacts_contact BEGIN
-        UPDATE contacts_contactcount SET contacts = contacts - 1 WHERE workspace_id = OLD.workspace_id;
-    END""",
-]
-SQLITE_DOWN = ["DROP TRIGGER IF EXISTS contacts_count_insert", "DROP TRIGGER IF EXISTS contacts_count_delete"]
 BACKFILL = """
 INSERT INTO contacts_contactcount (workspace_id, contacts)
 SELECT workspace_id, count(*) FROM contacts_contact GROUP BY workspace_id
@@ -53,25 +43,13 @@ SELECT workspace_id, count(*) FROM contacts_contact GROUP BY workspace_id
 
 
 def triggers_up(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute("LOCK TABLE contacts_contact IN SHARE MODE")  # no insert between count and trigger
-        schema_editor.execute(POSTGRES_UP)
-    elif vendor == "sqlite":
-        for statement in SQLITE_UP:
-            schema_editor.execute(statement)
-    else:  # pragma: no cover - only PostgreSQL and SQLite are supported
-        raise RuntimeError(f"contact counter triggers are not written for {vendor}")
+    schema_editor.execute("LOCK TABLE contacts_contact IN SHARE MODE")  # no insert between count and trigger
+    schema_editor.execute(POSTGRES_UP)
     schema_editor.execute(BACKFILL)
 
 
 def triggers_down(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_DOWN)
-    elif vendor == "sqlite":
-        for statement in SQLITE_DOWN:
-            schema_editor.execute(statement)
+    schema_editor.execute(POSTGRES_DOWN)
 
 
 class Migration(migrations.Migration):

@@ -7,9 +7,6 @@ composite key is one lookup and checks more: the message's contact is a contact 
 workspace. It needs a unique (workspace_id, id) on contacts, which also replaces the single-column
 workspace index (every other contact index starts with workspace_id too).
 
-PostgreSQL only: SQLite (the embedded demo default) cannot add a constraint to an existing table, so
-there the two columns are not checked by the database; the ORM's on_delete rules apply on both.
-
 Not atomic, so that nothing holds a long lock on the two biggest tables: the unique index is built
 CONCURRENTLY (contacts keep being written) and then attached as the constraint; the new key is added
 NOT VALID and validated in a second statement (which does not block writes); the old keys go last,
@@ -25,10 +22,6 @@ CONTACT_WORKSPACE_INDEX = "contacts_contact_workspace_id_c425fb7f"
 
 
 def add_unique(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        contact = apps.get_model("contacts", "Contact")
-        schema_editor.add_constraint(contact, models.UniqueConstraint(fields=("workspace", "id"), name=UNIQUE))
-        return
     # A concurrent build that failed leaves an invalid index of that name behind: build it again.
     schema_editor.execute(
         "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
@@ -47,8 +40,6 @@ def drop_unique(apps, schema_editor):
 
 
 def add_composite_key(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
     schema_editor.execute(f"ALTER TABLE contacts_message DROP CONSTRAINT IF EXISTS {MESSAGE_FK}")
     schema_editor.execute(
         f"ALTER TABLE contacts_message ADD CONSTRAINT {MESSAGE_FK} FOREIGN KEY (workspace_id, contact_id)"
@@ -58,8 +49,7 @@ def add_composite_key(apps, schema_editor):
 
 
 def drop_composite_key(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE contacts_message DROP CONSTRAINT IF EXISTS {MESSAGE_FK}")
+    schema_editor.execute(f"ALTER TABLE contacts_message DROP CONSTRAINT IF EXISTS {MESSAGE_FK}")
 
 
 class Migration(migrations.Migration):

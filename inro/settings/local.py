@@ -1,4 +1,4 @@
-"""Local development: `make run` on the embedded defaults."""
+"""Local development: `make run` (the database chosen by inro/devdb.py, the filesystem broker in var/)."""
 
 from inro.settings.base import *  # noqa: F403
 from inro.settings.base import env

@@ -29,7 +29,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_HTTPONLY = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-# No silent fallback to the SQLite file of `make run` in production.
+# No silent fallback to the local development database in production: DATABASE_URL is required.
 env("DATABASE_URL")
 # Persistent connections, one per gunicorn thread: opening one per request cost a webhook delivery
 # more than storing it (bench/NOTES.md, "Webhook intake"). Health checks are off by default: they

@@ -199,7 +199,6 @@ def test_a_malformed_idempotency_key_is_refused(api, workspace, key):
     assert Message.objects.count() == 0
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicates_with_one_key_send_once(workspace, owner):
     contact = ContactFactory(workspace=workspace)

@@ -51,7 +51,7 @@ def test_a_workspace_id_beyond_bigint_is_a_404_not_a_crash(api):
 
 
 def test_ids_beyond_bigint_are_a_404_on_the_pages_too(client):
-    # Refused by the path itself, before any query (SQLite's driver cannot bind them: it was a 500).
+    # Refused by the path itself, before any query.
     for path in ("/w/9223372036854775808/", "/w/1/campaigns/99999999999999999999/", f"/w/1/contacts/{'9' * 20}/"):
         assert client.get(path).status_code == 404, path
     assert client.get("/w/9223372036854775807/").status_code == 302  # the largest id: to the login page

@@ -93,7 +93,6 @@ def _assert_exact(workspace, campaign, *, sent, limited):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.postgres
 def test_overlapped_fanout_writes_every_batch_once_and_commits_them_in_order(monkeypatch):
     workspace, campaign = _limited_campaign(130)
     handed_over = []
@@ -121,7 +120,6 @@ def test_overlapped_fanout_writes_every_batch_once_and_commits_them_in_order(mon
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.postgres
 def test_writer_failing_mid_campaign_stops_it_and_the_retry_sends_nobody_twice(monkeypatch):
     workspace, campaign = _limited_campaign(130)
     real_bulk = campaign_services.send_messages_bulk

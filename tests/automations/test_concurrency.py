@@ -16,7 +16,7 @@ from billing.quota import usage_quota_refresh
 from contacts.models import Message
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def run_in_parallel(workers, job):

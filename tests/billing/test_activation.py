@@ -195,8 +195,7 @@ def test_batch_uses_a_fixed_number_of_queries(workspace, make_contacts):
         activate_many(workspace, small, kind="campaign")
     with CaptureQueriesContext(connection) as large_run:
         activate_many(workspace, large, kind="campaign")
-    if connection.vendor == "postgresql":
-        assert len(large_run) == len(small_run) <= 8
+    assert len(large_run) == len(small_run) <= 8
 
 
 def test_usage_of_a_past_month_reads_its_row(workspace):

@@ -14,7 +14,7 @@ from billing.models import AutomationKind
 from billing.months import month_of
 from tests.factories import ContactFactory, WorkspaceFactory
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _plan(sql: str, params: list) -> str:

@@ -319,7 +319,6 @@ def test_portal_without_a_payment_account_says_upgrade_first(owner_client, works
     assert fake_stripe.requests == []
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_local_row_is_committed_before_stripe_is_called_and_no_transaction_spans_the_call(workspace, owner,
                                                                                           fake_stripe):

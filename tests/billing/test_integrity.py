@@ -62,7 +62,6 @@ def _commit_checks():
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-@pytest.mark.postgres  # the composite foreign keys are PostgreSQL's; SQLite has none
 @pytest.mark.parametrize("model", ["activation", "message"])
 def test_the_database_refuses_a_row_naming_another_workspaces_contact(model):
     from django.db import IntegrityError, transaction
@@ -84,7 +83,6 @@ def test_the_database_refuses_a_row_naming_another_workspaces_contact(model):
     assert not ActivationRecord.objects.exists() and not Message.objects.exists()
 
 
-@pytest.mark.postgres
 def test_a_deleted_contacts_activations_stay_counted_under_the_composite_key():
     from billing.models import ActivationRecord
 

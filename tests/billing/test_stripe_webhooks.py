@@ -103,7 +103,6 @@ def test_duplicate_delivery_is_processed_once(owner_client, workspace, fake_stri
     assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_delivery_is_processed_once(workspace, owner, fake_stripe, headroom_calls):
     client = Client()
@@ -368,7 +367,6 @@ def test_an_abandoned_checkouts_expired_subscription_does_not_touch_the_current_
     assert sorted(stray_events.values_list("status", flat=True)) == ["ignored", "ignored"]
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_checkout_completed_and_subscription_created_at_the_same_moment(workspace, owner, fake_stripe,
                                                                         headroom_calls):

@@ -10,7 +10,7 @@ from tests.concurrency import run_in_parallel
 from tests.contacts.conftest import meta_fixture
 from tests.factories import WorkspaceFactory
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _store(payload: dict) -> WebhookDelivery:

@@ -11,7 +11,7 @@ from django.db import DatabaseError, connection, transaction
 from contacts import intake
 from contacts.models import WebhookDelivery
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -48,6 +49,8 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str =
 def test_database_url() -> str:
     s = connection.settings_dict
     password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    if s["HOST"].startswith("/"):  # a unix socket directory (the embedded server of `make test`)
+        return f"postgres://{s['USER']}{password}@/{quote(s['HOST'], safe='')}/{s['NAME']}"
     return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 

@@ -32,7 +32,7 @@ from tests.contacts.conftest import meta_fixture, sign
 from tests.factories import ContactFactory, MembershipFactory
 from tests.faults.conftest import BROKER_URL, DEAD_BROKER_URL, assert_no_drift, broker, wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 IG_ACCOUNT = "17841400000000777"
 

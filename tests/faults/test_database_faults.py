@@ -33,7 +33,7 @@ from tests.factories import ContactFactory, MembershipFactory
 from tests.faults.conftest import BROKER_URL, DEAD_BROKER_URL, assert_no_drift, broker, wait_until
 from tests.faults.test_broker_down import IG_ACCOUNT, _dm
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from tests.contacts.test_graph_backend import FakeGraph
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 from tests.faults.conftest import assert_no_drift
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db]
 
 
 def _owner_client(workspace):

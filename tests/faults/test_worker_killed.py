@@ -31,7 +31,7 @@ from inro.celery import app as celery_app
 from tests.factories import MembershipFactory
 from tests.faults.conftest import BROKER_URL, assert_no_drift, broker, wait_until
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 SIZE = int(os.environ.get("FAULTS_CAMPAIGN_SIZE", "10000"))
 OUT_OF_WINDOW = SIZE // 20  # never wrote in: skipped by the window rule, never activated

@@ -44,7 +44,6 @@ def test_the_guard_catches_what_it_should():
     assert caught == [True, True, True, False, False, False]
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db
 def test_transaction_pooling_switch_turns_off_prepared_statements_and_server_side_cursors():
     probe = (

@@ -11,7 +11,7 @@ from billing.services import month_roll_over_as_needed
 from tests.concurrency import run_in_parallel
 from tests.factories import WorkspaceFactory
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 WORKSPACES = 120
 UTC = datetime.UTC
