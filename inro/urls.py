@@ -14,7 +14,7 @@ urlpatterns = [
     path("webhooks/stripe/", include("billing.webhook_urls")),
     path("api/", include("inro.api_urls")),
     path("", include("inro.ops_urls")),
-    path("", include("billing.urls")),
+    path("", include("web.billing_urls")),
     path("", include("automations.urls")),
-    path("", include("accounts.urls")),
+    path("", include("web.urls")),
 ]
