@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from accounts.models import Workspace
-from automations import models
+from automations import models, services
 from automations.selectors import paused_actions_waiting_count
 from billing.admin import WorkspaceAdmin as BillingWorkspaceAdmin
 
@@ -83,9 +83,6 @@ class PausedActionAdmin(admin.ModelAdmin):
     @admin.action(description="Resume waiting actions of these workspaces (oldest first, up to the headroom)",
                   permissions=["change"])
     def resume_selected(self, request, queryset):
-        from accounts.models import Workspace
-        from automations import services
-
         workspace_ids = set(queryset.filter(status=models.PausedAction.Status.WAITING)
                             .values_list("workspace_id", flat=True))
         resumed = expired = 0
@@ -98,8 +95,6 @@ class PausedActionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected waiting actions", permissions=["change"])
     def cancel_selected(self, request, queryset):
-        from automations import services
-
         cancelled = sum(services.paused_action_cancel(paused_action=action) for action in queryset)
         self.message_user(request, f"Cancelled {cancelled} paused actions.")
 

@@ -19,7 +19,7 @@ from django.utils.html import format_html
 
 from accounts.admin import MembershipInline
 from accounts.models import Workspace
-from billing import selectors, services
+from billing import selectors, services, webhooks
 from billing.forms import BonusGrantForm, PlanAdminForm
 from billing.models import (
     ActivationRecord,
@@ -364,7 +364,7 @@ class StripeEventAdmin(admin.ModelAdmin):
     def replay_events(self, request, queryset):
         outcomes: dict[str, int] = {}
         for event in queryset.order_by("received_at", "pk"):
-            replayed = services.stripe_event_replay(event=event)
+            replayed = webhooks.stripe_event_replay(event=event)
             outcomes[replayed.status] = outcomes.get(replayed.status, 0) + 1
         summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
         level = messages.WARNING if outcomes.get(StripeEvent.Status.FAILED) else messages.SUCCESS

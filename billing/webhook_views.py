@@ -1,4 +1,4 @@
-"""Stripe's webhook endpoint: verified, size-limited, recorded once, handled by billing.services."""
+"""Stripe's webhook endpoint: verified, size-limited, recorded once, handled by billing.webhooks."""
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing import services
+from billing import webhooks
 from billing.models import StripeEvent
 from billing.stripe_client import WebhookSignatureError
 from inro.errors import ApplicationError
@@ -29,7 +29,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     except RequestDataTooBig:
         return too_large
     try:
-        event = services.stripe_event_receive(
+        event = webhooks.stripe_event_receive(
             payload=request.body, signature_header=request.headers.get("Stripe-Signature", "")
         )
     except WebhookSignatureError as error:

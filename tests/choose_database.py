@@ -5,6 +5,8 @@ import os
 import sys
 from pathlib import Path
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -12,7 +14,6 @@ def choose() -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
     try:
-        import psycopg
 
         with psycopg.connect(
             "host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=2, autocommit=True
@@ -20,7 +21,7 @@ def choose() -> str:
             if connection.execute("SELECT 1 FROM pg_database WHERE datname = 'inro'").fetchone() is None:
                 connection.execute("CREATE DATABASE inro")
         return "postgres://postgres@127.0.0.1:5432/inro"
-    except Exception:  # noqa: BLE001 - any failure means: no usable PostgreSQL here
+    except Exception:  # any failure means: no usable PostgreSQL here
         (ROOT / "var").mkdir(exist_ok=True)
         return f"sqlite:///{ROOT / 'var' / 'test.sqlite3'}"
 

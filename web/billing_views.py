@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Membership
 from accounts.selectors import membership_for_user
-from billing import selectors, services
-from billing.checkout import MAX_ADDON_PACKS
+from billing import selectors
+from billing.checkout import MAX_ADDON_PACKS, checkout_begin, checkout_session_verify, portal_start
 from billing.models import CheckoutSession
 from billing.stripe_client import BillingError
 from inro.errors import ApplicationError
@@ -51,7 +51,7 @@ def checkout(request: HttpRequest, workspace_id: int) -> HttpResponse:
         messages.error(request, f"Add-on packs must be a whole number from 0 to {MAX_ADDON_PACKS}.")
         return _back(workspace_id)
     try:
-        started = services.checkout_begin(
+        started = checkout_begin(
             workspace=membership.workspace, user=request.user,
             plan_code=(request.POST.get("plan") or "").strip(), addon_packs=int(raw_packs),
         )
@@ -75,7 +75,7 @@ def checkout(request: HttpRequest, workspace_id: int) -> HttpResponse:
 def checkout_success(request: HttpRequest, workspace_id: int) -> HttpResponse:
     membership = membership_for_user(user=request.user, workspace_id=workspace_id)
     try:
-        checkout_row = services.checkout_session_verify(
+        checkout_row = checkout_session_verify(
             workspace=membership.workspace, session_id=request.GET.get("session_id", "")[:255]
         )
     except ApplicationError as error:
@@ -99,7 +99,7 @@ def checkout_cancel(request: HttpRequest, workspace_id: int) -> HttpResponse:
 def portal(request: HttpRequest, workspace_id: int) -> HttpResponse:
     membership = _manager(request, workspace_id)
     try:
-        url = services.portal_start(workspace=membership.workspace, user=request.user)
+        url = portal_start(workspace=membership.workspace, user=request.user)
     except ApplicationError as error:
         messages.error(request, error.message)
         return _back(workspace_id)

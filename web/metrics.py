@@ -14,14 +14,18 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Avg, Count, F, Min, Sum
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from billing.models import AutomationKind, MonthlyUsage
+from billing.months import month_of, month_start
+from billing.selectors import activations_by_kind_everywhere
 from inro.celery import app as celery_app
 from inro.task_failures import failure_counts
 
@@ -46,10 +50,6 @@ def _model(app_label: str, name: str) -> Any:
 
 class InroCollector(Collector):
     def collect(self) -> Iterator[Any]:
-        from billing.models import AutomationKind, MonthlyUsage
-        from billing.months import month_of
-        from billing.selectors import activations_by_kind_everywhere
-
         month = month_of()
         usage_rows = MonthlyUsage.objects.filter(month=month)
         totals = usage_rows.aggregate(activated=Sum("activated"), quota=Sum("quota"), workspaces=Count("id"))
@@ -85,13 +85,8 @@ class InroCollector(Collector):
 
     def collect_other_apps(self) -> Iterator[Any]:
         """Paused actions, webhook deliveries and Stripe events, each only if its app is installed."""
-        from django.db.models import Avg, F, Min
-        from django.utils import timezone
-
-        from billing.months import month_of, month_start
-
         now = timezone.now()
-        PausedAction = _model("automations", "PausedAction")  # noqa: N806
+        PausedAction = _model("automations", "PausedAction")
         if PausedAction is not None:
             waiting = dict(
                 PausedAction.objects.filter(status="waiting").values_list("kind").annotate(n=Count("id"))
@@ -117,7 +112,7 @@ class InroCollector(Collector):
                 gauge.add_metric([kind, status], count)
             yield gauge
 
-        WebhookDelivery = _model("contacts", "WebhookDelivery")  # noqa: N806
+        WebhookDelivery = _model("contacts", "WebhookDelivery")
         if WebhookDelivery is not None:
             gauge = GaugeMetricFamily(
                 "inro_webhook_deliveries", "Instagram webhook deliveries waiting (pending) or failed.",
@@ -144,7 +139,7 @@ class InroCollector(Collector):
             gauge.add_metric([], lag.total_seconds() if lag else 0.0)
             yield gauge
 
-        StripeEvent = _model("billing", "StripeEvent")  # noqa: N806
+        StripeEvent = _model("billing", "StripeEvent")
         if StripeEvent is not None:
             gauge = GaugeMetricFamily(
                 "inro_stripe_events", "Stripe events failed, or received and not handled yet.", labels=["status"]

@@ -13,12 +13,8 @@ from automations.services.campaigns import (
 )
 from automations.services.enrichment import enrichment_job_create, enrichment_job_run
 from automations.services.integrations import integration_create, integration_push
-from automations.services.paused import (
-    ResumeResult,
-    paused_action_cancel,
-    paused_actions_cancel,
-    paused_actions_resume,
-)
+from automations.services.paused import paused_action_cancel, paused_actions_cancel
+from automations.services.resume import ResumeResult, paused_actions_resume
 from automations.services.scenarios import (
     inbound_event_handle,
     scenario_create,

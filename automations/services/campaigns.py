@@ -34,7 +34,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User, Workspace
+from automations import enqueue
 from automations.models import Campaign, CampaignBatch, CampaignRecipient, PausedAction, Segment
+from automations.services.alerts import usage_alerts_check
 from automations.services.paused import PauseItem, paused_actions_cancel, paused_actions_create
 from automations.services.segments import segment_contacts
 from billing.activation import activate_many, usage
@@ -178,9 +180,7 @@ def campaign_launch(*, campaign: Campaign, launched_by: User | None, now: dateti
 
 
 def _queue_send(campaign_id: int) -> None:
-    from automations import tasks  # noqa: PLC0415 - tasks import services
-
-    tasks.campaign_send.delay(campaign_id)
+    enqueue.campaign_send(campaign_id)
 
 
 def campaigns_launch_due(*, now: datetime.datetime | None = None) -> list[int]:
@@ -543,7 +543,7 @@ class _BatchWriter:
                 try:
                     self._check_earlier(number)
                     write(lambda number=number: self._wait_for_previous(number))
-                except BaseException as error:  # noqa: BLE001 - handed over to the fan-out's thread
+                except BaseException as error:  # handed over to the fan-out's thread
                     with self._turn:
                         if not isinstance(error, _EarlierBatchFailed) and (
                                 self._failed is None or number < self._failed[0]):
@@ -698,8 +698,6 @@ def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaig
 
 
 def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[], bool]) -> Campaign:
-    from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
-
     campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
     if campaign.status != Campaign.Status.SENDING:
         return campaign

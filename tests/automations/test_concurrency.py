@@ -26,7 +26,7 @@ def run_in_parallel(workers, job):
         try:
             barrier.wait(timeout=30)
             return job(i)
-        except Exception as error:  # noqa: BLE001 - returned to the test to assert on
+        except Exception as error:  # returned to the test to assert on
             return error
         finally:
             connections.close_all()
