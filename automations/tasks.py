@@ -9,7 +9,7 @@ from accounts.models import Workspace
 from automations import enqueue, services
 from automations.models import EnrichmentJob
 from automations.services import alerts, integrations, scenarios
-from automations.services.campaigns import CampaignBusy, campaigns_resume_stalled
+from automations.services.campaign_fanout import CampaignBusy, campaigns_resume_stalled
 from automations.services.resume import paused_actions_resume_due
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from automations.models import PausedAction
-from automations.services import campaigns, enrichment, integrations, scenarios, segments
+from automations.services import campaign_fanout, enrichment, integrations, scenarios, segments
 from automations.services.alerts import usage_alerts_check
 from automations.services.paused import workspaces_with_waiting_actions
 from billing.activation import activate_many
@@ -102,14 +102,14 @@ def _on_expired(actions: list[PausedAction], *, now: datetime.datetime) -> None:
     """Let the automation that paused them record the end (recipient skipped, run expired)."""
     by_type = {t: [a for a in actions if a.action_type == t] for t in PausedAction.ActionType.values}
     if by_type[PausedAction.ActionType.CAMPAIGN_MESSAGE]:
-        campaigns.campaign_recipients_expired(actions=by_type[PausedAction.ActionType.CAMPAIGN_MESSAGE], now=now)
+        campaign_fanout.campaign_recipients_expired(actions=by_type[PausedAction.ActionType.CAMPAIGN_MESSAGE], now=now)
     if by_type[PausedAction.ActionType.SCENARIO_RUN]:
         scenarios.scenario_runs_expired(actions=by_type[PausedAction.ActionType.SCENARIO_RUN], now=now)
 
 
 def _run(action: PausedAction, *, now: datetime.datetime) -> str:
     runners = {
-        PausedAction.ActionType.CAMPAIGN_MESSAGE: campaigns.campaign_recipient_resume,
+        PausedAction.ActionType.CAMPAIGN_MESSAGE: campaign_fanout.campaign_recipient_resume,
         PausedAction.ActionType.SCENARIO_RUN: scenarios.scenario_run_resume,
         PausedAction.ActionType.SEGMENT_ADD: segments.segment_member_resume,
         PausedAction.ActionType.ENRICHMENT: enrichment.enrichment_contact_resume,

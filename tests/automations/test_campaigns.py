@@ -16,8 +16,8 @@ from automations.services import (
     campaigns_launch_due,
     paused_actions_cancel,
 )
-from automations.services import campaigns as campaign_services
-from automations.services.campaigns import CampaignBusy
+from automations.services import campaign_fanout as campaign_services
+from automations.services.campaign_fanout import CampaignBusy
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord
 from billing.rollover import month_roll_over_as_needed

@@ -8,7 +8,7 @@ from django.db import connections, transaction
 
 from automations.models import CampaignRecipient, PausedAction, UsageAlert
 from automations.services import campaign_create, campaign_send, paused_actions_resume, usage_alerts_check
-from automations.services.campaigns import CampaignBusy
+from automations.services.campaign_fanout import CampaignBusy
 from billing.activation import usage
 from billing.models import ActivationRecord, BonusGrant
 from billing.months import month_of
