@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and workspaces"
 
     def ready(self) -> None:
-        from inro import checks  # noqa: F401, PLC0415 - registers the project's deploy checks
+        from inro import checks  # noqa: F401, PLC0415 - deploy checks register in ready(), once apps are loaded

@@ -1,6 +1,24 @@
 from django.contrib import admin
+from django.urls import reverse
 
-from automations import models
+from accounts.models import Workspace
+from automations import models, services
+from automations.selectors import paused_actions_waiting_count
+from billing.admin import WorkspaceAdmin as BillingWorkspaceAdmin
+
+# The workspace page is billing's, plus the paused actions waiting: automations sits above billing,
+# so it extends billing's admin rather than billing reading automations.
+admin.site.unregister(Workspace)
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(BillingWorkspaceAdmin):
+    def automation_context(self, workspace: Workspace) -> dict:
+        return {
+            "paused_waiting": paused_actions_waiting_count(workspace),
+            "paused_url": reverse("admin:automations_pausedaction_changelist")
+            + f"?workspace__id__exact={workspace.pk}&status__exact=waiting",
+        }
 
 
 @admin.register(models.Campaign)
@@ -65,9 +83,6 @@ class PausedActionAdmin(admin.ModelAdmin):
     @admin.action(description="Resume waiting actions of these workspaces (oldest first, up to the headroom)",
                   permissions=["change"])
     def resume_selected(self, request, queryset):
-        from accounts.models import Workspace
-        from automations import services
-
         workspace_ids = set(queryset.filter(status=models.PausedAction.Status.WAITING)
                             .values_list("workspace_id", flat=True))
         resumed = expired = 0
@@ -80,8 +95,6 @@ class PausedActionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected waiting actions", permissions=["change"])
     def cancel_selected(self, request, queryset):
-        from automations import services
-
         cancelled = sum(services.paused_action_cancel(paused_action=action) for action in queryset)
         self.message_user(request, f"Cancelled {cancelled} paused actions.")
 

@@ -6,17 +6,18 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from accounts.models import Workspace
-from automations import services
+from automations import enqueue, services
 from automations.models import EnrichmentJob
 from automations.services import alerts, integrations, scenarios
-from automations.services.campaigns import CampaignBusy
+from automations.services.campaign_fanout import CampaignBusy, campaigns_resume_stalled
+from automations.services.resume import paused_actions_resume_due
 
 logger = logging.getLogger(__name__)
 
 INTEGRATION_MAX_RETRIES = 6
 
 
-@shared_task(name="automations.tasks.paused_actions_resume")
+@shared_task(name=enqueue.PAUSED_ACTIONS_RESUME)
 def paused_actions_resume(workspace_id: int) -> int:
     workspace = Workspace.objects.filter(pk=workspace_id, deleted_at__isnull=True).first()
     if workspace is None:
@@ -24,7 +25,7 @@ def paused_actions_resume(workspace_id: int) -> int:
     return services.paused_actions_resume(workspace=workspace).resumed
 
 
-@shared_task(name="automations.tasks.paused_actions_resume_many")
+@shared_task(name=enqueue.PAUSED_ACTIONS_RESUME_MANY)
 def paused_actions_resume_many(workspace_ids: list[int]) -> int:
     """The new month: every workspace with waiting actions, one after the other."""
     resumed = 0
@@ -39,7 +40,7 @@ def paused_actions_resume_many(workspace_ids: list[int]) -> int:
 CAMPAIGN_DB_RETRIES = 8
 
 
-@shared_task(bind=True, name="automations.tasks.campaign_send", max_retries=None)
+@shared_task(bind=True, name=enqueue.CAMPAIGN_SEND, max_retries=None)
 def campaign_send(self, campaign_id: int) -> None:
     try:
         services.campaign_send(campaign_id=campaign_id)
@@ -56,18 +57,15 @@ def campaign_send(self, campaign_id: int) -> None:
         raise self.retry(exc=error, countdown=min(2 ** (self.request.retries + 1), 300)) from None
 
 
-@shared_task(name="automations.tasks.campaigns_launch_due")
+@shared_task(name=enqueue.CAMPAIGNS_LAUNCH_DUE)
 def campaigns_launch_due() -> list[int]:
     """Every minute: start due scheduled campaigns, and restart the ones a dead worker left stalled."""
-    from automations.services.campaigns import campaigns_resume_stalled  # noqa: PLC0415
-    from automations.services.paused import paused_actions_resume_due  # noqa: PLC0415
-
     campaigns_resume_stalled()
     paused_actions_resume_due()
     return services.campaigns_launch_due()
 
 
-@shared_task(bind=True, name="automations.tasks.scenario_run_execute", max_retries=None)
+@shared_task(bind=True, name=enqueue.SCENARIO_RUN_EXECUTE, max_retries=None)
 def scenario_run_execute(self, run_id: int) -> None:
     try:
         scenarios.scenario_run_execute(run_id=run_id)
@@ -77,18 +75,18 @@ def scenario_run_execute(self, run_id: int) -> None:
         raise self.retry(countdown=60) from None
 
 
-@shared_task(name="automations.tasks.scenario_run_continue")
+@shared_task(name=enqueue.SCENARIO_RUN_CONTINUE)
 def scenario_run_continue(run_id: int, step: int) -> None:
     scenarios.scenario_run_continue(run_id=run_id, step=step)
 
 
-@shared_task(name="automations.tasks.enrichment_job_run")
+@shared_task(name=enqueue.ENRICHMENT_JOB_RUN)
 def enrichment_job_run(job_id: int) -> None:
     job = EnrichmentJob.objects.select_related("workspace").get(pk=job_id)
     services.enrichment_job_run(job=job)
 
 
-@shared_task(bind=True, name="automations.tasks.integration_deliver", max_retries=INTEGRATION_MAX_RETRIES)
+@shared_task(bind=True, name=enqueue.INTEGRATION_DELIVER, max_retries=INTEGRATION_MAX_RETRIES)
 def integration_deliver(self, delivery_id: int) -> str:
     outcome = integrations.integration_delivery_attempt(delivery_id=delivery_id)
     if outcome != "retry":
@@ -104,12 +102,12 @@ def integration_deliver(self, delivery_id: int) -> str:
     raise self.retry(countdown=min(30 * 2**self.request.retries, 3600))
 
 
-@shared_task(name="automations.tasks.usage_alert_send")
+@shared_task(name=enqueue.USAGE_ALERT_SEND)
 def usage_alert_send(alert_id: int) -> bool:
     return alerts.usage_alert_send(alert_id=alert_id)
 
 
-@shared_task(name="automations.tasks.usage_alerts_retry")
+@shared_task(name=enqueue.USAGE_ALERTS_RETRY)
 def usage_alerts_retry() -> int:
     """Periodic: send again the alert emails that failed (sent_at still empty)."""
     return sum(alerts.usage_alert_send(alert_id=alert_id) for alert_id in alerts.usage_alerts_unsent_ids())

@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_URL, ROOT, Row, django_setup, emit, ensure_database, integer, redis_url  # noqa: E402
+from common import BENCH_URL, ROOT, Row, django_setup, emit, ensure_database, integer, redis_url
 
 SECRET = "bench-meta-app-secret"  # noqa: S105 - a throwaway secret for the local server only
 

@@ -57,7 +57,7 @@ def fresh_database() -> None:
     with psycopg.connect(server, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=ENV,  # noqa: S603
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=ENV,
                    check=True, timeout=300)
 
 
@@ -85,7 +85,7 @@ def build():
     ids = list(Contact.objects.filter(workspace=workspace).order_by("pk").values_list("pk", flat=True))
     bonus_grant(workspace=workspace, amount=QUOTA - 100, reason="load test", granted_by=None)
     activate_many(workspace, ids[:ACTIVE_AT_START], kind=AutomationKind.SCENARIO, ref="scenario:load")
-    rng = random.Random(7)  # noqa: S311 - test data
+    rng = random.Random(7)  # test data
     for n in range(FOLDERS):
         folder = Folder.objects.create(workspace=workspace, name=f"Segment {n}")
         FolderMembership.objects.bulk_create([FolderMembership(folder=folder, contact_id=cid)
@@ -102,7 +102,7 @@ def free_port() -> int:
 
 def start_server(port: int, log_path: Path) -> subprocess.Popen:
     log = log_path.open("wb")
-    process = subprocess.Popen(  # noqa: S603 - fixed argv
+    process = subprocess.Popen(  # fixed argv
         [str(Path(sys.executable).parent / "gunicorn"), "inro.wsgi", "--bind", f"127.0.0.1:{port}",
          "--workers", "4", "--threads", "4", "--worker-class", "gthread", "--timeout", "60"],
         cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -158,12 +158,12 @@ def run_load(base: str, workspace_id: int, key: str, ids: list[int]) -> Stats:
         started = time.perf_counter()
         try:
             status = fn()
-        except Exception as error:  # noqa: BLE001 - counted and printed as an error
+        except Exception as error:  # counted and printed as an error
             status = type(error).__name__
         stats.add(kind, time.perf_counter() - started, status)
 
     def client(seed: int):
-        rng = random.Random(seed)  # noqa: S311 - load mix
+        rng = random.Random(seed)  # load mix
         http = requests.Session()
         api = {"Authorization": f"Token {key}"}
         web = requests.Session()

@@ -3,7 +3,7 @@
 Seeds BENCH_ROLLOVER_WORKSPACES (default 10,000) workspaces, a fifth of them on Pro with add-on packs
 and a tenth with a bonus grant for next month, each with this month's usage row open (as after a
 month of use) and one contact, half of them with a campaign message paused at the limit, then
-times `billing.services.month_roll_over_as_needed(now=<first instant of next
+times `billing.rollover.month_roll_over_as_needed(now=<first instant of next
 month>)`: closing this month and opening next month's usage row for every workspace. Listeners of
 the month-opened hook (resuming paused actions) run after it, timed apart; with
 CELERY_TASK_ALWAYS_EAGER unset they only enqueue. The bench database is throwaway, so opening next
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Row, django_setup, emit, ensure_database, integer, run_token  # noqa: E402
+from common import Row, django_setup, emit, ensure_database, integer, run_token
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     from billing import hooks
     from billing.models import BonusGrant, MonthlyUsage, MonthRollover, Plan, Subscription
     from billing.months import month_of, month_start, next_month
-    from billing.services import month_roll_over_as_needed
+    from billing.rollover import month_roll_over_as_needed
 
     n = integer("BENCH_ROLLOVER_WORKSPACES", 10_000)
     token = run_token()

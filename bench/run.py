@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_URL, HEADERS, ROOT, Row, database_name, ensure_database, libpq_dsn, table  # noqa: E402
+from common import BENCH_URL, HEADERS, ROOT, Row, database_name, ensure_database, libpq_dsn, table
 
 BENCH = Path(__file__).resolve().parent
 # In the order of the results table's rows.

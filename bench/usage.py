@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     Row,
     django_setup,
     emit,
@@ -63,7 +63,7 @@ def build(contacts: int, activations: int, label: str):
     elapsed = max((now - month_start(month_of())).days, 0) + 1
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {ActivationRecord._meta.db_table} SET activated_at = %s"  # noqa: S608
+            f"UPDATE {ActivationRecord._meta.db_table} SET activated_at = %s"
             " + ((id %% %s) * interval '1 day') + ((id * 7919 %% 50400) * interval '1 second')"
             " WHERE workspace_id = %s",
             [month_start(month_of()) + datetime.timedelta(hours=8), elapsed, workspace.pk],

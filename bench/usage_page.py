@@ -79,7 +79,7 @@ def build():
     table = ActivationRecord._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET activated_at = %s + ((id %% %s) * interval '1 day')"  # noqa: S608
+            f"UPDATE {table} SET activated_at = %s + ((id %% %s) * interval '1 day')"
             " + ((id * 7919 %% 50400) * interval '1 second') WHERE workspace_id = %s",
             [month_start(month_of()) + datetime.timedelta(hours=8), elapsed, workspace.pk],
         )

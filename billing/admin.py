@@ -19,7 +19,7 @@ from django.utils.html import format_html
 
 from accounts.admin import MembershipInline
 from accounts.models import Workspace
-from billing import selectors, services
+from billing import selectors, services, webhooks
 from billing.forms import BonusGrantForm, PlanAdminForm
 from billing.models import (
     ActivationRecord,
@@ -68,13 +68,6 @@ class PlanFilter(admin.SimpleListFilter):
         return queryset.filter(subscription__plan__code=self.value())
 
 
-def _paused_waiting(workspace: Workspace) -> int:
-    # The admin sits on top of every app, so it may read automations (billing code itself may not).
-    from automations.selectors import paused_actions_waiting_count  # noqa: PLC0415
-
-    return paused_actions_waiting_count(workspace)
-
-
 def can_grant_bonus(user) -> bool:
     return user.is_active and user.is_staff and user.has_perm("billing.add_bonusgrant")
 
@@ -116,6 +109,10 @@ class WorkspaceAdmin(admin.ModelAdmin):
         subscription = getattr(workspace, "subscription", None)
         return subscription.get_status_display() if subscription else "—"
 
+    def automation_context(self, workspace: Workspace) -> dict:
+        """Figures of the apps above billing for the change page; automations' admin fills them in."""
+        return {}
+
     def get_urls(self):
         return [
             path("<id:workspace_id>/grant-bonus/", self.admin_site.admin_view(self.grant_bonus_view),
@@ -132,9 +129,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
             "history": selectors.usage_history(workspace=workspace, months=6),
             "bonuses": list(BonusGrant.objects.filter(workspace=workspace).select_related("granted_by")[:10]),
             "plan_changes": selectors.plan_history(workspace=workspace, limit=10),
-            "paused_waiting": _paused_waiting(workspace),
-            "paused_url": reverse("admin:automations_pausedaction_changelist")
-            + f"?workspace__id__exact={workspace.pk}&status__exact=waiting",
+            **self.automation_context(workspace),
             "ledger_url": reverse("admin:billing_activationrecord_changelist")
             + f"?workspace__id__exact={workspace.pk}&month={month.isoformat()}",
             "grant_url": reverse("admin:accounts_workspace_grant_bonus", args=[workspace.pk]),
@@ -369,7 +364,7 @@ class StripeEventAdmin(admin.ModelAdmin):
     def replay_events(self, request, queryset):
         outcomes: dict[str, int] = {}
         for event in queryset.order_by("received_at", "pk"):
-            replayed = services.stripe_event_replay(event=event)
+            replayed = webhooks.stripe_event_replay(event=event)
             outcomes[replayed.status] = outcomes.get(replayed.status, 0) + 1
         summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
         level = messages.WARNING if outcomes.get(StripeEvent.Status.FAILED) else messages.SUCCESS

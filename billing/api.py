@@ -7,11 +7,11 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from billing import selectors
-from billing import services as billing_services
+from accounts.api_base import WorkspaceView, idempotent
+from billing import checkout, selectors
 from billing.checkout import MAX_ADDON_PACKS
 from billing.models import AutomationKind
-from inro.api import IDEMPOTENCY_PARAMETER, WorkspaceView, cursor_page, idempotent, validated_query
+from inro.api import IDEMPOTENCY_PARAMETER, cursor_page, validated_query
 
 
 class PlanSerializer(serializers.Serializer):
@@ -172,7 +172,7 @@ class CheckoutView(WorkspaceView):
         self.require_manager("buy upgrades")
         serializer = CheckoutRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        url = billing_services.checkout_start(workspace=self.workspace, user=request.user,
+        url = checkout.checkout_start(workspace=self.workspace, user=request.user,
                                               plan_code=serializer.validated_data["plan"],
                                               addon_packs=serializer.validated_data["addon_packs"])
         return Response({"url": url})
@@ -186,4 +186,4 @@ class PortalView(WorkspaceView):
     def post(self, request, workspace_id):
         """Stripe's billing portal (payment method, invoices, cancellation). Owners and admins only."""
         self.require_manager("manage billing")
-        return Response({"url": billing_services.portal_start(workspace=self.workspace, user=request.user)})
+        return Response({"url": checkout.portal_start(workspace=self.workspace, user=request.user)})

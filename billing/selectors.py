@@ -11,7 +11,15 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.activation import UsageSnapshot, usage
 from billing.integrity import Breakdown, usage_breakdown_from_records, usage_breakdown_rebuild
-from billing.models import ActivationRecord, AutomationKind, MonthlyUsage, Plan, Subscription
+from billing.models import (
+    ActivationRecord,
+    AutomationKind,
+    MonthlyUsage,
+    PaymentFailure,
+    Plan,
+    PlanChange,
+    Subscription,
+)
 from billing.months import billing_zone, month_end, month_of, month_start, previous_month
 from billing.quota import free_plan
 from contacts.models import Contact, ContactCount
@@ -227,7 +235,6 @@ class BillingAlert:
 
 def billing_alerts(workspace: Workspace) -> list[BillingAlert]:
     """Banners for the usage and billing pages: a failed payment (rule 9), a plan ending at period end."""
-    from billing.models import PaymentFailure  # noqa: PLC0415
 
     alerts = []
     subscription = Subscription.objects.select_related("plan").filter(workspace=workspace).first()
@@ -250,7 +257,6 @@ def billing_alerts(workspace: Workspace) -> list[BillingAlert]:
 
 
 def plan_history(*, workspace: Workspace, limit: int = 50):
-    from billing.models import PlanChange  # noqa: PLC0415
 
     return list(
         PlanChange.objects.filter(workspace=workspace)

@@ -13,9 +13,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.models import User, Workspace
+from billing import stripe_client
 from billing.models import Plan, PlanChange, Subscription
 from billing.months import month_of
 from billing.quota import base_quota, free_plan, usage_row_open
+from billing.services import quota_refresh
 from inro.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -141,8 +143,6 @@ def subscription_state_write(
     quota_refresh's hook). Fewer packs keep this month's quota (a downgrade takes effect at the end of
     the paid period); the subscription ending returns the month to Free, never below what is activated.
     """
-    from billing.services import quota_refresh  # services re-exports this module's callers
-
     # Open this month's usage row at the old quota first, so the rise is seen as a rise (and fires the hook).
     usage_row_open(workspace_id=subscription.workspace_id, month=month_of())
     old_plan, old_packs = subscription.plan, subscription.addon_packs
@@ -247,8 +247,6 @@ def subscriptions_lapse_as_needed(*, now: datetime.datetime) -> list[int]:
     Stripe cannot be reached the cancellation Stripe already confirmed is applied locally. Returns
     the workspace ids that went back to Free. Idempotent: run it as often as you like.
     """
-    from billing import stripe_client  # the boundary; imported here to keep this module Stripe-free
-
     due = list(
         Subscription.objects.filter(cancel_at_period_end=True, current_period_end__lt=now - LAPSE_GRACE)
         .exclude(plan__code=Plan.FREE)

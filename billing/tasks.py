@@ -3,29 +3,30 @@
 from celery import shared_task
 from django.utils import timezone
 
-from billing import services
+from billing import enqueue
+from billing.payment_failures import payment_failure_email, payment_failure_emails_unsent
+from billing.rollover import month_roll_over_as_needed
+from billing.subscriptions import subscriptions_lapse_as_needed
 
 
-@shared_task(name="billing.tasks.roll_over_month")
+@shared_task(name=enqueue.ROLL_OVER_MONTH)
 def roll_over_month() -> list[str]:
     """Scheduled by celery-beat shortly after 00:00 UTC on the 1st, and hourly as a safety net.
 
     The hourly run also emails payment failures whose notification was never queued (broker down).
     """
-    opened = [m.isoformat() for m in services.month_roll_over_as_needed(now=timezone.now())]
-    services.payment_failure_emails_unsent()
+    opened = [m.isoformat() for m in month_roll_over_as_needed(now=timezone.now())]
+    payment_failure_emails_unsent()
     return opened
 
 
-@shared_task(name="billing.tasks.payment_failed_notify")
+@shared_task(name=enqueue.PAYMENT_FAILED_NOTIFY)
 def payment_failed_notify(failure_id: int) -> bool:
     """Email the owners about an unpaid invoice; at most once per invoice, however often it runs."""
-    return services.payment_failure_email(failure_id=failure_id)
+    return payment_failure_email(failure_id=failure_id)
 
 
-@shared_task(name="billing.tasks.lapse_subscriptions")
+@shared_task(name=enqueue.LAPSE_SUBSCRIPTIONS)
 def lapse_subscriptions() -> list[int]:
     """Hourly: subscriptions cancelled at period end whose period is over return to Free (rule 9)."""
-    from billing.subscriptions import subscriptions_lapse_as_needed
-
     return subscriptions_lapse_as_needed(now=timezone.now())

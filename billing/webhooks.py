@@ -13,7 +13,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
-from billing import stripe_client
+from billing import enqueue, stripe_client
 from billing.checkout import checkout_session_apply
 from billing.models import PaymentFailure, StripeEvent, Subscription
 from billing.subscriptions import stripe_id, subscription_locked, subscription_object_apply
@@ -78,10 +78,8 @@ def handle_invoice_payment_failed(event: dict) -> str:
     if row.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
         Subscription.objects.filter(pk=row.pk).update(status=Subscription.Status.PAST_DUE)
     if created:
-        from billing.tasks import payment_failed_notify
-
         # robust: with the broker down the event still counts as handled; the hourly job emails it later.
-        transaction.on_commit(lambda: payment_failed_notify.delay(failure.pk), robust=True)
+        transaction.on_commit(lambda: enqueue.payment_failed_notify(failure.pk), robust=True)
     return ""
 
 

@@ -30,6 +30,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Workspace
+from contacts import enqueue
 from contacts.hooks import InboundEvent, inbound_event_captured
 from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
 from inro.celery import app as celery_app
@@ -141,10 +142,8 @@ def delivery_store(*, body: bytes, signature_valid: bool) -> tuple[WebhookDelive
 
 def _queue(delivery_id: int) -> None:
     """Queue the processing of one delivery (staff replay); a broker outage is left to the sweeper."""
-    from contacts.tasks import process_instagram_delivery  # noqa: PLC0415 (tasks import this module)
-
     try:
-        process_instagram_delivery.delay(delivery_id)
+        enqueue.process_instagram_delivery(delivery_id)
     except Exception:
         # The delivery is stored and Meta has its 200: the sweeper processes it once the broker is back.
         logger.exception("Could not queue Instagram delivery %s; the sweeper will pick it up.", delivery_id)
@@ -189,10 +188,8 @@ class DrainNudge:
 
 
 def _publish_drain(countdown: float | None) -> None:
-    from contacts.tasks import drain_instagram_deliveries  # noqa: PLC0415 (tasks import this module)
-
     try:
-        drain_instagram_deliveries.apply_async(countdown=countdown)
+        enqueue.drain_instagram_deliveries(countdown=countdown)
     except Exception:
         # The deliveries are stored and Meta has its 200: the sweeper processes them once the broker is back.
         logger.exception("Could not queue the drain of Instagram deliveries; the sweeper will pick them up.")

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from contacts import intake
+from contacts import enqueue, intake
 
 # A database outage leaves the deliveries pending: retry 8 times, backoff from 5 s doubling up to 10 min.
 _RETRY_WHILE_DATABASE_AWAY = {
@@ -16,7 +16,7 @@ _RETRY_WHILE_DATABASE_AWAY = {
 }
 
 
-@shared_task(name="contacts.tasks.process_instagram_delivery", **_RETRY_WHILE_DATABASE_AWAY)
+@shared_task(name=enqueue.PROCESS_INSTAGRAM_DELIVERY, **_RETRY_WHILE_DATABASE_AWAY)
 def process_instagram_delivery(delivery_id: int) -> str | None:
     """One delivery (staff replay, and tasks queued before the drain existed); it stays pending until
     this succeeds."""
@@ -24,7 +24,7 @@ def process_instagram_delivery(delivery_id: int) -> str | None:
     return delivery.status if delivery else None
 
 
-@shared_task(name="contacts.tasks.drain_instagram_deliveries", **_RETRY_WHILE_DATABASE_AWAY)
+@shared_task(name=enqueue.DRAIN_INSTAGRAM_DELIVERIES, **_RETRY_WHILE_DATABASE_AWAY)
 def drain_instagram_deliveries() -> int:
     """Nudged by the webhook view (throttled, see intake.DrainNudge): process every pending delivery.
 
@@ -33,11 +33,11 @@ def drain_instagram_deliveries() -> int:
     """
     handled, more = intake.deliveries_drain(limit=settings.META_WEBHOOK_DRAIN_BATCH)
     if more:
-        drain_instagram_deliveries.delay()
+        enqueue.drain_instagram_deliveries()
     return handled
 
 
-@shared_task(name="contacts.tasks.sweep_pending_deliveries")
+@shared_task(name=enqueue.SWEEP_PENDING_DELIVERIES)
 def sweep_pending_deliveries() -> int:
     """Every minute (celery-beat, contacts 0004): deliveries whose nudge was lost to a broker outage;
     also drops processed deliveries past their retention period."""

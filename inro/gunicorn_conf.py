@@ -44,7 +44,9 @@ class JsonAccessLogger(Logger):
     def access(self, resp, req, environ, request_time) -> None:
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict or self.cfg.syslog):
             return
-        from inro.observability import redact
+        # Not at the top: importing `inro` loads the Celery app and Django's settings, and gunicorn's
+        # master reads this file before the application exists.
+        from inro.observability import redact  # noqa: PLC0415
 
         atoms = self.atoms(resp, req, environ, request_time)
         entry = {

@@ -8,6 +8,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from inro.celery import app
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,8 +27,6 @@ def database_reachable() -> bool:
 
 def broker_reachable() -> bool:
     """Open (and close) one connection to the Celery broker, with a short timeout and no retry."""
-    from inro.celery import app
-
     timeout = settings.READINESS_TIMEOUT_SECONDS
     try:
         with app.connection_for_write(connect_timeout=timeout) as connection:

@@ -1,7 +1,10 @@
 """Shared fixtures."""
 
 import pytest
+from django.apps import apps as django_apps
 
+from billing import hooks
+from billing.migrations import _plans
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 
 
@@ -30,9 +33,6 @@ def _default_plans_after_flush(request):
     if marker is None or not (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
         return
     request.getfixturevalue("transactional_db")
-    from django.apps import apps as django_apps
-
-    from billing.migrations import _plans  # noqa: PLC0415
 
     _plans.create_plans(django_apps, None)
 
@@ -40,8 +40,6 @@ def _default_plans_after_flush(request):
 @pytest.fixture(autouse=True)
 def _isolated_hooks():
     """Listeners a test registers on billing's hook points do not leak into the next test."""
-    from billing import hooks
-
     saved = (hooks._headroom_listeners[:], hooks._month_listeners[:])
     yield
     hooks._headroom_listeners[:], hooks._month_listeners[:] = saved

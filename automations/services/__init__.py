@@ -1,6 +1,7 @@
 """Automation writes, one module per automation; import from here."""
 
 from automations.services.alerts import usage_alert_send, usage_alerts_check
+from automations.services.campaign_fanout import campaign_send
 from automations.services.campaigns import (
     CampaignPreview,
     campaign_audience,
@@ -8,17 +9,12 @@ from automations.services.campaigns import (
     campaign_create,
     campaign_launch,
     campaign_preview,
-    campaign_send,
     campaigns_launch_due,
 )
 from automations.services.enrichment import enrichment_job_create, enrichment_job_run
 from automations.services.integrations import integration_create, integration_push
-from automations.services.paused import (
-    ResumeResult,
-    paused_action_cancel,
-    paused_actions_cancel,
-    paused_actions_resume,
-)
+from automations.services.paused import paused_action_cancel, paused_actions_cancel
+from automations.services.resume import ResumeResult, paused_actions_resume
 from automations.services.scenarios import (
     inbound_event_handle,
     scenario_create,

@@ -16,6 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
+from automations import enqueue
 from automations.models import UsageAlert
 from billing.activation import usage
 
@@ -53,9 +54,7 @@ def usage_alerts_check(*, workspace: Workspace) -> list[UsageAlert]:
 
 
 def _queue_send(alert_id: int) -> None:
-    from automations import tasks  # noqa: PLC0415 - tasks import services
-
-    tasks.usage_alert_send.delay(alert_id)
+    enqueue.usage_alert_send(alert_id)
 
 
 def _owner_emails(workspace_id: int) -> list[str]:
@@ -102,7 +101,7 @@ def usage_alert_send(*, alert_id: int, now: datetime.datetime | None = None) -> 
     )
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-    except Exception as error:  # noqa: BLE001 - any mail failure is recorded and retried later
+    except Exception as error:  # any mail failure is recorded and retried later
         logger.warning("usage alert %s not sent: %s", alert_id, error)
         UsageAlert.objects.filter(pk=alert_id).update(sending_since=None, last_error=str(error)[:2000])
         return False

@@ -8,8 +8,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User, Workspace
+from automations import enqueue
 from automations import enrichment as adapter
 from automations.models import EnrichmentJob, PausedAction
+from automations.services.alerts import usage_alerts_check
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import AutomationKind
@@ -41,9 +43,7 @@ def enrichment_job_create(
 
 
 def _queue(job_id: int) -> None:
-    from automations import tasks  # noqa: PLC0415
-
-    tasks.enrichment_job_run.delay(job_id)
+    enqueue.enrichment_job_run(job_id)
 
 
 def _enrich(contact: Contact) -> bool:
@@ -61,8 +61,6 @@ def _enrich(contact: Contact) -> bool:
 
 def enrichment_job_run(*, job: EnrichmentJob) -> EnrichmentJob:
     """Ask the gate for the job's contacts, enrich the allowed ones, pause the refused ones."""
-    from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
-
     if not EnrichmentJob.objects.filter(pk=job.pk, status=EnrichmentJob.Status.RUNNING).exists():
         return job
     workspace = job.workspace

@@ -19,7 +19,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Workspace
+from automations import enqueue
 from automations.models import Integration, IntegrationDelivery, PausedAction
+from automations.services.alerts import usage_alerts_check
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate
 from billing.models import AutomationKind
@@ -65,9 +67,7 @@ def contact_payload(contact: Contact) -> dict:
 
 
 def _deliver_after_commit(delivery_id: int) -> None:
-    from automations import tasks  # noqa: PLC0415
-
-    transaction.on_commit(lambda: tasks.integration_deliver.delay(delivery_id))
+    transaction.on_commit(lambda: enqueue.integration_deliver(delivery_id))
 
 
 def _delivery_create(integration: Integration, contact: Contact, event: str, idempotency_key: str,
@@ -90,8 +90,6 @@ def integration_push(
     *, integration: Integration, contact: Contact, event: str, idempotency_key: str, data: dict | None = None,
 ) -> IntegrationDelivery | None:
     """Push a contact to the integration; None if the gate refused (the push is paused, rule 4)."""
-    from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
-
     if contact.workspace_id != integration.workspace_id:
         raise ValueError("The contact belongs to another workspace.")
     data = data or {}

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Workspace
+from automations import enqueue
 from automations.models import (
     Integration,
     PausedAction,
@@ -28,6 +29,8 @@ from automations.models import (
     Segment,
     SegmentMembership,
 )
+from automations.services.alerts import usage_alerts_check
+from automations.services.integrations import integration_push
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate
 from billing.models import AutomationKind
@@ -232,9 +235,7 @@ def scenario_set_enabled(*, scenario: Scenario, enabled: bool) -> Scenario:
 # --- runs -----------------------------------------------------------------------------------------
 
 def _queue_execute(run_id: int) -> None:
-    from automations import tasks  # noqa: PLC0415 - tasks import services
-
-    tasks.scenario_run_execute.delay(run_id)
+    enqueue.scenario_run_execute(run_id)
 
 
 def scenario_start(
@@ -336,8 +337,6 @@ def _execute_step(run: ScenarioRun, index: int, step: dict) -> str:
                                                 defaults={"automation_ref": run.scenario.ref})
         return "added"
     if kind == "call_integration":
-        from automations.services.integrations import integration_push  # noqa: PLC0415
-
         integration = Integration.objects.filter(pk=step["integration_id"], workspace=run.workspace).first()
         if integration is None or not integration.enabled:
             return "integration_off"
@@ -350,9 +349,7 @@ def _execute_step(run: ScenarioRun, index: int, step: dict) -> str:
 
 
 def _queue_continue(run_id: int, step: int, seconds: int) -> None:
-    from automations import tasks  # noqa: PLC0415
-
-    tasks.scenario_run_continue.apply_async(args=[run_id, step], countdown=seconds)
+    enqueue.scenario_run_continue(run_id, step, countdown=seconds)
 
 
 class ScenarioRunBusy(Exception):
@@ -385,8 +382,6 @@ def scenario_run_execute(*, run_id: int) -> ScenarioRun:
 
 
 def _execute_claimed(run_id: int, followups: list) -> ScenarioRun:
-    from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
-
     run = ScenarioRun.objects.select_related("scenario", "contact", "workspace").get(pk=run_id)
     steps = run.scenario.steps or []
     index = run.next_step

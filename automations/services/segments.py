@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Workspace
 from automations.models import Campaign, PausedAction, Segment, SegmentMembership
+from automations.services.alerts import usage_alerts_check
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import ActivationRecord, AutomationKind
@@ -176,8 +177,6 @@ def segment_run(*, segment: Segment) -> tuple[int, int]:
     Engaged contacts first; returns (added, limited). Refused contacts are paused and join when
     headroom appears.
     """
-    from automations.services.alerts import usage_alerts_check  # noqa: PLC0415
-
     workspace = segment.workspace
     ref = f"segment:{segment.pk}"
     not_member = ~Q(Exists(SegmentMembership.objects.filter(segment_id=segment.pk, contact_id=OuterRef("pk"))))

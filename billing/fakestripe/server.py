@@ -35,7 +35,7 @@ class FakeStripeServer:
             do_POST = _serve
             do_DELETE = _serve
 
-            def log_message(self, format, *args):  # noqa: A002 - quiet test output
+            def log_message(self, format, *args):  # quiet test output
                 return
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

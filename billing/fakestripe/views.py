@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from billing.fakestripe import FakeStripe, sign_payload
 from billing.models import Plan
+from billing.webhooks import stripe_event_receive
 
 _fake: FakeStripe | None = None
 
@@ -33,8 +34,6 @@ def _enabled() -> None:
 
 def deliver(events: list[dict]) -> list[str]:
     """Sign each event as Stripe does and hand it to our webhook service; returns their statuses."""
-    from billing.services import stripe_event_receive
-
     statuses = []
     for event in events:
         payload = json.dumps(event)

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "contacts",
     "billing",
     "automations",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -271,10 +272,10 @@ LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
 # The queue tasks go to when no route says otherwise (the fault tests give each run its own).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-# A campaign fan-out's lease (automations.services.campaigns): after a worker dies, another takes the
+# A campaign fan-out's lease (automations.services.campaign_fanout): after a worker dies, another takes the
 # campaign over once it runs out. 0 (the default): as long as CAMPAIGN_STALL_SECONDS, 5 minutes unless set.
 CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default=0)
 # On PostgreSQL with the outbox backend, the fan-out writes its batches on two more connections while
-# it gates the next one, committing them in order (automations.services.campaigns._BatchWriter).
+# it gates the next one, committing them in order (automations.services.campaign_fanout._BatchWriter).
 # False: one connection, in turn.
 CAMPAIGN_FANOUT_OVERLAP = env.bool("CAMPAIGN_FANOUT_OVERLAP", default=True)

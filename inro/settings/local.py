@@ -4,7 +4,7 @@ from inro.settings.base import *  # noqa: F403
 from inro.settings.base import env
 
 DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env("SECRET_KEY", default="local-dev-only-not-a-secret")  # noqa: S105
+SECRET_KEY = env("SECRET_KEY", default="local-dev-only-not-a-secret")
 
 # Offline Stripe for `make run`: with no STRIPE_API_BASE set, billing serves a small fake of
 # Stripe's API and hosted pages at /_fake_stripe/, so an upgrade works end to end without internet.

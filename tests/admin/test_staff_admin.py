@@ -1,11 +1,15 @@
 """The staff admin: find workspaces, read-only ledger, bonus grants through the service, plans."""
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
+from automations.models import PausedAction
+from automations.services import campaign_create, campaign_launch
+from billing import hooks
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord, BonusGrant, Plan
+from billing.services import bonus_grant
 from tests.factories import ContactFactory, MembershipFactory, UserFactory, WorkspaceFactory, pro_subscription
 
 pytestmark = pytest.mark.django_db
@@ -91,8 +95,6 @@ def test_bonus_grant_form_requires_a_reason_and_changes_nothing_without_it(staff
 
 
 def test_bonus_grant_action_goes_through_the_service(staff_client, admin_user, django_capture_on_commit_callbacks):
-    from billing import hooks
-
     workspace = WorkspaceFactory()
     told = []
     hooks.on_headroom_raised(lambda workspace_id, month: told.append(workspace_id))
@@ -159,12 +161,6 @@ def test_ledger_list_has_no_per_row_queries(staff_client, django_assert_max_num_
 
 
 def test_paused_actions_are_resumed_and_cancelled_through_the_services(client, django_capture_on_commit_callbacks):
-    from django.contrib.auth.models import Group
-
-    from automations.models import PausedAction
-    from automations.services import campaign_create, campaign_launch
-    from billing.services import bonus_grant
-
     workspace = WorkspaceFactory()
     ContactFactory.create_batch(104, workspace=workspace)
     campaign = campaign_create(workspace=workspace, name="Launch", text="Hello")

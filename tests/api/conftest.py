@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.cache import cache as django_cache
 from django.urls import resolve
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from accounts.models import Membership
@@ -16,8 +17,6 @@ from tests.factories import MembershipFactory, UserFactory
 
 @cache
 def openapi_schema() -> dict:
-    from drf_spectacular.generators import SchemaGenerator
-
     return SchemaGenerator().get_schema(request=None, public=True)
 
 
@@ -35,7 +34,6 @@ def documented_statuses(method: str, path: str) -> set[str] | None:
 
 class CheckedClient(APIClient):
     """APIClient whose every response must carry a status the schema documents for that operation."""
-
     def generic(self, method, path, *args, **kwargs):
         response = super().generic(method, path, *args, **kwargs)
         statuses = documented_statuses(method, path)

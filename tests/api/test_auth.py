@@ -1,11 +1,15 @@
 """Token login per device, logout, password change revoking every device, brute-force throttling."""
 
+import datetime
 import re
 
 import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, IdempotencyKey
 from accounts.services import user_set_password
+from accounts.tasks import purge_idempotency_keys
 from inro.errors import ApplicationError
 from tests.api.conftest import CheckedClient
 from tests.factories import UserFactory
@@ -180,14 +184,6 @@ def test_login_with_a_stale_token_in_the_headers_still_works(anonymous, ana):
 
 
 def test_expired_idempotency_keys_are_purged_by_the_daily_job(owner):
-    import datetime
-
-    from django.utils import timezone
-    from django_celery_beat.models import PeriodicTask
-
-    from accounts.models import IdempotencyKey
-    from accounts.tasks import purge_idempotency_keys
-
     now = timezone.now()
     for key, age in (("old", datetime.timedelta(hours=25)), ("fresh", datetime.timedelta(hours=1))):
         IdempotencyKey.objects.create(user=owner, route="POST /x/", key=key, request_hash="h",

@@ -4,6 +4,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
+from inro.api import UserThrottle
 from tests.api.conftest import ws_url
 
 pytestmark = pytest.mark.django_db
@@ -58,8 +59,6 @@ def test_ids_beyond_bigint_are_a_404_on_the_pages_too(client):
 
 
 def test_the_user_rate_limit_answers_429_with_retry_after(api, settings, workspace):
-    from inro.api import UserThrottle
-
     UserThrottle.THROTTLE_RATES = {**UserThrottle.THROTTLE_RATES, "user": "3/min"}
     try:
         statuses = [api.get(ws_url(workspace, "usage/")).status_code for _ in range(4)]

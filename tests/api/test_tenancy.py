@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from django.utils import timezone
 
 from automations.models import Campaign, Scenario, Segment
 from automations.services import campaign_create, scenario_create, segment_create
@@ -61,7 +62,6 @@ OBJECT_ROUTES = [route for route in ROUTES if "{" in route[1]]
 
 class Objects:
     """One of everything in a workspace, named as the route placeholders are."""
-
     def __init__(self, workspace):
         self.contact = ContactFactory(workspace=workspace, name="Ana")
         self.folder = FolderFactory(workspace=workspace, name="VIP")
@@ -148,8 +148,6 @@ def test_no_token_is_401_on_every_route(anonymous, workspace, route, fake_stripe
 
 
 def test_a_deleted_workspace_is_404_for_its_own_owner(api, workspace):
-    from django.utils import timezone
-
     workspace.deleted_at = timezone.now()
     workspace.save()
 

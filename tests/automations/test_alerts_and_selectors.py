@@ -18,6 +18,7 @@ from automations.services import alerts, campaign_create, campaign_launch, scena
 from automations.services.alerts import usage_alerts_unsent_ids
 from automations.tasks import usage_alerts_retry
 from billing.activation import activate_many
+from billing.services import bonus_grant
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -77,8 +78,6 @@ def test_failed_email_is_recorded_and_retried_without_sending_twice(free_workspa
 
 def test_an_alert_overtaken_by_an_upgrade_is_not_emailed(free_workspace, django_capture_on_commit_callbacks):
     """The 100% email waits on a slow mail server; meanwhile the owner upgrades: no wrong email goes out."""
-    from billing.services import bonus_grant
-
     ws = free_workspace
     activate_many(ws, ContactFactory.create_batch(100, workspace=ws), kind="campaign")
     usage_alerts_check(workspace=ws)  # created; the after-commit send has not run (no capture)

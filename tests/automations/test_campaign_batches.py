@@ -12,8 +12,8 @@ from django.utils import timezone
 from automations.models import Campaign, CampaignBatch, CampaignRecipient
 from automations.selectors import campaign_remaining
 from automations.services import campaign_cancel, campaign_create, campaign_send
-from automations.services import campaigns as campaign_services
-from automations.services.campaigns import _freeze_audience, _Outcome, _outcomes_write, campaigns_resume_stalled
+from automations.services import campaign_fanout as campaign_services
+from automations.services.campaign_fanout import _freeze_audience, _Outcome, _outcomes_write, campaigns_resume_stalled
 from contacts.models import Contact, Message
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 

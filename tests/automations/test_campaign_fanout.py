@@ -8,7 +8,7 @@ import pytest
 from automations.models import Campaign, CampaignBatch, CampaignRecipient, PausedAction
 from automations.selectors import campaign_remaining
 from automations.services import campaign_create, campaign_send
-from automations.services import campaigns as campaign_services
+from automations.services import campaign_fanout as campaign_services
 from automations.services.segments import segment_create
 from billing.activation import usage
 from billing.models import ActivationRecord

@@ -14,13 +14,17 @@ from automations.services import (
     campaign_preview,
     campaign_send,
     campaigns_launch_due,
+    paused_actions_cancel,
 )
-from automations.services import campaigns as campaign_services
+from automations.services import campaign_fanout as campaign_services
+from automations.services.campaign_fanout import CampaignBusy
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord
-from billing.services import bonus_grant, month_roll_over_as_needed
-from contacts.messaging import OutboxBackend
+from billing.rollover import month_roll_over_as_needed
+from billing.services import bonus_grant
+from contacts.messaging import OutboxBackend, send_message
 from contacts.models import Contact, Message
+from contacts.services import folder_add_contacts
 from tests.factories import ContactFactory, FolderFactory, MembershipFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -183,7 +187,6 @@ def test_reserve_is_out_of_reach_of_campaigns_but_not_scenarios(clock, free_work
 
 class OneByOneOutbox(OutboxBackend):
     """The outbox as a networked backend (Graph) is driven: one message at a time, no bulk path."""
-
     bulk = False
 
 
@@ -314,8 +317,6 @@ def test_cancel_stops_paused_messages(clock, free_workspace, django_capture_on_c
     campaign_cancel(campaign=draft)
     assert draft.status == "cancelled"
 
-    from automations.services import paused_actions_cancel
-
     assert paused_actions_cancel(workspace=workspace, automation_ref=campaign.ref) == 10
     with django_capture_on_commit_callbacks(execute=True):
         bonus_grant(workspace=workspace, amount=20, reason="test", granted_by=None)
@@ -341,9 +342,6 @@ def test_launch_twice_is_refused_and_validation(free_workspace, django_capture_o
 
 
 def test_manual_folder_add_and_dm_at_the_limit_create_no_activation(free_workspace):
-    from contacts.messaging import send_message
-    from contacts.services import folder_add_contacts
-
     workspace = free_workspace
     member = MembershipFactory(workspace=workspace, role="member").user
     activate_many(workspace, ContactFactory.create_batch(100, workspace=workspace), kind="campaign")
@@ -362,8 +360,6 @@ def test_manual_folder_add_and_dm_at_the_limit_create_no_activation(free_workspa
 
 
 def test_a_live_fanout_lease_keeps_a_second_worker_out_until_it_runs_out(clock, free_workspace):
-    from automations.services.campaigns import CampaignBusy
-
     ContactFactory.create_batch(3, workspace=free_workspace)
     campaign = campaign_create(workspace=free_workspace, name="Leased", text="Hi")
     Campaign.objects.filter(pk=campaign.pk).update(

@@ -8,7 +8,7 @@ from django.db import connections, transaction
 
 from automations.models import CampaignRecipient, PausedAction, UsageAlert
 from automations.services import campaign_create, campaign_send, paused_actions_resume, usage_alerts_check
-from automations.services.campaigns import CampaignBusy
+from automations.services.campaign_fanout import CampaignBusy
 from billing.activation import usage
 from billing.models import ActivationRecord, BonusGrant
 from billing.months import month_of
@@ -26,7 +26,7 @@ def run_in_parallel(workers, job):
         try:
             barrier.wait(timeout=30)
             return job(i)
-        except Exception as error:  # noqa: BLE001 - returned to the test to assert on
+        except Exception as error:  # returned to the test to assert on
             return error
         finally:
             connections.close_all()

@@ -9,7 +9,7 @@ from automations.models import PausedAction
 from automations.services import campaign_create, campaign_launch, segment_create
 from automations.services.paused import PauseItem, paused_actions_create
 from billing import hooks
-from billing.services import month_roll_over_as_needed
+from billing.rollover import month_roll_over_as_needed
 from tests.factories import ContactFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db

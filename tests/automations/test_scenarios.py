@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from automations.models import PausedAction, PendingQuestion, Scenario, ScenarioRun, ScenarioStepLog, SegmentMembership
 from automations.services import scenario_create, segment_create
-from automations.services.scenarios import keywords_match
+from automations.services.scenarios import ScenarioRunBusy, keywords_match, scenario_run_execute, scenario_start
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord
 from billing.services import bonus_grant
@@ -300,8 +300,6 @@ def test_webhook_for_unknown_scenario_or_other_workspace_contact(client, hook_sc
 
 
 def test_a_run_held_by_another_worker_is_not_executed_alongside(free_workspace, clock):
-    from automations.services.scenarios import ScenarioRunBusy, scenario_run_execute, scenario_start
-
     scenario = keyword_scenario(free_workspace)
     contact = ContactFactory(workspace=free_workspace)
     run = scenario_start(scenario=scenario, contact=contact, trigger_key="mid.1")  # queued after commit: not run

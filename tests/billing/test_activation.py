@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -120,8 +120,6 @@ def test_a_batch_with_room_for_all_refuses_strangers_among_its_ids_and_writes_no
 
 
 def test_a_refused_batch_leaves_the_callers_transaction_usable(workspace, make_contacts):
-    from django.db import transaction
-
     ours = [c.pk for c in make_contacts(workspace, 3)]
     stranger = ContactFactory(workspace=WorkspaceFactory()).pk
     with transaction.atomic():

@@ -2,13 +2,15 @@
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
 
 from accounts.models import Membership
 from billing.activation import usage
+from billing.checkout import checkout_start
 from billing.models import CheckoutSession, PlanChange, Subscription
 from billing.months import month_of
-from billing.services import checkout_start
+from billing.stripe_client import BillingError
 from inro.errors import ApplicationError
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -226,8 +228,6 @@ def test_stripe_unreachable_says_so(owner_client, workspace, settings):
 
 
 def test_service_raises_billing_error_with_503_for_the_api(workspace, owner, settings):
-    from billing.stripe_client import BillingError
-
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     with pytest.raises(BillingError) as raised:
@@ -322,7 +322,6 @@ def test_portal_without_a_payment_account_says_upgrade_first(owner_client, works
 @pytest.mark.django_db(transaction=True)
 def test_local_row_is_committed_before_stripe_is_called_and_no_transaction_spans_the_call(workspace, owner,
                                                                                           fake_stripe):
-    from django.db import connection
 
     seen_by_stripe_time: list[tuple] = []
 

@@ -4,11 +4,15 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from billing.activation import activate_many
-from billing.models import MonthlyUsage
+from billing.models import ActivationRecord, MonthlyUsage
 from billing.months import month_of
+from contacts.models import Message
 from tests.factories import ContactFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -46,8 +50,6 @@ def test_drift_is_reported_and_repaired_from_the_ledger():
 
 
 def test_bad_month_argument_is_refused():
-    from django.core.management.base import CommandError
-
     with pytest.raises(CommandError, match="2026-11"):
         call_command("usage_integrity", "--month", "November")
 
@@ -56,20 +58,12 @@ def test_bad_month_argument_is_refused():
 
 def _commit_checks():
     """Run the deferred constraint checks now, as COMMIT would (the test's transaction never commits)."""
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 @pytest.mark.parametrize("model", ["activation", "message"])
 def test_the_database_refuses_a_row_naming_another_workspaces_contact(model):
-    from django.db import IntegrityError, transaction
-    from django.utils import timezone
-
-    from billing.models import ActivationRecord
-    from contacts.models import Message
-
     ours, theirs = WorkspaceFactory(), WorkspaceFactory()
     their_contact = ContactFactory(workspace=theirs)
     with pytest.raises(IntegrityError, match="contact_in_workspace"), transaction.atomic():
@@ -84,8 +78,6 @@ def test_the_database_refuses_a_row_naming_another_workspaces_contact(model):
 
 
 def test_a_deleted_contacts_activations_stay_counted_under_the_composite_key():
-    from billing.models import ActivationRecord
-
     workspace = WorkspaceFactory()
     contacts = ContactFactory.create_batch(3, workspace=workspace)
     activate_many(workspace, contacts, kind="campaign")

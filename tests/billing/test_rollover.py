@@ -9,7 +9,7 @@ from billing import hooks
 from billing.activation import activate, usage
 from billing.models import ActivationRecord, MonthlyUsage, MonthRollover
 from billing.months import month_end, month_of, next_month
-from billing.services import month_roll_over_as_needed
+from billing.rollover import month_roll_over_as_needed
 from billing.tasks import roll_over_month
 from tests.factories import ContactFactory, WorkspaceFactory, pro_subscription
 

@@ -6,9 +6,10 @@ import pytest
 from django.core import mail
 
 from billing.activation import usage
+from billing.checkout import checkout_start
+from billing.fakestripe import FakeStripe
 from billing.fakestripe import views as fake_views
 from billing.models import CheckoutSession, Subscription
-from billing.services import checkout_start
 
 pytestmark = pytest.mark.django_db
 
@@ -81,8 +82,6 @@ def test_hosted_checkout_cancel_button_changes_nothing(client, workspace, owner,
 @pytest.mark.django_db(transaction=True)
 def test_sdk_reaches_the_in_process_fake_over_http(live_server, settings, workspace, owner, monkeypatch):
     """What `make run` does: STRIPE_API_BASE points the real SDK at our own server's /_fake_stripe/."""
-    from billing.fakestripe import FakeStripe
-
     settings.FAKE_STRIPE_ENABLED = True
     settings.STRIPE_API_BASE = f"{live_server.url}/_fake_stripe"
     settings.STRIPE_MAX_NETWORK_RETRIES = 0

@@ -15,7 +15,8 @@ from billing.activation import activate_many, usage
 from billing.fakestripe import sign_payload
 from billing.models import PaymentFailure, Plan, PlanChange, StripeEvent, Subscription
 from billing.selectors import billing_alerts
-from billing.services import stripe_event_replay
+from billing.subscriptions import subscriptions_lapse_as_needed
+from billing.webhooks import stripe_event_replay
 from tests.billing.conftest import signed_post
 from tests.billing.test_checkout import upgrade_to_pro
 from tests.factories import MembershipFactory
@@ -293,7 +294,6 @@ def _cancelled_at_period_end(client, workspace, fake, deliver):
 
 def test_period_over_without_the_deleted_event_returns_to_free_after_asking_stripe(
         owner_client, workspace, fake_stripe, deliver):
-    from billing.subscriptions import subscriptions_lapse_as_needed
 
     subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
     end = subscription.current_period_end
@@ -310,7 +310,6 @@ def test_period_over_without_the_deleted_event_returns_to_free_after_asking_stri
 
 def test_period_over_with_stripe_unreachable_still_returns_to_free(
         owner_client, workspace, fake_stripe, deliver, settings):
-    from billing.subscriptions import subscriptions_lapse_as_needed
 
     subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"
@@ -321,8 +320,6 @@ def test_period_over_with_stripe_unreachable_still_returns_to_free(
 
 
 def test_renewed_subscription_is_not_lapsed(owner_client, workspace, fake_stripe, deliver):
-    from billing.subscriptions import subscriptions_lapse_as_needed
-
     subscription = _cancelled_at_period_end(owner_client, workspace, fake_stripe, deliver)
     remote = fake_stripe.subscriptions[subscription.stripe_subscription_id]
     remote["cancel_at_period_end"] = False  # the customer changed their mind; the event was lost

@@ -6,6 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from django.utils import timezone
 
 from contacts.messaging import DeliveryError, send_message
@@ -18,14 +19,13 @@ pytestmark = pytest.mark.django_db
 
 class FakeGraph:
     """Answers POSTs with the queued (status, body, headers) in order, then 200s; records requests."""
-
     def __init__(self):
         self.responses: list[tuple[int, dict | str, dict]] = []
         self.requests: list[dict] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self):  # http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 fake.requests.append({
                     "path": self.path, "authorization": self.headers.get("Authorization"),
@@ -153,8 +153,6 @@ def test_timeouts_are_retried(workspace, graph, sleeps):
             self.calls = 0
 
         def post(self, url, *, timeout, **kwargs):
-            import requests
-
             self.calls += 1
             if self.calls == 1:
                 raise requests.Timeout("read timed out")

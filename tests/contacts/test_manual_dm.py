@@ -5,6 +5,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
+import billing.activation
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord
 from contacts import services
@@ -33,8 +34,6 @@ def test_a_manual_dm_at_the_quota_limit_is_sent_and_creates_no_activation(worksp
 
 
 def test_a_manual_dm_never_calls_the_gate(workspace, owner, monkeypatch):
-    import billing.activation
-
     def gate(*args, **kwargs):
         raise AssertionError("the gate was called for a manual action")
 

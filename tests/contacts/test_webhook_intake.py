@@ -4,15 +4,17 @@ import datetime
 import json
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
-from billing.activation import usage
+from billing.activation import activate_many, usage
 from billing.models import ActivationRecord
-from contacts import intake
+from contacts import hooks, intake, tasks
 from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
-from contacts.tasks import sweep_pending_deliveries
+from contacts.tasks import drain_instagram_deliveries, sweep_pending_deliveries
 from tests.contacts.conftest import IG_ACCOUNT_ID, meta_fixture, sign
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -172,8 +174,6 @@ def test_processing_a_delivery_twice_changes_nothing(ig_workspace, deliver, capt
 
 
 def test_capture_is_free_at_the_quota_limit(ig_workspace, deliver, captured_events, make_contacts):
-    from billing.activation import activate_many
-
     activate_many(ig_workspace, make_contacts(ig_workspace, 100), kind="campaign")
     assert usage(ig_workspace).limit_reached
 
@@ -377,8 +377,6 @@ def test_a_lost_nudge_is_covered_by_the_sweeper(
 def test_the_drain_task_processes_what_the_view_stored(
     ig_workspace, nudges, captured_events, django_capture_on_commit_callbacks
 ):
-    from contacts.tasks import drain_instagram_deliveries
-
     intake.delivery_store(body=json.dumps(meta_fixture("message_text")).encode(), signature_valid=True)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -583,8 +581,6 @@ def test_unknown_account_is_stored_and_processed_with_a_note(deliver, captured_e
 
 
 def test_events_are_kept_apart_per_workspace(ig_workspace, deliver):
-    from tests.factories import WorkspaceFactory
-
     other = WorkspaceFactory(instagram_account_id="17841400000000999")
     payload = meta_fixture("message_text")
     twin = json.loads(json.dumps(payload).replace(IG_ACCOUNT_ID, "17841400000000999"))
@@ -600,8 +596,6 @@ def test_events_are_kept_apart_per_workspace(ig_workspace, deliver):
 # --- durability -----------------------------------------------------------------------------
 
 def test_a_broker_outage_after_the_200_is_covered_by_the_sweeper(ig_workspace, deliver, captured_events, monkeypatch):
-    from contacts import tasks
-
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
@@ -638,10 +632,6 @@ def test_a_crash_while_processing_marks_the_delivery_failed_and_captures_nothing
 
 
 def test_a_database_outage_leaves_the_delivery_pending_for_a_retry(ig_workspace, deliver, monkeypatch):
-    from django.db import OperationalError
-
-    from contacts import tasks
-
     calls = []
 
     def flaky(*args, **kwargs):
@@ -666,8 +656,6 @@ def test_a_database_outage_leaves_the_delivery_pending_for_a_retry(ig_workspace,
 
 
 def test_the_sweeper_is_in_the_beat_schedule():
-    from django_celery_beat.models import PeriodicTask
-
     task = PeriodicTask.objects.get(task="contacts.tasks.sweep_pending_deliveries")
     assert task.enabled
     assert (task.interval.every, task.interval.period) == (1, "minutes")
@@ -709,8 +697,6 @@ def test_admin_lists_deliveries_and_messages(admin_client, ig_workspace, deliver
 
 
 def test_a_failing_listener_does_not_keep_the_others_from_hearing(ig_workspace, deliver, captured_events):
-    from contacts import hooks
-
     def broken(event):
         raise RuntimeError("listener bug")
 

@@ -21,8 +21,8 @@ from django.test import Client
 from accounts.models import Workspace
 from automations.models import Campaign, PausedAction
 from automations.services import campaign_create, campaign_launch
-from billing import services as billing_services
 from billing.activation import activate_many, usage
+from billing.checkout import checkout_begin
 from billing.fakestripe import sign_payload
 from billing.fakestripe.server import FakeStripeServer
 from billing.models import AutomationKind, PaymentFailure, StripeEvent, Subscription
@@ -115,7 +115,7 @@ def test_stripe_events_during_a_broker_outage_apply_and_their_follow_ups_catch_u
         campaign = campaign_create(workspace=workspace, name="Launch", text="New drop")
         campaign_launch(campaign=campaign, launched_by=owner)
         assert PausedAction.objects.filter(workspace=workspace, status="waiting").count() == 5
-        started = billing_services.checkout_begin(workspace=workspace, user=owner, plan_code="pro", addon_packs=0)
+        started = checkout_begin(workspace=workspace, user=owner, plan_code="pro", addon_packs=0)
         completed, created, paid = server.fake.checkout_complete(started.checkout.stripe_session_id)
         client = Client()
         mail.outbox.clear()  # the usage alerts of the campaign above

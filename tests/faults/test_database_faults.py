@@ -21,8 +21,8 @@ from django.test import Client
 from accounts.models import Workspace
 from automations.models import Campaign, CampaignRecipient
 from automations.services import campaign_create, campaign_launch
-from billing import services as billing_services
 from billing.activation import usage, usage_row_open
+from billing.checkout import checkout_begin
 from billing.fakestripe import sign_payload
 from billing.fakestripe.server import FakeStripeServer
 from billing.models import MonthlyUsage, PlanChange, StripeEvent, Subscription
@@ -48,7 +48,7 @@ def row_locked(model, **lookup):
                 model.objects.select_for_update().get(**lookup)
                 locked.set()
                 release.wait(timeout=120)
-        except Exception as error:  # noqa: BLE001 - reported by the main thread
+        except Exception as error:  # reported by the main thread
             errors.append(error)
             locked.set()
         finally:
@@ -145,7 +145,7 @@ def test_a_plan_change_cut_halfway_by_the_database_is_not_half_applied(settings)
     try:
         workspace = Workspace.objects.create(name="Paid Brand", slug="paid-brand")
         owner = MembershipFactory(workspace=workspace).user
-        started = billing_services.checkout_begin(workspace=workspace, user=owner, plan_code="pro", addon_packs=2)
+        started = checkout_begin(workspace=workspace, user=owner, plan_code="pro", addon_packs=2)
         completed, created, paid = server.fake.checkout_complete(started.checkout.stripe_session_id)
         payload = json.dumps(completed)
         headers = {"HTTP_STRIPE_SIGNATURE": sign_payload(payload, "whsec_test_suite")}

@@ -32,9 +32,9 @@ PG = "postgres://postgres@127.0.0.1:5432"
 DB_NAME = "inro_scaleout"
 REDIS = "redis://127.0.0.1:6379"
 WEB_PORTS = (18101, 18102)
-META_APP_SECRET = "scaleout-meta-secret"  # noqa: S105 (a throwaway local value)
-STRIPE_WEBHOOK_SECRET = "whsec_scaleout"  # noqa: S105
-METRICS_TOKEN = "scaleout-metrics"  # noqa: S105
+META_APP_SECRET = "scaleout-meta-secret"  # a throwaway local value
+STRIPE_WEBHOOK_SECRET = "whsec_scaleout"
+METRICS_TOKEN = "scaleout-metrics"
 
 ENV = {
     **{k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "DATABASE_", "CELERY_"))},
@@ -156,7 +156,7 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 def http(method: str, port: int, path: str, body: bytes | None = None, headers: dict | None = None,
          timeout: float = 30, follow: bool = False) -> tuple[int, str]:
     """One request on loopback; redirects are not followed. Returns (status, body or Location)."""
-    request = urllib.request.Request(  # noqa: S310 (loopback only)
+    request = urllib.request.Request(  # loopback only
         f"http://127.0.0.1:{port}{path}", data=body, method=method, headers=headers or {})
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -195,7 +195,7 @@ def drive(actions: list[tuple[str, int, object]], duration: float, clients: int,
     deadline = time.monotonic() + duration
 
     def client(number: int) -> None:
-        rng = random.Random(number)  # noqa: S311 (load mix, not security)
+        rng = random.Random(number)  # load mix, not security
         for _ in range(1_000_000):  # bounded; the deadline ends it long before
             if time.monotonic() >= deadline:
                 return

@@ -1,6 +1,10 @@
 """Security headers on every response: CSP without inline scripts, nosniff, referrer, no framing."""
 
+import re
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 from django.http import HttpResponse
 from django.test import RequestFactory
 
@@ -40,8 +44,6 @@ def test_a_view_may_set_its_own_policy_or_opt_out(settings):
 
 def test_the_api_docs_page_runs_no_inline_script(client):
     """Swagger UI under the strict policy: every script is a same-origin file (split view, sidecar)."""
-    import re
-
     response = client.get("/api/docs/")
 
     assert response.status_code == 200
@@ -56,10 +58,6 @@ def test_the_api_docs_page_runs_no_inline_script(client):
 
 def test_no_template_has_an_inline_script_or_event_handler():
     """The policy forbids inline scripts: one in a template would silently not run in production."""
-    import re
-    from pathlib import Path
-
-    from django.conf import settings
 
     root = Path(settings.BASE_DIR)
     templates = [p for p in root.rglob("*.html") if ".venv" not in p.parts and "staticfiles" not in p.parts

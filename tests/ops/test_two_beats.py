@@ -7,7 +7,7 @@ from django.db.models import Count
 
 from billing import hooks
 from billing.models import MonthlyUsage, MonthRollover
-from billing.services import month_roll_over_as_needed
+from billing.rollover import month_roll_over_as_needed
 from tests.concurrency import run_in_parallel
 from tests.factories import WorkspaceFactory
 

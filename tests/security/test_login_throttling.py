@@ -11,7 +11,7 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct-horse-battery"  # noqa: S105 - the factory's test password
+PASSWORD = "correct-horse-battery"  # the factory's test password
 LOCKED = ("Too many failed sign-in attempts for this email. For your security, sign-in is paused for 15 "
           "minutes; try again later or reset your password.")
 WRONG = "That email and password don&#x27;t match an account. Check both and try again."

@@ -104,7 +104,7 @@ def test_secrets_never_reach_the_logs(client, settings, caplog):
     settings.STRIPE_API_BASE, settings.STRIPE_MAX_NETWORK_RETRIES = server.base_url, 0
     settings.SITE_URL = "http://testserver"
     settings.DEBUG_PROPAGATE_EXCEPTIONS = False
-    password = "correct-horse-battery"  # noqa: S105 - the factory's test password
+    password = "correct-horse-battery"  # the factory's test password
     try:
         workspace = WorkspaceFactory()
         owner = MembershipFactory(workspace=workspace).user

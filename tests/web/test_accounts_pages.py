@@ -5,6 +5,7 @@ import re
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Membership
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
@@ -74,8 +75,6 @@ def test_the_switcher_lists_every_workspace_and_home_remembers_the_last(client, 
 
 
 def test_a_deleted_workspace_is_404(owner_client, workspace):
-    from django.utils import timezone
-
     workspace.deleted_at = timezone.now()
     workspace.save(update_fields=["deleted_at"])
     assert owner_client.get(f"/w/{workspace.pk}/").status_code == 404

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.utils import timezone
+from playwright.sync_api import sync_playwright
 
 from accounts.models import Membership
 from automations.models import Campaign, PausedAction, Scenario, ScenarioRun
@@ -55,8 +56,6 @@ def browser(_async_unsafe_allowed):
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium is missing at {CHROMIUM}: install it with `apt-get install -y chromium` "
                     "(.ci/run does). Browser tests never skip.")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True,
@@ -88,7 +87,7 @@ def shot(page, name: str) -> None:
 @pytest.fixture
 def brand():
     """A Free workspace (quota 100) with a realistic spread of contacts, activations and history."""
-    rng = random.Random(5)  # noqa: S311 - test data
+    rng = random.Random(5)  # test data
     owner = UserFactory(email="dana@sunny.test", full_name="Dana Demo")
     workspace = WorkspaceFactory(name="Sunny Skincare")
     MembershipFactory(user=owner, workspace=workspace, role=Membership.Role.OWNER)

@@ -16,10 +16,11 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
-from accounts.views import render_workspace, workspace_view
+from automations import selectors as automation_selectors
 from billing import selectors
 from billing.models import Plan
 from billing.months import billing_zone, month_end, month_of, month_start
+from web.account_views import render_workspace, workspace_view
 
 PAGE_SIZE = 25
 CHART_WIDTH, CHART_HEIGHT = 720, 200
@@ -123,7 +124,6 @@ def automation_state(*, workspace: Workspace) -> dict:
 
     Read through the automations selectors, imported here because billing does not depend on
     automations (the web page is an interface over both)."""
-    from automations import selectors as automation_selectors  # noqa: PLC0415
 
     waiting = automation_selectors.paused_actions_waiting_count(workspace)
     return {

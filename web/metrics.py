@@ -12,44 +12,29 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from celery import signals
 from django.apps import apps
 from django.conf import settings
-from django.core.cache import cache
-from django.db.models import Count, Sum
+from django.db.models import Avg, Count, F, Min, Sum
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from billing.models import AutomationKind, MonthlyUsage
+from billing.months import month_of, month_start
+from billing.selectors import activations_by_kind_everywhere
+from inro.celery import app as celery_app
+from inro.task_failures import failure_counts
+
 logger = logging.getLogger(__name__)
-
-TASK_FAILURE_KEY = "ops:task_failures:{}"
-
-
-# --- Counters fed by signals --------------------------------------------------------------------
-
-
-@signals.task_failure.connect(dispatch_uid="inro.metrics.count_task_failure")
-def _count_task_failure(sender: Any = None, **kwargs: Any) -> None:
-    name = getattr(sender, "name", None) or "unknown"
-    key = TASK_FAILURE_KEY.format(name)
-    try:
-        cache.add(key, 0, timeout=None)
-        cache.incr(key)
-    except Exception:  # the cache being down must never turn a task failure into a worse one
-        logger.warning("could not count the failure of task %s", name, exc_info=True)
 
 
 def task_failure_counts() -> dict[str, int]:
-    from inro.celery import app
-
-    app.loader.import_default_modules()  # every app's tasks, so each has a series (0 until it fails)
-    names = sorted(name for name in app.tasks if not name.startswith("celery."))
-    found = cache.get_many([TASK_FAILURE_KEY.format(name) for name in names])
-    return {name: int(found.get(TASK_FAILURE_KEY.format(name), 0)) for name in names}
+    celery_app.loader.import_default_modules()  # every app's tasks, so each has a series (0 until it fails)
+    return failure_counts(sorted(name for name in celery_app.tasks if not name.startswith("celery.")))
 
 
 # --- Figures read from the database at scrape time ----------------------------------------------
@@ -65,10 +50,6 @@ def _model(app_label: str, name: str) -> Any:
 
 class InroCollector(Collector):
     def collect(self) -> Iterator[Any]:
-        from billing.models import AutomationKind, MonthlyUsage
-        from billing.months import month_of
-        from billing.selectors import activations_by_kind_everywhere
-
         month = month_of()
         usage_rows = MonthlyUsage.objects.filter(month=month)
         totals = usage_rows.aggregate(activated=Sum("activated"), quota=Sum("quota"), workspaces=Count("id"))
@@ -104,13 +85,8 @@ class InroCollector(Collector):
 
     def collect_other_apps(self) -> Iterator[Any]:
         """Paused actions, webhook deliveries and Stripe events, each only if its app is installed."""
-        from django.db.models import Avg, F, Min
-        from django.utils import timezone
-
-        from billing.months import month_of, month_start
-
         now = timezone.now()
-        PausedAction = _model("automations", "PausedAction")  # noqa: N806
+        PausedAction = _model("automations", "PausedAction")
         if PausedAction is not None:
             waiting = dict(
                 PausedAction.objects.filter(status="waiting").values_list("kind").annotate(n=Count("id"))
@@ -136,7 +112,7 @@ class InroCollector(Collector):
                 gauge.add_metric([kind, status], count)
             yield gauge
 
-        WebhookDelivery = _model("contacts", "WebhookDelivery")  # noqa: N806
+        WebhookDelivery = _model("contacts", "WebhookDelivery")
         if WebhookDelivery is not None:
             gauge = GaugeMetricFamily(
                 "inro_webhook_deliveries", "Instagram webhook deliveries waiting (pending) or failed.",
@@ -163,7 +139,7 @@ class InroCollector(Collector):
             gauge.add_metric([], lag.total_seconds() if lag else 0.0)
             yield gauge
 
-        StripeEvent = _model("billing", "StripeEvent")  # noqa: N806
+        StripeEvent = _model("billing", "StripeEvent")
         if StripeEvent is not None:
             gauge = GaugeMetricFamily(
                 "inro_stripe_events", "Stripe events failed, or received and not handled yet.", labels=["status"]

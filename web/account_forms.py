@@ -3,6 +3,8 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
+from accounts import throttling
+
 
 class SignInForm(AuthenticationForm):
     username = forms.EmailField(
@@ -26,9 +28,7 @@ class SignInForm(AuthenticationForm):
         return self.cleaned_data["username"].strip().lower()
 
     def clean(self):
-        # Brute force (issue 8): refuse while this email+address is locked out, count each failure.
-        from accounts import throttling  # noqa: PLC0415
-
+        # Brute force: refuse while this email+address is locked out, count each failure.
         email, ip = self.cleaned_data.get("username") or "", throttling.client_ip(self.request)
         if email and throttling.login_locked(email=email, ip=ip):
             raise forms.ValidationError(throttling.locked_message(), code="throttled")

@@ -1,12 +1,17 @@
 """/metrics: token-protected, figures of the current month computed at scrape time."""
 
+import datetime
+
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from automations.models import PausedAction
 from billing.activation import activate
-from billing.models import MonthlyUsage
+from billing.models import MonthlyUsage, StripeEvent
 from billing.services import bonus_grant
+from contacts.models import WebhookDelivery
 from tests.factories import ContactFactory, WorkspaceFactory
 from tests.ops import tasks_for_tests
 
@@ -100,14 +105,6 @@ def test_task_failures_are_counted_by_task(client, metrics_token):
 
 
 def test_paused_actions_webhook_deliveries_and_stripe_events(client, metrics_token):
-    import datetime
-
-    from django.utils import timezone
-
-    from automations.models import PausedAction
-    from billing.models import StripeEvent
-    from contacts.models import WebhookDelivery
-
     workspace = WorkspaceFactory()
     contacts = ContactFactory.create_batch(4, workspace=workspace)
     now = timezone.now()

@@ -9,11 +9,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, User, Workspace
+from automations import services as automation_services
+from automations.models import Campaign, Scenario, Segment
 from billing.activation import activate_many, history_import, usage
 from billing.models import AutomationKind, Plan, Subscription
 from billing.months import month_of, previous_month
 from billing.services import quota_refresh
 from contacts.models import Contact, Folder, FolderMembership, Tag
+from inro.celery import app as celery_app
 
 DEMO_EMAIL = "owner@demo.inro.test"
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo login on purpose
@@ -127,65 +130,61 @@ class Command(BaseCommand):
 
     def _automations(self, brand: Workspace, near: Workspace) -> None:
         """Segments, scenarios and campaigns (issue 3), made once; Corner Coffee ends with paused actions."""
-        from automations import services as automations  # noqa: PLC0415
-        from automations.models import Campaign, Scenario, Segment  # noqa: PLC0415
-
         if Campaign.objects.filter(workspace=near, name="Loyalty card").exists():
             return
         # Demo data is made inline: tasks queued while seeding run at once, no broker needed.
-        from inro.celery import app as celery_app  # noqa: PLC0415
-
         eager = celery_app.conf.task_always_eager
         celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
         try:
             for workspace in (brand, near):
                 if not Segment.objects.filter(workspace=workspace).exists():
-                    automations.segment_create(workspace=workspace, name="Story fans", rules={"sources": ["story"]})
-                    automations.segment_create(workspace=workspace, name="Customers", rules={"tags_any": ["customer"]})
+                    automation_services.segment_create(workspace=workspace, name="Story fans",
+                                                       rules={"sources": ["story"]})
+                    automation_services.segment_create(workspace=workspace, name="Customers",
+                                                       rules={"tags_any": ["customer"]})
             keyword_steps = [{"type": "send_message", "text": "Our price list: sunny.example/prices"},
                              {"type": "add_tag", "tag": "price-asked"}]
             if not Scenario.objects.filter(workspace=brand).exists():
-                automations.scenario_create(workspace=brand, name="Price auto-reply", trigger_type="dm_keyword",
+                automation_services.scenario_create(workspace=brand, name="Price auto-reply", trigger_type="dm_keyword",
                                             trigger_config={"keywords": ["price", "prix"]}, steps=keyword_steps)
-                automations.scenario_create(
+                automation_services.scenario_create(
                     workspace=brand, name="Giveaway comments", trigger_type="comment", trigger_config={},
                     steps=[{"type": "send_message", "text": "You're in! Check your DMs for the rules."}])
-                automations.scenario_create(
+                automation_services.scenario_create(
                     workspace=brand, name="Newsletter sign-up", trigger_type="dm_keyword",
                     trigger_config={"keywords": ["newsletter"]},
                     steps=[{"type": "ask_question", "text": "Great! What's your email?", "field": "email",
                             "answer_type": "email", "retry_text": "Hmm, that doesn't look like an email."},
                            {"type": "send_message", "text": "Subscribed, thank you!"}])
-                automations.scenario_create(workspace=brand, name="Welcome", trigger_type="new_contact",
+                automation_services.scenario_create(workspace=brand, name="Welcome", trigger_type="new_contact",
                                             steps=[{"type": "send_message", "text": "Welcome to Sunny Skincare!"}])
             hours = Scenario.objects.filter(workspace=near, name="Opening hours").first()
             if hours is None:
-                hours = automations.scenario_create(
+                hours = automation_services.scenario_create(
                     workspace=near, name="Opening hours", trigger_type="dm_keyword",
                     trigger_config={"keywords": ["hours", "open"]},
                     steps=[{"type": "send_message", "text": "We're open 7am to 6pm, every day."}])
             self._campaign(brand, "Autumn launch", "Our autumn serum is here!", Campaign.Audience.ALL)
-            automations.campaign_create(workspace=brand, name="Winter sale (draft)", text="Winter sale: -30%")
-            teaser = automations.campaign_create(
+            automation_services.campaign_create(workspace=brand, name="Winter sale (draft)", text="Winter sale: -30%")
+            teaser = automation_services.campaign_create(
                 workspace=brand, name="New year teaser", text="Something new is coming",
                 scheduled_at=timezone.now() + datetime.timedelta(days=3))
-            automations.campaign_launch(campaign=teaser, launched_by=None)
+            automation_services.campaign_launch(campaign=teaser, launched_by=None)
             prices = Scenario.objects.get(workspace=brand, name="Price auto-reply")
             for contact in brand.contacts.filter(last_inbound_at__isnull=False).order_by("-last_inbound_at")[:3]:
-                automations.scenario_start(scenario=prices, contact=contact, trigger_key=f"demo:{contact.pk}",
+                automation_services.scenario_start(scenario=prices, contact=contact, trigger_key=f"demo:{contact.pk}",
                                            trigger_type="message")
             # Corner Coffee keeps its last 8 activations for people who write in (the reserve): its
             # broadcast at 92/100 reaches the contacts already active and pauses the others.
             Workspace.objects.filter(pk=near.pk).update(activation_reserve=8)
             self._campaign(near, "Loyalty card", "Your 10th coffee is on us this week!", Campaign.Audience.ALL)
-            automations.campaign_create(workspace=near, name="Opening-hours change", text="From Monday we open at 6am")
+            automation_services.campaign_create(workspace=near, name="Opening-hours change",
+                                                text="From Monday we open at 6am")
         finally:
             celery_app.conf.CELERY_TASK_ALWAYS_EAGER = eager
 
     def _campaign(self, workspace: Workspace, name: str, text: str, audience: str, **target) -> None:
-        from automations import services as automations  # noqa: PLC0415
-        from automations.models import Campaign  # noqa: PLC0415
-
-        campaign = automations.campaign_create(workspace=workspace, name=name, text=text, audience=audience, **target)
+        campaign = automation_services.campaign_create(workspace=workspace, name=name, text=text, audience=audience,
+                                                       **target)
         Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING, launched_at=timezone.now())
-        automations.campaign_send(campaign_id=campaign.pk)
+        automation_services.campaign_send(campaign_id=campaign.pk)

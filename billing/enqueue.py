@@ -1,0 +1,12 @@
+"""Billing's Celery tasks by name: billing's services queue work here, never through billing.tasks
+(which calls the services). billing.tasks registers under these names."""
+
+from inro.enqueue import registered_task
+
+ROLL_OVER_MONTH = "billing.tasks.roll_over_month"
+PAYMENT_FAILED_NOTIFY = "billing.tasks.payment_failed_notify"
+LAPSE_SUBSCRIPTIONS = "billing.tasks.lapse_subscriptions"
+
+
+def payment_failed_notify(failure_id: int) -> None:
+    registered_task(PAYMENT_FAILED_NOTIFY).delay(failure_id)

@@ -1,0 +1,20 @@
+"""Queue a Celery task by its registered name, so the code that queues never imports the tasks module.
+
+Each app names its tasks in `<app>/enqueue.py`: its tasks module registers under those names (tasks
+call services), and its services queue work through them (services never import tasks). The task
+object comes from Celery's registry, so `.delay()` and `.apply_async()` behave as on the task itself:
+run inline under CELERY_TASK_ALWAYS_EAGER, published to the broker otherwise.
+"""
+
+from celery import Task
+
+from inro.celery import app
+
+
+def registered_task(name: str) -> Task:
+    """The registered task called `name`; autodiscovery registers every app's tasks on first need."""
+    try:
+        return app.tasks[name]
+    except KeyError:
+        app.loader.import_default_modules()
+        return app.tasks[name]
