@@ -37,6 +37,7 @@ from accounts.services import (
     idempotency_release,
 )
 from inro.errors import ApplicationError
+from inro.untrusted import UntrustedJSONError, first_unstorable, json_parse
 
 _TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
 
@@ -64,6 +65,35 @@ class ApiTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed("This token is not valid or was revoked. Log in again.")
         api_token_touch(token=token)
         return token.user, token
+
+
+# --- Request bodies -------------------------------------------------------------------------------
+
+UNSTORABLE_MESSAGE = ("Remove the null character or the broken emoji (a lone surrogate) from this text: "
+                      "it cannot be stored.")
+
+
+class StrictJSONParser(JSONParser):
+    """JSON bodies nested at most JSON_MAX_DEPTH levels, without NaN, and without a NUL or a lone
+    surrogate in any string (keys included): a 400 before any view or database work.
+
+    The body's size is already bounded by RequestBodyLimitMiddleware (API_MAX_BODY_BYTES).
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding") or "utf-8"
+        raw = stream.read() if stream is not None else b""
+        try:
+            data = json_parse(raw, encoding=encoding)
+        except UntrustedJSONError as error:
+            # "parse_error" as DRF names it (a stable code clients know); "too_deep" for nesting.
+            code = "too_deep" if error.reason == "too_deep" else "parse_error"
+            raise exceptions.ParseError(str(error), code=code) from None
+        where = first_unstorable(data)
+        if where is not None:
+            raise exceptions.ValidationError({where: [UNSTORABLE_MESSAGE]})
+        return data
 
 
 # --- Errors ---------------------------------------------------------------------------------------
@@ -268,7 +298,7 @@ class ApiView(GenericAPIView):
     authentication_classes = [ApiTokenAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [UserThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     schema = ApiAutoSchema()
     metadata_class = None  # OPTIONS is a 405: the schema at /api/schema/ describes every endpoint
     # {"POST": (403, 409)}: statuses besides the common ones that an operation may return.

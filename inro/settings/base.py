@@ -281,3 +281,10 @@ CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default
 # it gates the next one, committing them in order (automations.services.campaigns._BatchWriter).
 # False: one connection, in turn.
 CAMPAIGN_FANOUT_OVERLAP = env.bool("CAMPAIGN_FANOUT_OVERLAP", default=True)
+# The front door for request bodies (inro.middleware.RequestBodyLimitMiddleware, inro.untrusted): the
+# API's body limit (the webhooks have META_WEBHOOK_MAX_BYTES and STRIPE_WEBHOOK_MAX_BYTES), and how
+# deep JSON may nest in an API body or a webhook delivery.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)
+MIDDLEWARE.insert(MIDDLEWARE.index("inro.observability.RequestIdMiddleware") + 1,
+                  "inro.middleware.RequestBodyLimitMiddleware")
