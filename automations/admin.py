@@ -1,6 +1,8 @@
+from django import forms
 from django.contrib import admin
 
 from automations import models
+from inro.outbound import UnsafeURLError, url_checked
 
 
 @admin.register(models.Campaign)
@@ -92,8 +94,22 @@ class SegmentAdmin(admin.ModelAdmin):
     raw_id_fields = ["workspace"]
 
 
+class IntegrationForm(forms.ModelForm):
+    class Meta:
+        model = models.Integration
+        fields = ["workspace", "name", "url", "secret", "enabled", "created_at"]
+
+    def clean_url(self) -> str:
+        # The same check as every other way in: staff see why a URL is refused (an internal address).
+        try:
+            return url_checked(self.cleaned_data["url"])
+        except UnsafeURLError as refused:
+            raise forms.ValidationError(refused.message, code="unsafe_url") from None
+
+
 @admin.register(models.Integration)
 class IntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationForm
     list_display = ["name", "workspace", "url", "enabled"]
     raw_id_fields = ["workspace"]
 

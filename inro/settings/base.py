@@ -288,3 +288,6 @@ API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)
 MIDDLEWARE.insert(MIDDLEWARE.index("inro.observability.RequestIdMiddleware") + 1,
                   "inro.middleware.RequestBodyLimitMiddleware")
+# Networks customer-entered URLs (integration webhooks) may reach although they are not public
+# (inro.outbound): none in production; e.g. OUTBOUND_ALLOWED_NETWORKS=127.0.0.1/32 for a local receiver.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
