@@ -10,10 +10,12 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import RegexValidator
 from django.http import Http404
 from django.utils.crypto import constant_time_compare
 from drf_spectacular.openapi import AutoSchema
@@ -24,13 +26,15 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import UserRateThrottle
 
 from accounts.models import ApiToken
 from accounts.selectors import membership_for_user
 from accounts.services import (
     api_token_hash,
+    api_token_revoke,
     api_token_touch,
     idempotency_claim,
     idempotency_complete,
@@ -63,6 +67,9 @@ class ApiTokenAuthentication(TokenAuthentication):
             token = None  # the password changed since this device logged in
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("This token is not valid or was revoked. Log in again.")
+        if token.is_expired():
+            api_token_revoke(token=token)
+            raise exceptions.AuthenticationFailed("This token expired (unused too long, or too old). Log in again.")
         api_token_touch(token=token)
         return token.user, token
 
@@ -94,6 +101,71 @@ class StrictJSONParser(JSONParser):
         if where is not None:
             raise exceptions.ValidationError({where: [UNSTORABLE_MESSAGE]})
         return data
+
+
+# --- Strict input fields ----------------------------------------------------------------------------
+# DRF's fields coerce: CharField takes 0 as "0", IntegerField takes "7" and 7.0. The API's bodies are
+# JSON, so a wrong type is a client bug, answered with a 400 rather than guessed at; and each field's
+# schema states what the server enforces (no NUL, not only spaces), so a client (or a fuzzer) that
+# follows the schema is never refused.
+
+_NO_NUL = r"^[^\x00]*$"
+_SOME_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+class StrictSerializer(serializers.Serializer):
+    # A request body: a JSON object with the listed fields only. An unknown field is a 400, not
+    # silently ignored (a typo would otherwise look like success); the schema says
+    # `additionalProperties: false` for every request body (schema_closed_request_bodies).
+    # (A comment, not a docstring: drf-spectacular would show it on every request body.)
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in set(data) - set(self.fields))
+            if unknown:
+                raise exceptions.ValidationError({name: ["Unknown field: leave it out."] for name in unknown[:20]})
+        return super().to_internal_value(data)
+
+
+def schema_closed_request_bodies(result, generator, request, public):
+    """drf-spectacular postprocessing hook: request bodies admit no properties besides theirs."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component.setdefault("additionalProperties", False)
+    return result
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Enter text (a JSON string)."}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        blank_ok = self.allow_blank or not self.trim_whitespace
+        self.validators.insert(0, RegexValidator(_NO_NUL if blank_ok else _SOME_TEXT,
+                                                 message="Enter some text (not only spaces, no null character)."))
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictEmailField(serializers.EmailField):
+    default_error_messages = {"invalid": "Enter a valid email address."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    # JSON numbers only: "7" and true are refused; 7.0 is the integer 7 (JSON Schema agrees).
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float) or (
+                isinstance(data, float) and not data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(int(data))
 
 
 # --- Errors ---------------------------------------------------------------------------------------
@@ -164,7 +236,8 @@ def exception_handler(exc, context):
         wait = int(exc.wait) if exc.wait is not None else 60
         headers["Retry-After"] = str(max(wait, 1))
         return error_response(status=exc.status_code, code="throttled", headers=headers,
-                              message=f"Too many requests. Try again in {max(wait, 1)} seconds.")
+                              message=getattr(exc, "message", None)
+                              or f"Too many requests. Try again in {max(wait, 1)} seconds.")
     code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
     return error_response(status=exc.status_code, code=code, message=str(exc.detail), headers=headers)
 
@@ -196,12 +269,11 @@ class CursorPage(CursorPagination):
         return parameters
 
     def decode_cursor(self, request):
+        # A cursor is an opaque address of a page: one that does not decode names no page (404).
         try:
             return super().decode_cursor(request)
         except exceptions.NotFound:
-            raise exceptions.ValidationError(
-                {"cursor": ["This cursor is not valid: use the next or previous link as given."]}
-            ) from None
+            raise exceptions.NotFound("There is no such page: use the next or previous link as given.") from None
 
 
 def cursor_page(*ordering: str) -> type[CursorPage]:
@@ -216,23 +288,16 @@ class UserThrottle(UserRateThrottle):
     scope = "user"
 
 
-class TokenObtainIPThrottle(SimpleRateThrottle):
-    """Per client IP on POST /auth/token/, against password guessing (rate "auth_token")."""
-
-    scope = "auth_token"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
 # --- Schema ---------------------------------------------------------------------------------------
 
 _ERROR_DESCRIPTIONS = {
     400: "Bad input: the fields say what to correct.",
     401: "No token, or a token that is not valid or was revoked.",
-    403: "Your role in this workspace does not allow this (owners and admins only).",
+    403: "Your role in this workspace does not allow this (the role matrix: docs/roles.md).",
     404: "Not found, or not in a workspace of yours.",
     409: "Conflict with the current state (or an Idempotency-Key reused with another body).",
+    406: "The Accept header asks for something other than JSON: accept application/json.",
+    413: "The body is larger than the API accepts (API_MAX_BODY_BYTES, 256 KB by default).",
     415: "Send JSON (Content-Type: application/json).",
     502: "The payment provider failed or could not be reached; nothing was charged. Try again.",
     429: "Too many requests: see the Retry-After header.",
@@ -254,7 +319,7 @@ class ApiAutoSchema(AutoSchema):
 
     def error_statuses(self) -> set[int]:
         view, method = self.view, self.method
-        statuses = {429}
+        statuses = {406, 429}
         has_body = method in ("POST", "PUT", "PATCH") or (
             method == "DELETE" and getattr(view, "delete_has_body", False))
         if has_body or getattr(view, "pagination_class", None) is not None:
@@ -266,7 +331,9 @@ class ApiAutoSchema(AutoSchema):
         if getattr(getattr(view, method.lower(), None), "idempotent", False):
             statuses.add(409)
         if has_body:
-            statuses.add(415)
+            statuses |= {413, 415}
+        if method in getattr(view, "required_roles", {}):
+            statuses.add(403)
         statuses |= set(getattr(view, "extra_error_statuses", {}).get(method, ()))
         return statuses
 
@@ -299,15 +366,26 @@ class ApiView(GenericAPIView):
     permission_classes = [IsAuthenticated]
     throttle_classes = [UserThrottle]
     parser_classes = [StrictJSONParser]
+    renderer_classes = [JSONRenderer]  # JSON only: never DRF's HTML browsable pages under /api/
     schema = ApiAutoSchema()
-    metadata_class = None  # OPTIONS is a 405: the schema at /api/schema/ describes every endpoint
+    metadata_class = None  # the schema at /api/schema/ describes every endpoint; OPTIONS says only Allow
     # {"POST": (403, 409)}: statuses besides the common ones that an operation may return.
     extra_error_statuses: dict[str, tuple[int, ...]] = {}
 
+    def options(self, request, *args, **kwargs):
+        """204 with the `Allow` header (finalize_response adds it): the methods this path answers."""
+        return Response(status=204)
+
+
+_ROLE_WORDS = {"admin": "owners and admins", "owner": "owners"}
+
 
 class WorkspaceView(ApiView):
-    # A view under /workspaces/{workspace_id}/: 404 unless the user is a member (the tenancy guard).
+    # A view under /workspaces/{workspace_id}/: 404 unless the user is a member (the tenancy guard),
+    # then 403 unless their role is at least the one `required_roles` names for the method (the role
+    # matrix, docs/roles.md; a method not listed is open to every member). The schema documents the 403.
 
+    required_roles: dict[str, str] = {}
     membership = None
     workspace = None
 
@@ -315,15 +393,21 @@ class WorkspaceView(ApiView):
         super().initial(request, *args, **kwargs)
         self.membership = membership_for_user(user=request.user, workspace_id=kwargs["workspace_id"])
         self.workspace = self.membership.workspace
-
-    def require_manager(self, action: str) -> None:
-        """Owners and admins only: a member gets 403 (after the 404 guard, so outsiders learn nothing)."""
-        if not self.membership.can_manage:
-            raise exceptions.PermissionDenied(f"Only owners and admins can {action}. Ask one of them.")
+        role = self.required_roles.get(request.method)
+        if role is not None and not self.membership.has_role(role):
+            raise exceptions.PermissionDenied(
+                f"Only {_ROLE_WORDS[role]} of this workspace can do this. Ask one of them.")
 
 
 def validated_query(serializer_class: type[serializers.Serializer], request) -> dict:
+    """The query parameters, validated. An empty one (`?month=`) is a 400 unless its field takes blank
+    text: leaving a parameter out and sending it empty are not silently the same."""
     serializer = serializer_class(data=request.query_params)
+    empty = {name: ["Leave this parameter out rather than sending it empty."]
+             for name, field in serializer.fields.items()
+             if request.query_params.get(name, None) == "" and not getattr(field, "allow_blank", False)}
+    if empty:
+        raise exceptions.ValidationError(empty)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
