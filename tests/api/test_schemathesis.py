@@ -81,9 +81,10 @@ probability = 0.8
         "--checks", CHECKS,
         "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50"),
         "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261126"),
-        "--exclude-operation-id", "auth_token_destroy",
+        "--exclude-operation-id", "auth_token_destroy", "--exclude-operation-id", "auth_devices_destroy",
         "--generation-database", "none",
-        "--workers", "1",
+        "--phases", "examples,coverage,fuzzing,stateful",
+        "--workers", os.environ.get("SCHEMATHESIS_WORKERS", "2"),
         "--no-color",
     ]
 
