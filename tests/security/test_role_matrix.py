@@ -14,7 +14,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from accounts.models import ApiToken, Membership
+from accounts.models import ApiToken
 from accounts.services import api_token_create
 from automations.models import Campaign, Scenario, Segment
 from automations.services import campaign_create, scenario_create, segment_create
