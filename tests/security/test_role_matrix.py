@@ -156,7 +156,8 @@ class World:
         return client.generic(method, path, data or "", content_type="application/json")
 
 
-def test_every_operation_for_every_role(fake_stripe):
+@pytest.mark.usefixtures("fake_stripe")
+def test_every_operation_for_every_role():
     world = World()
     problems = []
     for (method, template), least in sorted(MATRIX.items(), key=lambda item: RANK[item[1]], reverse=True):
