@@ -372,6 +372,14 @@ class ApiView(GenericAPIView):
     # {"POST": (403, 409)}: statuses besides the common ones that an operation may return.
     extra_error_statuses: dict[str, tuple[int, ...]] = {}
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if int(request.META.get("CONTENT_LENGTH") or 0) > 0:  # digits: RequestBodyLimitMiddleware checked
+            # Any body is parsed (StrictJSONParser) before the view's work, even one the operation
+            # ignores: NUL, lone surrogates, depth and content type are refused on every operation alike.
+            # (A well-formed body sent to an operation that takes none is ignored.)
+            request.data  # noqa: B018
+
     def options(self, request, *args, **kwargs):
         """204 with the `Allow` header (finalize_response adds it): the methods this path answers."""
         return Response(status=204)
