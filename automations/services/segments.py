@@ -68,7 +68,7 @@ def segment_rules_clean(rules: object) -> dict:
                 parsed = None
             if parsed is None or timezone.is_naive(parsed):
                 raise _invalid(key, "Give an ISO 8601 date and time with its time zone.")
-            clean[key] = parsed.isoformat()
+            clean[key] = _in_utc(parsed).isoformat()
     if "custom_fields" in rules:
         fields = rules["custom_fields"]
         if (not isinstance(fields, dict) or not fields
@@ -81,6 +81,17 @@ def segment_rules_clean(rules: object) -> dict:
             raise _invalid("activated_this_month", "Give true or false.")
         clean["activated_this_month"] = rules["activated_this_month"]
     return clean
+
+
+def _in_utc(moment: datetime.datetime) -> datetime.datetime:
+    """The moment in UTC: PostgreSQL refuses offsets beyond 15:59 that ISO 8601 allows (+19:16). At the
+    ends of the calendar the conversion overflows: such a moment is before or after everything."""
+    try:
+        return moment.astimezone(datetime.UTC)
+    except OverflowError:
+        if moment.year > 1:
+            return datetime.datetime.max.replace(tzinfo=datetime.UTC)
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
 def segment_rules_q(*, workspace_id: int, rules: dict, month: datetime.date | None = None) -> Q:

@@ -136,3 +136,17 @@ def test_the_webhooks_answer_in_the_error_shape_too(client):
     assert set(client.post("/webhooks/stripe/", data="{}", content_type="application/json").json()["error"]) == {
         "code", "message", "fields"}
     assert APIClient().get("/api/nothing/").json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(("moment", "stored"), [
+    ("3572-11-24T08:07:39+19:16", "3572-11-23T12:51:39+00:00"),
+    ("9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59.999999+00:00"),
+    ("0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00+00:00"),
+])
+def test_segment_moments_with_any_offset_are_stored_in_utc_and_counted(api, workspace, moment, stored):
+    response = api.post(ws_url(workspace, "segments/"), {"name": "S", "rules": {"captured_after": moment}},
+                        format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["rules"] == {"captured_after": stored}
+    assert response.json()["size"] == 0
