@@ -322,15 +322,15 @@ class ApiAutoSchema(AutoSchema):
         statuses = {406, 429}
         has_body = method in ("POST", "PUT", "PATCH") or (
             method == "DELETE" and getattr(view, "delete_has_body", False))
-        if has_body or getattr(view, "pagination_class", None) is not None:
-            statuses.add(400)
+        if has_body or method == "DELETE" or getattr(view, "pagination_class", None) is not None:
+            statuses.add(400)  # a DELETE's body is parsed too, if one is sent (ApiView.check_body)
         if not any(isinstance(p, AllowAny) for p in view.get_permissions()):
             statuses.add(401)
         if "{" in self.path:
             statuses.add(404)
         if getattr(getattr(view, method.lower(), None), "idempotent", False):
             statuses.add(409)
-        if has_body:
+        if has_body or method == "DELETE":
             statuses |= {413, 415}
         if method in getattr(view, "required_roles", {}):
             statuses.add(403)
@@ -374,11 +374,16 @@ class ApiView(GenericAPIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        if int(request.META.get("CONTENT_LENGTH") or 0) > 0:  # digits: RequestBodyLimitMiddleware checked
-            # Any body is parsed (StrictJSONParser) before the view's work, even one the operation
-            # ignores: NUL, lone surrogates, depth and content type are refused on every operation alike.
-            # (A well-formed body sent to an operation that takes none is ignored.)
-            request.data  # noqa: B018
+        self.check_body(request)
+
+    @staticmethod
+    def check_body(request) -> None:
+        # Any body of a POST, PUT, PATCH or DELETE is parsed (StrictJSONParser) before the view's work,
+        # even one the operation ignores: NUL, lone surrogates, depth and content type are refused on
+        # every operation alike. (A well-formed body sent to an operation that takes none is ignored, as
+        # is any body of a GET.)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and int(request.META.get("CONTENT_LENGTH") or 0):
+            request.data  # noqa: B018 - digits: RequestBodyLimitMiddleware checked the header
 
     def options(self, request, *args, **kwargs):
         """204 with the `Allow` header (finalize_response adds it): the methods this path answers."""
@@ -398,13 +403,16 @@ class WorkspaceView(ApiView):
     workspace = None
 
     def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
+        # DRF's own initial (authentication, permissions, throttles), then tenancy and role, then the
+        # body: an outsider gets 404 and a role-less member 403 whatever they send.
+        GenericAPIView.initial(self, request, *args, **kwargs)
         self.membership = membership_for_user(user=request.user, workspace_id=kwargs["workspace_id"])
         self.workspace = self.membership.workspace
         role = self.required_roles.get(request.method)
         if role is not None and not self.membership.has_role(role):
             raise exceptions.PermissionDenied(
                 f"Only {_ROLE_WORDS[role]} of this workspace can do this. Ask one of them.")
+        self.check_body(request)
 
 
 def validated_query(serializer_class: type[serializers.Serializer], request) -> dict:

@@ -87,11 +87,11 @@ def test_every_api_operation_refuses_hostile_input_in_the_error_shape_and_writes
             continue  # would log the walk out: a well-formed body (ids past 64 bits) is a valid logout
         path = template.format(**values)
         for name, body in BODIES.items():
-            if name == "ids_past_64_bits" and not takes_body(method, template):
-                continue  # well-formed JSON: an operation that takes no body ignores it (docs/api.md)
+            if method == "GET" or (name == "ids_past_64_bits" and not takes_body(method, template)):
+                continue  # a GET's body, or well-formed JSON to an operation that takes none, is ignored
             _check(problems, f"{method} {path} [{name}]",
                    client.generic(method, path, body, content_type="application/json"))
-        for content_type, body in WRONG_TYPES:
+        for content_type, body in WRONG_TYPES if method != "GET" else ():
             _check(problems, f"{method} {path} [{content_type}]", client.generic(method, path, body,
                                                                                 content_type=content_type))
         _check(problems, f"{method} {path} [20 MB]", client.generic(method, path, b"[" + b" " * MB20 + b"]",
