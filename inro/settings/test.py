@@ -20,3 +20,5 @@ STORAGES = {
 }
 # No collected static files in tests: serve nothing through whitenoise (it warns about STATIC_ROOT).
 MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405
+# The suite's integration receivers listen on 127.0.0.1; tests of the refusal set this to [].
+OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
