@@ -16,5 +16,6 @@ urlpatterns = [
     path("", include("inro.ops_urls")),
     path("", include("billing.urls")),
     path("", include("automations.urls")),
+    path("", include("contacts.instagram_urls")),
     path("", include("accounts.urls")),
 ]
