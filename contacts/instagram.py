@@ -83,6 +83,25 @@ def sending_blocked(*, workspace_id: int) -> bool:
     ).exists()
 
 
+def connection_verify(*, workspace_id: int) -> bool:
+    """Ask Meta whether the workspace's token still works (GET /me) before a batch of sends is gated:
+    a token revoked since the last call breaks the connection here, before anyone is charged. False
+    when the connection is (now) broken; any other failure is left to the sends and their retries."""
+    credentials = connection_credentials(workspace_id=workspace_id)
+    if credentials is None:
+        return True  # not connected: the sends fail on their own, as before
+    if credentials.broken:
+        return False
+    try:
+        meta.account_read(access_token=credentials.access_token)
+    except meta.TokenRejected:
+        connection_mark_broken(workspace_id=workspace_id, reason="Instagram rejected the access token (error 190).")
+        return False
+    except meta.MetaError:
+        return True
+    return True
+
+
 def can_connect(*, workspace: Workspace, user: User) -> bool:
     """Owners and admins connect and disconnect the workspace's account."""
     return Membership.objects.filter(

@@ -40,7 +40,7 @@ from automations.services.segments import segment_contacts
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord, AutomationKind
 from billing.months import month_of
-from contacts.instagram import DISCONNECTED_REASON, sending_blocked
+from contacts.instagram import DISCONNECTED_REASON, connection_verify, sending_blocked
 from contacts.messaging import DISCONNECTED, DM_WINDOW, backend_sends_in_bulk, send_message, send_messages_bulk
 from contacts.models import Contact, Folder, FolderMembership, Message
 from inro.errors import ApplicationError
@@ -614,7 +614,12 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     reachable = [r for r in batch if r.last_inbound_us is not None and r.last_inbound_us > cutoff]
     refused: set[int] = set()
     # A broken Instagram connection stops the sends before the gate: kept as paused, nothing charged.
-    blocked = bool(reachable) and sending_blocked(workspace_id=workspace.pk)
+    blocked = bool(reachable) and (
+        sending_blocked(workspace_id=workspace.pk)
+        # Sends that go to Meta one by one: one check of the token first, so a revoked one stops the
+        # batch here rather than after the gate allowed it.
+        or (not backend_sends_in_bulk() and not connection_verify(workspace_id=workspace.pk))
+    )
     reason = DISCONNECTED_REASON if blocked else ""
     if blocked:
         refused = {r.contact_id for r in reachable}
