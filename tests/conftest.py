@@ -1,5 +1,9 @@
 """Shared fixtures."""
 
+import logging
+import re
+import traceback
+
 import pytest
 from django.db import connection
 
@@ -92,3 +96,43 @@ def _isolated_contact_hooks():
     saved = hooks._connected_listeners[:]
     yield
     hooks._connected_listeners[:] = saved
+
+
+# --- No Instagram token in any log line of the suite ------------------------------------------------
+# Every token the suite handles has Meta's shape ("IGAA…": the stand-in's, and the tests' own), so one
+# pattern finds any of them. The recorder sits first among the root logger's handlers: it reads each
+# record as our code and libraries produced it, before the console handler's redaction, so a token
+# logged anywhere fails the test that logged it, even if redaction would have hidden it.
+_TOKEN_SHAPE = re.compile(r"IG(?:AA|QV)[A-Za-z0-9_\-.]{6,}")
+
+
+class _LogLineRecorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=1)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = f"{record.msg} {record.args}"
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_RECORD_ATTRS}
+        if extras:
+            text += f" {extras}"
+        if _TOKEN_SHAPE.search(text):
+            self.leaks.append(f"{record.name} {record.levelname}: {text[:500]}")
+
+
+_STANDARD_RECORD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+
+
+@pytest.fixture(autouse=True)
+def _no_token_in_any_log_line():
+    recorder = _LogLineRecorder()
+    root = logging.getLogger()
+    root.handlers.insert(0, recorder)
+    yield recorder
+    root.removeHandler(recorder)
+    assert not recorder.leaks, "An Instagram token reached a log line:\n" + "\n".join(recorder.leaks)

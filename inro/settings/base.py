@@ -262,6 +262,9 @@ LOGGING["filters"] = {
 LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 LOGGING["formatters"]["json"] = {"()": "inro.observability.JsonFormatter"}
 LOGGING["handlers"]["console"]["filters"] = ["request_id", "redact_secrets"]
+# urllib3 logs request lines with their query string at DEBUG: Meta's token exchanges carry the token
+# (and the app secret) there. Redacted at the logger, before any handler sees the record.
+LOGGING["loggers"] = {"urllib3.connectionpool": {"filters": ["redact_secrets"]}}
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 # Keep Django's LOGGING (JSON, redaction) in the worker instead of Celery's own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
