@@ -163,6 +163,15 @@ class InroCollector(Collector):
             gauge.add_metric([], lag.total_seconds() if lag else 0.0)
             yield gauge
 
+            from contacts.instagram import unrouted_events_total
+
+            counter = CounterMetricFamily(
+                "inro_instagram_unrouted_events",
+                "Instagram webhook events for an account no workspace holds (acknowledged and kept, not captured).",
+            )
+            counter.add_metric([], unrouted_events_total())
+            yield counter
+
         StripeEvent = _model("billing", "StripeEvent")  # noqa: N806
         if StripeEvent is not None:
             gauge = GaugeMetricFamily(
