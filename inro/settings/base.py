@@ -241,12 +241,13 @@ MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddlewar
 # Same-origin everything, no inline scripts, no framing. Inline styles are allowed (no script can run
 # from CSS; the customer pages use none). Forms post only here, but the
 # upgrade and portal forms redirect to Stripe's hosted pages, and Chromium applies form-action to
-# that redirect too (the browser test of the upgrade caught it).
+# that redirect too (the browser test of the upgrade caught it); so does "Connect Instagram", which
+# redirects to Instagram's consent page.
 CONTENT_SECURITY_POLICY = env(
     "CONTENT_SECURITY_POLICY",
     default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self' https://checkout.stripe.com https://billing.stripe.com; "
+    "form-action 'self' https://checkout.stripe.com https://billing.stripe.com https://www.instagram.com; "
     "frame-ancestors 'none'",
 )
 SECURE_REFERRER_POLICY = "same-origin"
