@@ -287,6 +287,8 @@ def tokens_refresh_due(*, now: datetime.datetime | None = None, limit: int = 500
     """Refresh tokens at least 24 hours old that expire within 7 days (the beat job); one Meta
     refuses (190), or that fails past its expiry, breaks its connection."""
     now = now or timezone.now()
+    # Connect links last 10 minutes: their used or abandoned states are kept a day, then dropped.
+    InstagramConnectState.objects.filter(created_at__lt=now - datetime.timedelta(days=1)).delete()
     due = list(
         InstagramConnection.objects.filter(
             status=InstagramConnection.Status.ACTIVE, token_refreshed_at__lte=now - REFRESH_MIN_AGE,

@@ -183,3 +183,16 @@ def test_a_scenario_run_waits_before_the_gate_while_disconnected(fake_meta, sett
     assert PausedAction.objects.get().reason == "Instagram disconnected"
     assert usage(workspace).activated == 0
     assert Message.objects.filter(direction="out").count() == 0
+
+
+def test_the_hourly_job_drops_connect_states_older_than_a_day(fake_meta):
+    from contacts.models import InstagramConnectState
+
+    workspace = WorkspaceFactory()
+    user = MembershipFactory(workspace=workspace).user
+    instagram.connect_url(workspace=workspace, user=user, now=timezone.now() - datetime.timedelta(days=2))
+    instagram.connect_url(workspace=workspace, user=user)
+
+    instagram.tokens_refresh_due()
+
+    assert InstagramConnectState.objects.count() == 1
