@@ -185,7 +185,8 @@ def connection_complete(*, code: str, state: str, error: str = "",
         logger.warning("Instagram connect of workspace %s failed: %s", workspace.pk, failure)
         raise ConnectRefused("exchange_failed", "Instagram did not complete the connection, so nothing was "
                                                 "stored. Please try again in a minute.") from None
-    if Workspace.objects.filter(instagram_account_id=account.user_id).exclude(pk=workspace.pk).exists():
+    holders = Workspace.objects.filter(instagram_account_id=account.user_id).exclude(pk=workspace.pk)
+    if holders.filter(deleted_at__isnull=True).exists():
         raise ConnectRefused("taken", _taken_message(account.username))
     try:
         meta.webhooks_subscribe(access_token=issued.access_token)
@@ -199,6 +200,9 @@ def connection_complete(*, code: str, state: str, error: str = "",
     try:
         with transaction.atomic():
             Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+            # A deleted workspace gives its account up.
+            InstagramConnection.objects.filter(account_id=account.user_id, workspace__deleted_at__isnull=False).delete()
+            holders.filter(deleted_at__isnull=False).update(instagram_account_id="")
             InstagramConnection.objects.filter(workspace=workspace).exclude(account_id=account.user_id).delete()
             Workspace.objects.filter(pk=workspace.pk).update(instagram_account_id=account.user_id)
             connection, _ = InstagramConnection.objects.update_or_create(

@@ -254,3 +254,17 @@ def test_a_contact_of_another_workspace_is_never_messaged_from_this_one(fake_met
     with pytest.raises(ValueError, match="another workspace"):
         send_message(workspace=workspace, contact=stranger, text="hi", origin="automated")
     assert fake_meta.sent == []
+
+
+def test_a_deleted_workspace_gives_its_account_up(fake_meta):
+    from django.utils import timezone
+
+    gone, new = WorkspaceFactory(), WorkspaceFactory()
+    client_gone, _ = _owner_client(gone)
+    connect(client_gone, gone.pk, username="moved.brand")
+    Workspace.objects.filter(pk=gone.pk).update(deleted_at=timezone.now())
+    client_new, _ = _owner_client(new)
+
+    assert connect(client_new, new.pk, username="moved.brand").status_code == 200
+    assert InstagramConnection.objects.get().workspace_id == new.pk
+    assert Workspace.objects.get(pk=gone.pk).instagram_account_id == ""
