@@ -7,7 +7,9 @@ from contacts.models import (
     DataDeletionRequest,
     Folder,
     FolderMembership,
+    InstagramConnection,
     Message,
+    PendingMention,
     Tag,
     WebhookDelivery,
 )
@@ -93,6 +95,38 @@ class DataDeletionRequestAdmin(admin.ModelAdmin):
     list_display = ["confirmation_code", "status", "contacts_erased", "requested_at", "completed_at"]
     search_fields = ["confirmation_code"]
     readonly_fields = [f.name for f in DataDeletionRequest._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(InstagramConnection)
+class InstagramConnectionAdmin(admin.ModelAdmin):
+    """Staff see which account a workspace connected and its state; never the token (not even
+    encrypted): it is not a field of these pages, and connections change only through the flow."""
+
+    list_display = ["workspace", "username", "account_id", "status", "token_expires_at", "token_refreshed_at"]
+    list_filter = ["status"]
+    search_fields = ["account_id", "username", "workspace__name"]
+    list_select_related = ["workspace"]
+    fields = ["workspace", "account_id", "username", "status", "broken_at", "broken_reason", "token_expires_at",
+              "token_refreshed_at", "connected_at", "connected_by"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PendingMention)
+class PendingMentionAdmin(admin.ModelAdmin):
+    list_display = ["meta_id", "workspace", "status", "attempts", "next_attempt_at", "last_error"]
+    list_filter = ["status"]
+    search_fields = ["meta_id", "comment_id", "media_id"]
+    list_select_related = ["workspace"]
+    readonly_fields = [f.name for f in PendingMention._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

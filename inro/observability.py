@@ -109,6 +109,10 @@ _SENSITIVE_PAIR = re.compile(
 )
 
 
+# Meta's Instagram user tokens ("IGAA…", "IGQV…") wherever they appear, key or no key.
+INSTAGRAM_TOKEN = re.compile(r"\bIG(?:AA|QV)[A-Za-z0-9_\-.]{8,}")
+
+
 def redact(value: Any, _depth: int = 0) -> Any:
     """A copy of `value` with the values of sensitive-looking keys replaced, recursively."""
     if _depth > 5:
@@ -121,7 +125,8 @@ def redact(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(redact(v, _depth + 1) for v in value)
     if isinstance(value, str):
-        return _SENSITIVE_PAIR.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", value)
+        value = _SENSITIVE_PAIR.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", value)
+        return INSTAGRAM_TOKEN.sub(REDACTED, value)
     return value
 
 

@@ -16,5 +16,6 @@ urlpatterns = [
     path("", include("web.ops_urls")),
     path("", include("web.billing_urls")),
     path("", include("automations.urls")),
+    path("", include("web.instagram_urls")),
     path("", include("web.urls")),
 ]

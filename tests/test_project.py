@@ -44,6 +44,8 @@ def test_production_settings_pass_the_deploy_check():
         "STRIPE_WEBHOOK_SECRET": "whsec_example",
         "META_APP_SECRET": "meta-secret-example",
         "META_VERIFY_TOKEN": "meta-verify-example",
+        "META_APP_ID": "1234",
+        "INSTAGRAM_TOKEN_KEYS": "7ZwohmafExGyKSqOAgCyQUzrrHsgTjvnt7SzE77tbGA=",
         "DATABASE_URL": UNREACHED_DATABASE,
         "CACHE_URL": "rediscache://127.0.0.1:6379/1",
     }

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from billing.models import AutomationKind, MonthlyUsage
 from billing.months import month_of, month_start
 from billing.selectors import activations_by_kind_everywhere
+from contacts.instagram import unrouted_events_total
 from inro.celery import app as celery_app
 from inro.task_failures import failure_counts
 
@@ -138,6 +139,13 @@ class InroCollector(Collector):
             )
             gauge.add_metric([], lag.total_seconds() if lag else 0.0)
             yield gauge
+
+            counter = CounterMetricFamily(
+                "inro_instagram_unrouted_events",
+                "Instagram webhook events for an account no workspace holds (acknowledged and kept, not captured).",
+            )
+            counter.add_metric([], unrouted_events_total())
+            yield counter
 
         StripeEvent = _model("billing", "StripeEvent")
         if StripeEvent is not None:

@@ -38,7 +38,9 @@ from automations.services.campaigns import _queue_send, _window_cutoff, campaign
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import AutomationKind
-from contacts.messaging import backend_sends_in_bulk, send_message, send_messages_bulk
+from contacts.instagram import connection_verify
+from contacts.instagram_connection import DISCONNECTED_REASON, sending_blocked
+from contacts.messaging import DISCONNECTED, backend_sends_in_bulk, send_message, send_messages_bulk
 from contacts.models import Contact, Message
 from inro.sql import pg_array
 
@@ -438,7 +440,17 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
                 if r.last_inbound_us is None or r.last_inbound_us <= cutoff]
     reachable = [r for r in batch if r.last_inbound_us is not None and r.last_inbound_us > cutoff]
     refused: set[int] = set()
-    if reachable:
+    # A broken Instagram connection stops the sends before the gate: kept as paused, nothing charged.
+    blocked = bool(reachable) and (
+        sending_blocked(workspace_id=workspace.pk)
+        # Sends that go to Meta one by one: one check of the token first, so a revoked one stops the
+        # batch here rather than after the gate allowed it.
+        or (not backend_sends_in_bulk() and not connection_verify(workspace_id=workspace.pk))
+    )
+    reason = DISCONNECTED_REASON if blocked else ""
+    if blocked:
+        refused = {r.contact_id for r in reachable}
+    elif reachable:
         result = activate_many(
             workspace, [r.contact_id for r in reachable], kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
             reserve=workspace.activation_reserve,
@@ -448,7 +460,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     allowed = [r for r in reachable if r.contact_id not in refused]
     outcomes += [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in limited]
     if allowed and not backend_sends_in_bulk():
-        _write_outcomes(campaign, workspace, limited, outcomes, now)
+        _write_outcomes(campaign, workspace, limited, outcomes, now, reason=reason)
         _send_one_by_one(campaign, workspace, batch_id, allowed, renew)
         return
 
@@ -466,7 +478,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
                 outcomes.extend(_Outcome(r.contact_id, r.rank, _final_status(s.status), s.message_id)
                                 for r, s in zip(allowed, sent, strict=True))
             _write_outcomes(campaign, workspace, limited, outcomes, now, batch_id=batch_id,
-                            before_counters=before_counters)
+                            before_counters=before_counters, reason=reason)
 
     if writer is None:
         write()
@@ -476,7 +488,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
 
 def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pending], outcomes: list[_Outcome],
                     now: datetime.datetime, *, batch_id: int | None = None,
-                    before_counters: Callable[[], None] | None = None) -> None:
+                    before_counters: Callable[[], None] | None = None, reason: str = "") -> None:
     """Recipient rows for the batch's outcomes, paused actions for its refused contacts, then the
     campaign's counters."""
     with transaction.atomic(savepoint=False):
@@ -484,7 +496,7 @@ def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pen
         recipient_ids = {contact_id: recipient_id for recipient_id, contact_id, _ in written}
         paused_actions_create(
             workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
-            action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
+            action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now, reason=reason,
             items=[PauseItem(Contact(pk=r.contact_id, workspace_id=workspace.pk, last_inbound_at=r.last_inbound_at),
                              _message_key(campaign.pk, r.contact_id),
                              {"campaign_id": campaign.pk, "recipient_id": recipient_ids[r.contact_id]})
@@ -506,6 +518,14 @@ def _send_one_by_one(campaign: Campaign, workspace: Workspace, batch_id: int, al
             origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
             automation_ref=campaign.ref,
         )
+        if sent.status == DISCONNECTED:
+            # Meta rejected the workspace's token: this recipient and the rest of the batch (already
+            # allowed by the gate, so resuming them costs nothing more) wait for the reconnect.
+            rest = allowed[position:]
+            _write_outcomes(campaign, workspace, rest,
+                            [_Outcome(r.contact_id, r.rank, CampaignRecipient.Status.LIMITED) for r in rest],
+                            timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
+            return
         with transaction.atomic():
             written = _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank,
                                                              _final_status(sent.status), sent.message.pk)],
@@ -572,6 +592,8 @@ def campaign_recipient_resume(*, action: PausedAction, now: datetime.datetime) -
         workspace=campaign.workspace, contact=action.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
         idempotency_key=_message_key(campaign.pk, action.contact_id), automation_ref=campaign.ref,
     )
+    if sent.status == DISCONNECTED:
+        return DISCONNECTED  # still limited: it waits for the reconnect again
     _record(action.payload["recipient_id"], sent, now, from_status=CampaignRecipient.Status.LIMITED)
     campaign_counters_refresh(campaign_id=campaign.pk)
     return _final_status(sent.status)

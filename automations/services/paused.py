@@ -12,8 +12,12 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from automations.models import PausedAction
+from contacts.instagram_connection import DISCONNECTED_REASON
 from contacts.messaging import messaging_window_closes_at
 from contacts.models import Contact
+
+# Actions that send a message: they wait while the workspace's Instagram connection is broken.
+MESSAGE_ACTIONS = (PausedAction.ActionType.CAMPAIGN_MESSAGE, PausedAction.ActionType.SCENARIO_RUN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,17 +37,28 @@ def paused_actions_create(
     needs_window: bool,
     private_reply: bool = False,
     now: datetime.datetime | None = None,
+    reason: str = "",
 ) -> int:
-    """Keep refused actions (rule 4). The same action for the same contact is kept once."""
+    """Keep refused actions (rule 4). The same action for the same contact is kept once.
+
+    `reason` DISCONNECTED_REASON: kept because the workspace's Instagram connection is broken, not
+    refused by the gate; an earlier row of the same action (resumed, then stopped by the break) waits
+    again.
+    """
     if not items:
         return 0
     now = now or timezone.now()
+    if reason == DISCONNECTED_REASON:
+        PausedAction.objects.filter(
+            workspace=workspace, dedupe_key__in=[item.dedupe_key for item in items], status=PausedAction.Status.RESUMED
+        ).update(status=PausedAction.Status.WAITING, resolved_at=None, reason=reason)
     rows = [
         PausedAction(
             workspace=workspace, contact=item.contact, kind=kind, automation_ref=automation_ref,
             action_type=action_type, dedupe_key=item.dedupe_key, created_at=now,
             payload={**item.payload, "needs_window": needs_window, "private_reply": private_reply},
             expires_at=messaging_window_closes_at(item.contact, private_reply=private_reply) if needs_window else None,
+            reason=reason,
         )
         for item in items
     ]

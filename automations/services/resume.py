@@ -23,11 +23,12 @@ from accounts.models import Workspace
 from automations.models import PausedAction
 from automations.services import campaign_fanout, enrichment, integrations, scenarios, segments
 from automations.services.alerts import usage_alerts_check
-from automations.services.paused import workspaces_with_waiting_actions
+from automations.services.paused import MESSAGE_ACTIONS, workspaces_with_waiting_actions
 from billing.activation import activate_many
 from billing.models import AutomationKind, MonthlyUsage
 from billing.months import month_of
-from contacts.messaging import window_is_open
+from contacts.instagram_connection import DISCONNECTED_REASON, sending_blocked
+from contacts.messaging import DISCONNECTED, window_is_open
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
     """Run waiting actions, oldest first, up to the headroom; expire those whose window closed (rule 5)."""
     now = now or timezone.now()
     workspace = Workspace.objects.get(pk=workspace.pk)  # the reserve as it is now
+    blocked = sending_blocked(workspace_id=workspace.pk)
     resumed = expired = 0
     cursor: tuple[datetime.datetime, int] | None = None
     while True:
@@ -60,6 +62,9 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
             rows = PausedAction.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
                 "contact"
             ).filter(workspace=workspace, status=PausedAction.Status.WAITING)
+            if blocked:
+                # Messages wait for the Instagram account to be reconnected, before the gate.
+                rows = rows.exclude(action_type__in=MESSAGE_ACTIONS)
             if cursor is not None:
                 rows = rows.filter(Q(created_at__gt=cursor[0]) | Q(created_at=cursor[0], id__gt=cursor[1]))
             chunk = list(rows.order_by("created_at", "id")[:RESUME_CHUNK])
@@ -89,6 +94,12 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
         # The actions run after the claim has committed, with no transaction held across a send.
         for action in claimed:
             outcome = _run(action, now=now)
+            if outcome == DISCONNECTED:
+                # Meta rejected the token while this ran: it waits for the reconnect again.
+                PausedAction.objects.filter(pk=action.pk).update(
+                    status=PausedAction.Status.WAITING, resolved_at=None, reason=DISCONNECTED_REASON
+                )
+                continue
             PausedAction.objects.filter(pk=action.pk).update(reason=outcome[:64])
         resumed += len(claimed)
     waiting = PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).count()

@@ -1,5 +1,7 @@
 """Settings shared by every environment; everything variable comes from the environment."""
 
+import base64
+import hashlib
 from pathlib import Path
 
 import environ
@@ -9,6 +11,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+
+
+def derived_fernet_key(secret: str, purpose: str) -> str:
+    """A Fernet key derived from a secret: the local and test default of INSTAGRAM_TOKEN_KEYS only."""
+    return base64.urlsafe_b64encode(hashlib.sha256(f"{purpose}:{secret}".encode()).digest()).decode()
+
+
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env("SECRET_KEY", default="")
@@ -172,7 +181,16 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 META_APP_SECRET = env("META_APP_SECRET", default="meta_app_secret_local")
 META_VERIFY_TOKEN = env("META_VERIFY_TOKEN", default="meta_verify_token_local")
 META_GRAPH_API_BASE = env("META_GRAPH_API_BASE", default="https://graph.instagram.com/v21.0")
-META_PAGE_ACCESS_TOKEN = env("META_PAGE_ACCESS_TOKEN", default="")
+# Business Login for Instagram: each workspace connects its own account (contacts/instagram.py); every
+# Graph call uses that workspace's token. The consent page and the code exchange live on other hosts.
+META_APP_ID = env("META_APP_ID", default="meta_app_id_local")
+INSTAGRAM_AUTHORIZE_URL = env("INSTAGRAM_AUTHORIZE_URL", default="https://www.instagram.com/oauth/authorize")
+INSTAGRAM_TOKEN_URL = env("INSTAGRAM_TOKEN_URL", default="https://api.instagram.com/oauth/access_token")
+# Fernet keys (comma-separated): the first encrypts, every one decrypts, so keys rotate (docs/deploy.md).
+# No default here: local and test settings generate one, production requires it.
+INSTAGRAM_TOKEN_KEYS = env.list("INSTAGRAM_TOKEN_KEYS", default=[])
+# A connect link (its signed `state`) is good for this many seconds, once.
+INSTAGRAM_CONNECT_STATE_MAX_AGE = env.int("INSTAGRAM_CONNECT_STATE_MAX_AGE", default=600)
 
 LOGGING = {
     "version": 1,
@@ -223,12 +241,13 @@ MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddlewar
 # Same-origin everything, no inline scripts, no framing. Inline styles are allowed (no script can run
 # from CSS; the customer pages use none). Forms post only here, but the
 # upgrade and portal forms redirect to Stripe's hosted pages, and Chromium applies form-action to
-# that redirect too (the browser test of the upgrade caught it).
+# that redirect too (the browser test of the upgrade caught it); so does "Connect Instagram", which
+# redirects to Instagram's consent page.
 CONTENT_SECURITY_POLICY = env(
     "CONTENT_SECURITY_POLICY",
     default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self' https://checkout.stripe.com https://billing.stripe.com; "
+    "form-action 'self' https://checkout.stripe.com https://billing.stripe.com https://www.instagram.com; "
     "frame-ancestors 'none'",
 )
 SECURE_REFERRER_POLICY = "same-origin"
@@ -244,6 +263,9 @@ LOGGING["filters"] = {
 LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 LOGGING["formatters"]["json"] = {"()": "inro.observability.JsonFormatter"}
 LOGGING["handlers"]["console"]["filters"] = ["request_id", "redact_secrets"]
+# urllib3 logs request lines with their query string at DEBUG: Meta's token exchanges carry the token
+# (and the app secret) there. Redacted at the logger, before any handler sees the record.
+LOGGING["loggers"] = {"urllib3.connectionpool": {"filters": ["redact_secrets"]}}
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 # Keep Django's LOGGING (JSON, redaction) in the worker instead of Celery's own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

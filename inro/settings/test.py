@@ -1,7 +1,7 @@
 """Test settings: fast hashing, in-memory email, tasks run inline unless a test says otherwise."""
 
 from inro.settings.base import *  # noqa: F403
-from inro.settings.base import env
+from inro.settings.base import derived_fernet_key, env
 
 DEBUG = False
 SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
@@ -22,3 +22,5 @@ STORAGES = {
 MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405
 # The suite's integration receivers listen on 127.0.0.1; tests of the refusal set this to [].
 OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+META_APP_ID = "meta_app_id_test"
+INSTAGRAM_TOKEN_KEYS = [derived_fernet_key(SECRET_KEY, "instagram-test")]

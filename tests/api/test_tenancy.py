@@ -56,6 +56,9 @@ ROUTES = [
     ("GET", "paused-actions/", None),
     ("POST", "billing/checkout/", {"plan": "pro", "addon_packs": 1}),
     ("POST", "billing/portal/", None),
+    ("GET", "instagram/", None),
+    ("POST", "instagram/connect/", None),
+    ("POST", "instagram/disconnect/", None),
 ]
 OBJECT_ROUTES = [route for route in ROUTES if "{" in route[1]]
 

@@ -53,6 +53,8 @@ ENV = {
     "STRIPE_API_BASE": "http://127.0.0.1:9",  # replaced by the local fake Stripe's address at start
     "META_APP_SECRET": META_APP_SECRET,
     "META_VERIFY_TOKEN": "scaleout-verify",
+    "META_APP_ID": "1234",
+    "INSTAGRAM_TOKEN_KEYS": "7ZwohmafExGyKSqOAgCyQUzrrHsgTjvnt7SzE77tbGA=",
     "META_GRAPH_API_BASE": "http://127.0.0.1:9",
     "INSTAGRAM_SEND_BACKEND": "outbox",
     "METRICS_TOKEN": METRICS_TOKEN,

@@ -10,9 +10,9 @@ from rest_framework.views import APIView
 # (HMAC), Meta's data-deletion callback signs `signed_request`, scenario webhooks need a secret header
 # (a browser cannot add one cross-site without a CORS preflight, which is never granted).
 SIGNED_WEBHOOK_PREFIXES = ("webhooks/", "hooks/scenarios/")
-# The offline demo's stand-in for Stripe's API: 404 everywhere unless FAKE_STRIPE_ENABLED, which only
-# local settings (DEBUG) set; the test below proves it is off here and in production.
-DEMO_ONLY_PREFIXES = ("_fake_stripe/",)
+# The offline demo's stand-ins for Stripe's and Meta's APIs: 404 everywhere unless FAKE_STRIPE_ENABLED /
+# FAKE_META_ENABLED, which only local settings (DEBUG) set; the tests below prove they are off here.
+DEMO_ONLY_PREFIXES = ("_fake_stripe/", "_fake_meta/")
 
 
 def walk(patterns, prefix=""):
@@ -45,3 +45,10 @@ def test_no_view_is_exempt_from_csrf_unless_it_is_a_signed_webhook(route, callba
 def test_the_demo_stripe_stand_in_is_off_outside_local_settings(client):
     assert getattr(settings, "FAKE_STRIPE_ENABLED", False) is False
     assert client.post("/_fake_stripe/v1/customers", data="x=1", content_type="text/plain").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_demo_meta_stand_in_is_off_outside_local_settings(client):
+    assert getattr(settings, "FAKE_META_ENABLED", False) is False
+    assert client.post("/_fake_meta/api/oauth/access_token", data={"code": "x"}).status_code == 404
+    assert client.get("/_fake_meta/oauth/authorize?client_id=x").status_code == 404

@@ -48,6 +48,7 @@ def production_server(tmp_path):
         "ALLOWED_HOSTS": "app.inro.example",
         "STRIPE_SECRET_KEY": "sk_test_server", "STRIPE_WEBHOOK_SECRET": "whsec_server",
         "META_APP_SECRET": "meta_server", "META_VERIFY_TOKEN": "verify_server",
+        "META_APP_ID": "1234", "INSTAGRAM_TOKEN_KEYS": "7ZwohmafExGyKSqOAgCyQUzrrHsgTjvnt7SzE77tbGA=",
         "CELERY_BROKER_URL": "memory://", "EMAIL_URL": "smtp://127.0.0.1:25",
         "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1",
     }  # DATABASE_URL as given to the suite: /readyz only runs SELECT 1

@@ -42,6 +42,7 @@ def test_production_cookies_and_headers_on_a_real_sign_in():
         **os.environ, "DJANGO_SETTINGS_MODULE": "inro.settings.production", "DATABASE_URL": faults.test_database_url(),
         "SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "testserver", "STRIPE_SECRET_KEY": "sk_test_x",
         "STRIPE_WEBHOOK_SECRET": "whsec_x", "META_APP_SECRET": "meta_x", "META_VERIFY_TOKEN": "verify_x",
+        "META_APP_ID": "1234", "INSTAGRAM_TOKEN_KEYS": "7ZwohmafExGyKSqOAgCyQUzrrHsgTjvnt7SzE77tbGA=",
         "LOG_LEVEL": "ERROR",
     }
     result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True,  # noqa: S603

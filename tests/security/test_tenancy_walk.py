@@ -32,6 +32,7 @@ PUBLIC = {
     "login", "logout",  # sign-in / sign-out
     "password_reset", "password_reset_done", "password_reset_confirm", "password_reset_complete",
     "instagram-webhook", "stripe",  # signed webhooks (Meta app secret, Stripe endpoint secret)
+    "instagram_callback",  # Instagram's consent redirect: the signed, single-use state says who and where
     "instagram-data-deletion", "instagram-data-deletion-status",  # Meta's signed deletion callback + status
     "healthz", "readyz", "metrics",  # probes; metrics needs its bearer token (404 without)
     "api-schema", "api-docs", "api-token", "api-not-found",  # OpenAPI schema, Swagger UI, sign-in, 404 shape
@@ -155,8 +156,8 @@ def test_every_route_keeps_outsiders_and_role_less_members_out(world, capsys):
                 ok = status in (302, 403, 404, 405) and (status != 302 or "/admin/login/" in response["Location"])
                 if name in ("login", "logout") and status in (200, 302):
                     ok = True  # the admin sign-in page itself; signing out of it
-            elif namespace == "fake_stripe":
-                ok = status == 404  # the offline demo's Stripe stand-in: off unless FAKE_STRIPE_ENABLED
+            elif namespace in ("fake_stripe", "fake_meta"):
+                ok = status == 404  # the offline demo's stand-ins: off unless FAKE_STRIPE/FAKE_META_ENABLED
             elif name in PUBLIC or name in OWN:
                 ok = True  # no workspace in the path; the data check above still applies
             elif name in SECRET_GUARDED:
@@ -188,7 +189,7 @@ def test_every_web_form_enforces_csrf(world):
     csrf_exempt = {"instagram-webhook", "stripe", "instagram-data-deletion", "scenario_webhook"}  # signed instead
     refused = 0
     for route, name, namespace in ROUTES:
-        if route.startswith(("api/", "admin/")) or name in csrf_exempt or namespace == "fake_stripe":
+        if route.startswith(("api/", "admin/")) or name in csrf_exempt or namespace in ("fake_stripe", "fake_meta"):
             continue  # the API authenticates with tokens (and enforces CSRF for sessions); admin is Django's
         path = _path(route, world["params"])
         response = client.post(path, {"name": "x", "text": "x", "username": "a@b.c", "password": "x"})

@@ -1,6 +1,7 @@
 """/metrics: token-protected, figures of the current month computed at scrape time."""
 
 import datetime
+import json
 
 import pytest
 from django.core.cache import cache
@@ -12,6 +13,7 @@ from billing.activation import activate
 from billing.models import MonthlyUsage, StripeEvent
 from billing.services import bonus_grant
 from contacts.models import WebhookDelivery
+from tests.contacts.conftest import sign
 from tests.factories import ContactFactory, WorkspaceFactory
 from tests.ops import tasks_for_tests
 
@@ -145,3 +147,21 @@ def test_paused_actions_webhook_deliveries_and_stripe_events(client, metrics_tok
     assert samples[("inro_webhook_processing_lag_seconds", ())] == 2.0
     assert samples[("inro_stripe_events", (("status", "failed"),))] == 1
     assert samples[("inro_stripe_events", (("status", "received"),))] == 0
+
+
+def test_instagram_events_for_an_account_no_workspace_holds_are_counted(client, metrics_token, settings,
+                                                                          django_capture_on_commit_callbacks):
+    WorkspaceFactory(instagram_account_id="17841400000000001")
+    body = json.dumps({"object": "instagram", "entry": [
+        {"id": "17841499999999998", "time": 1, "messaging": [
+            {"sender": {"id": "1"}, "recipient": {"id": "17841499999999998"}, "timestamp": 1000,
+             "message": {"mid": "m1", "text": "a"}},
+            {"sender": {"id": "2"}, "recipient": {"id": "17841499999999998"}, "timestamp": 2000,
+             "message": {"mid": "m2", "text": "b"}}]}]}).encode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/webhooks/instagram/", data=body, content_type="application/json",
+                               HTTP_X_HUB_SIGNATURE_256=sign(body))
+
+    assert response.status_code == 200
+    assert scrape(client)[("inro_instagram_unrouted_events_total", ())] == 2

@@ -15,6 +15,7 @@ from billing.activation import activate_many, history_import, usage
 from billing.models import AutomationKind, Plan, Subscription
 from billing.months import month_of, previous_month
 from billing.services import quota_refresh
+from contacts.fakemeta.demo import demo_connect
 from contacts.models import Contact, Folder, FolderMembership, Tag
 from inro.celery import app as celery_app
 
@@ -38,6 +39,9 @@ class Command(BaseCommand):
         owner = self._user(DEMO_EMAIL, "Dana Demo")
         brand = self._workspace("Sunny Skincare", "sunny-skincare", "17841400000000001", owner)
         near = self._workspace("Corner Coffee", "corner-coffee", "17841400000000002", owner)
+        # Offline demo: both come connected to the local Meta stand-in (contacts/fakemeta).
+        demo_connect(workspace=brand, username="sunny.skincare")
+        demo_connect(workspace=near, username="corner.coffee")
         if not Subscription.objects.filter(workspace=brand).exists():
             Subscription.objects.create(
                 workspace=brand, plan=Plan.objects.get(code=Plan.PRO), addon_packs=1,
