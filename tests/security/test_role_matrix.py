@@ -68,6 +68,9 @@ MATRIX = {
     ("GET", WS + "scenarios/{scenario_id}/"): "member",
     ("POST", WS + "scenarios/{scenario_id}/enable/"): "admin",
     ("POST", WS + "scenarios/{scenario_id}/disable/"): "admin",
+    ("GET", WS + "instagram/"): "member",
+    ("POST", WS + "instagram/connect/"): "admin",
+    ("POST", WS + "instagram/disconnect/"): "admin",
     ("POST", WS + "billing/checkout/"): "owner",
     ("POST", WS + "billing/portal/"): "owner",
 }
