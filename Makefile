@@ -46,6 +46,7 @@ test: install chromium
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Every scenario of bench/ on its own PostgreSQL database (BENCH_DATABASE_URL, default inro_bench,
 # dropped and created again); prints the table and writes bench/RESULTS.md. Sizes: see bench/run.py.

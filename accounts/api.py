@@ -6,9 +6,10 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from accounts.api_base import ApiTokenAuthentication, ApiView
 from accounts.selectors import workspaces_of_user
 from accounts.services import api_token_create, api_token_revoke
-from inro.api import ApiTokenAuthentication, ApiView, TokenObtainIPThrottle, UserThrottle
+from inro.api import TokenObtainIPThrottle, UserThrottle
 from inro.errors import ApplicationError
 
 

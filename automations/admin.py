@@ -1,6 +1,24 @@
 from django.contrib import admin
+from django.urls import reverse
 
+from accounts.models import Workspace
 from automations import models
+from automations.selectors import paused_actions_waiting_count
+from billing.admin import WorkspaceAdmin as BillingWorkspaceAdmin
+
+# The workspace page is billing's, plus the paused actions waiting: automations sits above billing,
+# so it extends billing's admin rather than billing reading automations.
+admin.site.unregister(Workspace)
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(BillingWorkspaceAdmin):
+    def automation_context(self, workspace: Workspace) -> dict:
+        return {
+            "paused_waiting": paused_actions_waiting_count(workspace),
+            "paused_url": reverse("admin:automations_pausedaction_changelist")
+            + f"?workspace__id__exact={workspace.pk}&status__exact=waiting",
+        }
 
 
 @admin.register(models.Campaign)

@@ -9,13 +9,14 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from accounts.api_base import WorkspaceView, idempotent
 from automations import selectors, services
 from automations.models import Campaign, PausedAction, Scenario, Segment
 from automations.services.campaigns import campaign_delete, campaign_update
 from automations.services.segments import segment_delete
 from billing.models import AutomationKind
 from contacts.selectors import folder_list
-from inro.api import IDEMPOTENCY_PARAMETER, WorkspaceView, cursor_page, idempotent, validated_query
+from inro.api import IDEMPOTENCY_PARAMETER, cursor_page, validated_query
 from inro.converters import MAX_ID
 
 # --- Segments -------------------------------------------------------------------------------------

@@ -68,13 +68,6 @@ class PlanFilter(admin.SimpleListFilter):
         return queryset.filter(subscription__plan__code=self.value())
 
 
-def _paused_waiting(workspace: Workspace) -> int:
-    # The admin sits on top of every app, so it may read automations (billing code itself may not).
-    from automations.selectors import paused_actions_waiting_count  # noqa: PLC0415
-
-    return paused_actions_waiting_count(workspace)
-
-
 def can_grant_bonus(user) -> bool:
     return user.is_active and user.is_staff and user.has_perm("billing.add_bonusgrant")
 
@@ -116,6 +109,10 @@ class WorkspaceAdmin(admin.ModelAdmin):
         subscription = getattr(workspace, "subscription", None)
         return subscription.get_status_display() if subscription else "—"
 
+    def automation_context(self, workspace: Workspace) -> dict:
+        """Figures of the apps above billing for the change page; automations' admin fills them in."""
+        return {}
+
     def get_urls(self):
         return [
             path("<id:workspace_id>/grant-bonus/", self.admin_site.admin_view(self.grant_bonus_view),
@@ -132,9 +129,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
             "history": selectors.usage_history(workspace=workspace, months=6),
             "bonuses": list(BonusGrant.objects.filter(workspace=workspace).select_related("granted_by")[:10]),
             "plan_changes": selectors.plan_history(workspace=workspace, limit=10),
-            "paused_waiting": _paused_waiting(workspace),
-            "paused_url": reverse("admin:automations_pausedaction_changelist")
-            + f"?workspace__id__exact={workspace.pk}&status__exact=waiting",
+            **self.automation_context(workspace),
             "ledger_url": reverse("admin:billing_activationrecord_changelist")
             + f"?workspace__id__exact={workspace.pk}&month={month.isoformat()}",
             "grant_url": reverse("admin:accounts_workspace_grant_bonus", args=[workspace.pk]),

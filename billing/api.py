@@ -7,11 +7,12 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from accounts.api_base import WorkspaceView, idempotent
 from billing import selectors
 from billing import services as billing_services
 from billing.checkout import MAX_ADDON_PACKS
 from billing.models import AutomationKind
-from inro.api import IDEMPOTENCY_PARAMETER, WorkspaceView, cursor_page, idempotent, validated_query
+from inro.api import IDEMPOTENCY_PARAMETER, cursor_page, validated_query
 
 
 class PlanSerializer(serializers.Serializer):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from billing import views
+from billing import webhook_views as views
 
 app_name = "billing_webhooks"
 

@@ -1,25 +1,19 @@
-"""REST API infrastructure shared by every app's endpoints.
+"""REST API plumbing shared by every app's endpoints, depending on no app.
 
-Token authentication over `accounts.ApiToken` (several devices per user), the one error shape
-`{"error": {"code", "message", "fields"}}` for every failure, cursor pagination, throttles, the
-workspace tenancy guard for views, `Idempotency-Key` handling for side-effecting POSTs, and the
-schema class that documents the error statuses each operation can return.
+The one error shape `{"error": {"code", "message", "fields"}}` for every failure, cursor
+pagination, throttles, the schema class that documents the error statuses each operation can
+return, and the base view. Token authentication, the workspace tenancy guard and `Idempotency-Key`
+handling read accounts' tables, so they live in accounts.api_base.
 """
 
-import functools
-import hashlib
-import json
 import re
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404
-from django.utils.crypto import constant_time_compare
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
@@ -27,43 +21,9 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
 
-from accounts.models import ApiToken
-from accounts.selectors import membership_for_user
-from accounts.services import (
-    api_token_hash,
-    api_token_touch,
-    idempotency_claim,
-    idempotency_complete,
-    idempotency_release,
-)
 from inro.errors import ApplicationError
 
 _TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
-
-
-# --- Authentication -------------------------------------------------------------------------------
-
-class ApiTokenAuthentication(TokenAuthentication):
-    """`Authorization: Token <key>` over ApiToken (hashed keys, one per device).
-
-    Subclassing DRF's class keeps `authenticate_header` (so a missing or bad token is a 401 with
-    `WWW-Authenticate: Token`, not a 403) and drf-spectacular's token security scheme.
-    """
-
-    keyword = "Token"
-    model = ApiToken
-
-    def authenticate_credentials(self, key):
-        token = None
-        if _TOKEN_KEY.fullmatch(key):
-            token = ApiToken.objects.select_related("user").filter(key_hash=api_token_hash(key)).first()
-        if token is not None and not constant_time_compare(token.password_fingerprint,
-                                                           token.user.get_session_auth_hash()):
-            token = None  # the password changed since this device logged in
-        if token is None or not token.user.is_active:
-            raise exceptions.AuthenticationFailed("This token is not valid or was revoked. Log in again.")
-        api_token_touch(token=token)
-        return token.user, token
 
 
 # --- Errors ---------------------------------------------------------------------------------------
@@ -261,11 +221,11 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 # --- Views ----------------------------------------------------------------------------------------
 
-class ApiView(GenericAPIView):
-    # Base of every API view: token auth, JSON only, throttled per user, errors documented.
+class BaseApiView(GenericAPIView):
+    # Base of every API view: JSON only, throttled per user, errors documented. The token
+    # authentication is accounts' (accounts.api_base.ApiView); this base holds what needs no app.
     # (Comments, not docstrings, here: drf-spectacular would show a base class's docstring.)
 
-    authentication_classes = [ApiTokenAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [UserThrottle]
     parser_classes = [JSONParser]
@@ -275,75 +235,13 @@ class ApiView(GenericAPIView):
     extra_error_statuses: dict[str, tuple[int, ...]] = {}
 
 
-class WorkspaceView(ApiView):
-    # A view under /workspaces/{workspace_id}/: 404 unless the user is a member (the tenancy guard).
-
-    membership = None
-    workspace = None
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        self.membership = membership_for_user(user=request.user, workspace_id=kwargs["workspace_id"])
-        self.workspace = self.membership.workspace
-
-    def require_manager(self, action: str) -> None:
-        """Owners and admins only: a member gets 403 (after the 404 guard, so outsiders learn nothing)."""
-        if not self.membership.can_manage:
-            raise exceptions.PermissionDenied(f"Only owners and admins can {action}. Ask one of them.")
-
-
 def validated_query(serializer_class: type[serializers.Serializer], request) -> dict:
     serializer = serializer_class(data=request.query_params)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
 
-_KEY_CHARS = re.compile(r"[\x21-\x7e]{1,255}")
-
-
-def _request_fingerprint(request) -> str:
-    body = json.dumps(request.data, sort_keys=True, cls=DjangoJSONEncoder, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
-def idempotent(handler):
-    """Honour `Idempotency-Key` on a side-effecting POST: per user and route, 24 hours.
-
-    The first request runs and its successful answer is stored; a repeat gets that answer back (with
-    `Idempotent-Replayed: true`) and runs nothing; the same key with another body, or while the first
-    is still running, is a 409. A failed first request frees the key for a retry.
-    """
-
-    @functools.wraps(handler)
-    def wrapper(self, request, *args, **kwargs):
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            return handler(self, request, *args, **kwargs)
-        if not _KEY_CHARS.fullmatch(key):
-            raise exceptions.ValidationError(
-                {"Idempotency-Key": ["Use 1 to 255 printable ASCII characters without spaces, e.g. a UUID."]}
-            )
-        claim = idempotency_claim(user=request.user, route=f"{request.method} {request.path}", key=key,
-                                  request_hash=_request_fingerprint(request))
-        if claim.replay:
-            return Response(claim.record.response_body, status=claim.record.response_status,
-                            headers={"Idempotent-Replayed": "true"})
-        try:
-            response = handler(self, request, *args, **kwargs)
-        except BaseException:
-            idempotency_release(record=claim.record)
-            raise
-        if 200 <= response.status_code < 300:
-            idempotency_complete(record=claim.record, status=response.status_code, body=response.data)
-        else:
-            idempotency_release(record=claim.record)
-        return response
-
-    wrapper.idempotent = True
-    return wrapper
-
-
-class NotFoundView(ApiView):
+class NotFoundView(BaseApiView):
     """Any other path under /api/: a 404 in the API's error shape, whatever the method."""
 
     authentication_classes = []

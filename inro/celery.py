@@ -4,8 +4,8 @@ import os
 
 from celery import Celery
 
-import inro.metrics  # noqa: F401  (counts task failures in every worker)
 import inro.observability  # noqa: F401  (request ids follow requests into tasks, in every process)
+import inro.task_failures  # noqa: F401  (counts task failures in every worker)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inro.settings.local")
 

@@ -12,9 +12,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/instagram/", include("contacts.webhook_urls")),
     path("webhooks/stripe/", include("billing.webhook_urls")),
-    path("api/", include("inro.api_urls")),
-    path("", include("inro.ops_urls")),
-    path("", include("billing.urls")),
+    path("api/", include("web.api_urls")),
+    path("", include("web.ops_urls")),
+    path("", include("web.billing_urls")),
     path("", include("automations.urls")),
-    path("", include("accounts.urls")),
+    path("", include("web.urls")),
 ]

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "contacts",
     "billing",
     "automations",
+    "web",
 ]
 
 MIDDLEWARE = [

@@ -14,8 +14,8 @@ from billing.activation import activate_many
 from billing.models import ActivationRecord, MonthlyUsage, Subscription
 from billing.months import month_of
 from billing.services import quota_refresh
-from billing.usage_views import reset_wording
 from tests.factories import ContactFactory, pro_subscription
+from web.usage_views import reset_wording
 
 pytestmark = pytest.mark.django_db
 

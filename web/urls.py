@@ -2,10 +2,8 @@
 
 from django.urls import path
 
-from accounts import views
-from automations import web_views as automation_views
-from billing import usage_views
-from contacts import views as contact_views
+from web import account_views as views
+from web import automation_views, contact_views, usage_views
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -16,10 +16,10 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
-from accounts.views import render_workspace, workspace_view
 from billing import selectors
 from billing.models import Plan
 from billing.months import billing_zone, month_end, month_of, month_start
+from web.account_views import render_workspace, workspace_view
 
 PAGE_SIZE = 25
 CHART_WIDTH, CHART_HEIGHT = 720, 200

@@ -20,6 +20,7 @@ from automations.api import (
 )
 from automations.selectors import paused_actions_waiting_count
 from billing.api import ActivationListView, CheckoutView, PortalView, UsageHistoryView, UsageView
+from billing.selectors import contacts_filter_activated
 from contacts.api import (
     ContactDetailView,
     ContactListView,
@@ -40,7 +41,7 @@ urlpatterns = [
     path(WS + "usage/", UsageView.as_view(paused_actions_count=paused_actions_waiting_count), name="api-usage"),
     path(WS + "usage/history/", UsageHistoryView.as_view(), name="api-usage-history"),
     path(WS + "activations/", ActivationListView.as_view(), name="api-activations"),
-    path(WS + "contacts/", ContactListView.as_view(), name="api-contacts"),
+    path(WS + "contacts/", ContactListView.as_view(activated_filter=contacts_filter_activated), name="api-contacts"),
     path(WS + "contacts/<id:contact_id>/", ContactDetailView.as_view(), name="api-contact"),
     path(WS + "contacts/<id:contact_id>/messages/", ContactMessagesView.as_view(), name="api-contact-messages"),
     path(WS + "folders/", FolderListView.as_view(), name="api-folders"),

@@ -12,10 +12,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from celery import signals
 from django.apps import apps
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
@@ -24,32 +22,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from inro.celery import app as celery_app
+from inro.task_failures import failure_counts
+
 logger = logging.getLogger(__name__)
-
-TASK_FAILURE_KEY = "ops:task_failures:{}"
-
-
-# --- Counters fed by signals --------------------------------------------------------------------
-
-
-@signals.task_failure.connect(dispatch_uid="inro.metrics.count_task_failure")
-def _count_task_failure(sender: Any = None, **kwargs: Any) -> None:
-    name = getattr(sender, "name", None) or "unknown"
-    key = TASK_FAILURE_KEY.format(name)
-    try:
-        cache.add(key, 0, timeout=None)
-        cache.incr(key)
-    except Exception:  # the cache being down must never turn a task failure into a worse one
-        logger.warning("could not count the failure of task %s", name, exc_info=True)
 
 
 def task_failure_counts() -> dict[str, int]:
-    from inro.celery import app
-
-    app.loader.import_default_modules()  # every app's tasks, so each has a series (0 until it fails)
-    names = sorted(name for name in app.tasks if not name.startswith("celery."))
-    found = cache.get_many([TASK_FAILURE_KEY.format(name) for name in names])
-    return {name: int(found.get(TASK_FAILURE_KEY.format(name), 0)) for name in names}
+    celery_app.loader.import_default_modules()  # every app's tasks, so each has a series (0 until it fails)
+    return failure_counts(sorted(name for name in celery_app.tasks if not name.startswith("celery.")))
 
 
 # --- Figures read from the database at scrape time ----------------------------------------------

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from billing import views
+from web import billing_views as views
 
 app_name = "billing"
 

@@ -10,14 +10,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
-from accounts.views import render_workspace, workspace_view
 from billing import selectors as billing_selectors
 from billing.months import month_of
 from contacts import messaging, services
 from contacts import selectors as contact_selectors
-from contacts.forms import ContactFilterForm, FolderAddForm, MessageForm
 from contacts.models import Contact, Message
 from inro.errors import ApplicationError
+from web.account_views import render_workspace, workspace_view
+from web.contact_forms import ContactFilterForm, FolderAddForm, MessageForm
 
 PAGE_SIZE = 50
 

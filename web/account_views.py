@@ -9,9 +9,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 
-from accounts.forms import ResetForm, SignInForm
 from accounts.models import Membership
 from accounts.selectors import membership_for_user, workspaces_of_user
+from web.account_forms import ResetForm, SignInForm
 
 LAST_WORKSPACE_SESSION_KEY = "inro.last_workspace"
 

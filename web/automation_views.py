@@ -15,14 +15,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
-from accounts.views import render_workspace, workspace_view
 from automations import selectors
 from automations.models import Campaign, ScenarioRun
 from automations.services.campaigns import campaign_launch, campaign_preview
 from billing import selectors as billing_selectors
 from billing.models import AutomationKind
-from billing.usage_views import reset_wording
 from inro.errors import ApplicationError
+from web.account_views import render_workspace, workspace_view
+from web.usage_views import reset_wording
 
 PAGE_SIZE = 25
 PAUSED_SHOWN = 50

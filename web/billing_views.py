@@ -1,22 +1,20 @@
-"""Billing pages and Stripe's webhook endpoint: thin, they resolve input and call one service."""
+"""Billing pages: thin, they resolve input and call one service."""
 
 import logging
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Membership
 from accounts.selectors import membership_for_user
 from billing import selectors, services
 from billing.checkout import MAX_ADDON_PACKS
-from billing.models import CheckoutSession, StripeEvent
-from billing.stripe_client import BillingError, WebhookSignatureError
+from billing.models import CheckoutSession
+from billing.stripe_client import BillingError
 from inro.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -106,33 +104,3 @@ def portal(request: HttpRequest, workspace_id: int) -> HttpResponse:
         messages.error(request, error.message)
         return _back(workspace_id)
     return redirect(url)
-
-
-@csrf_exempt
-@require_POST
-def stripe_webhook(request: HttpRequest) -> HttpResponse:
-    # Size first, before reading or parsing anything (issue 8): Stripe events are a few kilobytes.
-    limit = settings.STRIPE_WEBHOOK_MAX_BYTES
-    too_large = JsonResponse({"error": {"code": "too_large", "message": f"Events are limited to {limit} bytes."}},
-                             status=413)
-    try:
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-            return too_large
-        if len(request.body) > limit:
-            return too_large
-    except ValueError:
-        return JsonResponse({"error": {"code": "invalid", "message": "Bad Content-Length."}}, status=400)
-    except RequestDataTooBig:
-        return too_large
-    try:
-        event = services.stripe_event_receive(
-            payload=request.body, signature_header=request.headers.get("Stripe-Signature", "")
-        )
-    except WebhookSignatureError as error:
-        return JsonResponse({"error": {"code": error.code, "message": error.message}}, status=400)
-    except ApplicationError as error:
-        return JsonResponse({"error": {"code": error.code, "message": error.message}}, status=error.status)
-    if event.status == StripeEvent.Status.FAILED:
-        # 500 so Stripe retries; the error is on the event for staff.
-        return JsonResponse({"received": True, "status": event.status}, status=500)
-    return JsonResponse({"received": True, "status": event.status})

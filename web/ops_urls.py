@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from inro import health, metrics
+from inro import health
+from web import metrics
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
