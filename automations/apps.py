@@ -7,9 +7,11 @@ class AutomationsConfig(AppConfig):
     def ready(self) -> None:
         # The one place automations subscribes to billing and contacts (named hook points, not signals).
         from automations import listeners
+        from automations.services.engagement import engagement_probe
         from billing import hooks as billing_hooks
         from contacts import hooks as contact_hooks
 
         billing_hooks.on_headroom_raised(listeners.headroom_raised)
         billing_hooks.on_month_opened(listeners.month_opened)
+        billing_hooks.on_engagement_probe(engagement_probe)
         contact_hooks.on_inbound_event(listeners.inbound_event)

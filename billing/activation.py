@@ -31,11 +31,13 @@ Concurrency design, the same for both entry points:
 """
 
 import datetime
+import logging
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import psycopg
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
@@ -47,6 +49,8 @@ from billing.quota import quota_for, usage_row_open
 from contacts.models import Contact
 from inro.errors import ApplicationError
 from inro.sql import kept_server_cursor, pg_array, prepared_statements_allowed
+
+logger = logging.getLogger(__name__)
 
 ACTIVATED = "activated"
 ALREADY_ACTIVE = "already_active"
@@ -396,7 +400,7 @@ def _lock_usage(cursor, workspace_id: int, db_month) -> int | None:
 
 
 def _confirm_rows(cursor, usage_id: int, workspace_id: int, contact_ids: list[int], db_month, now, kind: str,
-                  ref: str, reason: str) -> list[int]:
+                  ref: str, reason: str, by: str | None = None) -> list[int]:
     """Under the usage-row lock: confirm the reservations of these contacts (the action that engaged them
     is the one recorded), move the units from `reserved` to `activated`, write the events."""
     db_now = _adapt(now, db_month)[0]
@@ -409,7 +413,7 @@ def _confirm_rows(cursor, usage_id: int, workspace_id: int, contact_ids: list[in
         " WHERE id = %s AND EXISTS (SELECT 1 FROM c))"
         " SELECT contact_id FROM c",
         [CONFIRMED, db_now, kind, ref, pg_array(contact_ids), workspace_id, db_month, RESERVED,
-         workspace_id, db_month, ActivationEvent.Action.CONFIRMED.value, kind, ref, reason[:64], db_now,
+         workspace_id, db_month, ActivationEvent.Action.CONFIRMED.value, kind, by or ref, reason[:64], db_now,
          *_breakdown_params(_day_key(now), kind), usage_id],
     )
     return [row[0] for row in cursor.fetchall()]
@@ -421,7 +425,7 @@ def _month_param(month: datetime.date) -> datetime.date:
 
 def activation_confirm(
     *, workspace_id: int, month: datetime.date, contact_ids: Sequence[int], kind: str, ref: object = None,
-    reason: str = "engaged",
+    reason: str = "engaged", by: str | None = None,
 ) -> list[int]:
     """The action engaged these contacts: confirm their reservations of `month` (rule 13).
 
@@ -438,12 +442,12 @@ def activation_confirm(
         usage_id = _lock_usage(cursor, workspace_id, month)
         if usage_id is None:
             return []
-        return _confirm_rows(cursor, usage_id, workspace_id, ids, month, now, kind, _ref(ref), reason)
+        return _confirm_rows(cursor, usage_id, workspace_id, ids, month, now, kind, _ref(ref), reason, by)
 
 
 def activation_release(
     *, workspace_id: int, month: datetime.date, contact_ids: Sequence[int], ref: object = None, reason: str,
-    everyone: bool = False, older_than: datetime.datetime | None = None,
+    everyone: bool = False, older_than: datetime.datetime | None = None, by: str | None = None,
 ) -> list[int]:
     """The action ended without engaging these contacts: let go of their reservations of `month`.
 
@@ -458,7 +462,7 @@ def activation_release(
         return []
     month = _month_param(month)
     now = timezone.now()
-    ref = _ref(ref)
+    ref = by or _ref(ref)
     with transaction.atomic(), connection.cursor() as cursor:
         usage_id = _lock_usage(cursor, workspace_id, month)
         if usage_id is None:
@@ -745,6 +749,57 @@ def activate_many(
         limit_reached=activated + in_flight + len(new_ids) >= quota,
         held=tuple(held),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SettleResult:
+    confirmed: int
+    released: int
+    kept: int  # still in progress: their action is alive (a retrying delivery, a running fan-out)
+
+
+SETTLED_BY = "settle-job"
+
+
+def activations_settle(*, now: datetime.datetime | None = None, limit: int = 2000) -> SettleResult:
+    """Settle reservations a dead worker left in flight (rule 13; the beat job, every minute).
+
+    A reservation last taken more than ACTIVATION_SETTLE_SECONDS ago is confirmed where the engagement
+    is recorded (a message sent, a segment membership, enrichment data, a delivery answered 2xx:
+    automations' probe says where), released where it is not, and kept while its action is still
+    under way (a delivery retrying, a fan-out holding its lease). Safe to run twice: a row confirmed
+    or released meanwhile is left alone, and a reservation taken again since is too young to touch.
+    """
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(seconds=max(int(getattr(settings, "ACTIVATION_SETTLE_SECONDS", 600)), 0))
+    stale = list(
+        ActivationRecord.all_states.filter(state=ActivationRecord.State.RESERVED, activated_at__lt=cutoff)
+        .order_by("activated_at")
+        .values_list("workspace_id", "contact_id", "month", "kind", "automation_ref", "activated_at")[:limit]
+    )
+    reservations = [hooks.Reservation(*row) for row in stale if row[1] is not None]
+    verdicts = hooks.engagement_verdicts(reservations=reservations)
+    confirmed = released = kept = 0
+    groups: dict[tuple, list[int]] = {}
+    for r in reservations:
+        verdict = verdicts[(r.workspace_id, r.contact_id)]
+        if verdict == hooks.IN_PROGRESS:
+            kept += 1
+            continue
+        key = (verdict, r.workspace_id, r.month, r.kind, r.automation_ref)
+        groups.setdefault(key, []).append(r.contact_id)
+    for (verdict, workspace_id, month, kind, ref), ids in sorted(groups.items()):
+        if verdict == hooks.ENGAGED:
+            confirmed += len(activation_confirm(workspace_id=workspace_id, month=month, contact_ids=ids, kind=kind,
+                                                ref=ref, reason="engagement_recorded", by=SETTLED_BY))
+        else:
+            released += len(activation_release(workspace_id=workspace_id, month=month, contact_ids=ids,
+                                               reason="no_engagement_recorded", everyone=True, older_than=cutoff,
+                                               by=SETTLED_BY))
+    if confirmed or released:
+        logger.warning("settled reservations left in flight: %s confirmed, %s released, %s kept",
+                       confirmed, released, kept)
+    return SettleResult(confirmed=confirmed, released=released, kept=kept)
 
 
 def usage(workspace: Workspace, month: datetime.date | None = None) -> UsageSnapshot:

@@ -29,3 +29,12 @@ def lapse_subscriptions() -> list[int]:
     from billing.subscriptions import subscriptions_lapse_as_needed
 
     return subscriptions_lapse_as_needed(now=timezone.now())
+
+
+@shared_task(name="billing.tasks.activations_settle")
+def activations_settle() -> dict:
+    """Every minute: settle activation reservations left in flight by a dead worker (rule 13)."""
+    from billing.activation import activations_settle as settle
+
+    result = settle(now=timezone.now())
+    return {"confirmed": result.confirmed, "released": result.released, "kept": result.kept}
