@@ -83,6 +83,14 @@ _ROWS_OF = (
     f" (SELECT r.id FROM {_RECORDS} r WHERE r.contact_id = t.id AND r.workspace_id + 0 = %s"
     " AND r.month + 0 = %s OFFSET 0) x"
 )
+# The same as one array, for `WHERE id = ANY(...)`: ARRAY(subquery) is computed once (an InitPlan)
+# before the rows are touched, so the statement is driven by the ids whatever the planner thinks of
+# the table. (`WHERE id IN (subquery)` let it start from the reserved rows, via their partial index,
+# and run the whole subquery again for each: 114 s to confirm 5,000 reservations on a never-analysed
+# workspace, EXPLAIN in bench/NOTES.md.)
+# `state || ''` keeps the partial index of reservations (the settle job's) out of these statements: its
+# rows are every reservation in flight, of every workspace, and the probes by id are what they need.
+_IDS_OF = f"ARRAY({_ROWS_OF})"
 # History of a reservation step, one event per contact id returned by the CTE named in {source}.
 _EVENTS_FROM = (
     f"INSERT INTO {_EVENTS} (workspace_id, contact_id, month, action, kind, by, reason, at)"  # noqa: S608
@@ -320,7 +328,7 @@ def _join(db, workspace_id: int, contact_ids: list[int], db_month, db_now, kind:
     with nullcontext() if not db.in_atomic_block else transaction.atomic(), db.cursor() as cursor:
         cursor.execute(
             f"WITH j AS (UPDATE {_RECORDS} SET holds = holds + 1, activated_at = GREATEST(activated_at, %s)"  # noqa: S608
-            f" WHERE id IN ({_ROWS_OF}) AND state = %s RETURNING contact_id),"
+            f" WHERE id = ANY({_IDS_OF}) AND state || '' = %s RETURNING contact_id),"
             f" h AS ({_EVENTS_FROM.format(source='j')})"
             " SELECT contact_id FROM j",
             [db_now, pg_array(contact_ids), workspace_id, db_month, RESERVED,
@@ -447,7 +455,7 @@ def _confirm_rows(cursor, usage_id: int, workspace_id: int, contact_ids: list[in
     db_now = _adapt(now, db_month)[0]
     cursor.execute(
         f"WITH c AS (UPDATE {_RECORDS} SET state = %s, holds = 0, activated_at = %s, kind = %s, automation_ref = %s"  # noqa: S608
-        f" WHERE id IN ({_ROWS_OF}) AND state = %s RETURNING contact_id),"
+        f" WHERE id = ANY({_IDS_OF}) AND state || '' = %s RETURNING contact_id),"
         f" h AS ({_EVENTS_FROM.format(source='c')}),"
         f" u AS (UPDATE {_USAGE} SET activated = activated + (SELECT count(*) FROM c),"
         f" reserved = reserved - (SELECT count(*) FROM c), {_breakdown('(SELECT count(*) FROM c)::int')}"
@@ -513,7 +521,7 @@ def activation_release(
         # First the reservations this lets go of for good (a concurrent join that committed first is
         # seen by the re-check and keeps the row), then, in a new snapshot, one hold of the others.
         cursor.execute(
-            f"WITH d AS (DELETE FROM {_RECORDS} WHERE id IN ({_ROWS_OF}) AND state = %s"  # noqa: S608
+            f"WITH d AS (DELETE FROM {_RECORDS} WHERE id = ANY({_IDS_OF}) AND state || '' = %s"  # noqa: S608
             f" {'' if everyone else 'AND holds <= 1'}{age} RETURNING contact_id, kind),"
             f" h AS (INSERT INTO {_EVENTS} (workspace_id, contact_id, month, action, kind, by, reason, at)"
             " SELECT %s, contact_id, %s, %s, kind, %s, %s, %s FROM d),"
@@ -528,8 +536,8 @@ def activation_release(
         rest = sorted(set(ids).difference(released))
         if rest and not everyone:
             cursor.execute(
-                f"WITH g AS (UPDATE {_RECORDS} SET holds = holds - 1 WHERE id IN ({_ROWS_OF})"  # noqa: S608
-                " AND state = %s AND holds > 1 RETURNING contact_id, kind),"
+                f"WITH g AS (UPDATE {_RECORDS} SET holds = holds - 1 WHERE id = ANY({_IDS_OF})"  # noqa: S608
+                " AND state || '' = %s AND holds > 1 RETURNING contact_id, kind),"
                 f" h AS (INSERT INTO {_EVENTS} (workspace_id, contact_id, month, action, kind, by, reason, at)"
                 " SELECT %s, contact_id, %s, %s, kind, %s, %s, %s FROM g) SELECT count(*) FROM g",
                 [pg_array(rest), workspace_id, month, RESERVED,
