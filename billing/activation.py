@@ -148,6 +148,9 @@ class _GateCursor:
     def fetchone(self):
         return self.cursor.fetchone()
 
+    def fetchall(self):
+        return self.cursor.fetchall()
+
     @property
     def rowcount(self) -> int:
         return self.cursor.rowcount
@@ -448,23 +451,40 @@ def _lock_usage(cursor, workspace_id: int, db_month) -> int | None:
     return None if row is None else row[0]
 
 
+_CONFIRM = (
+    f" c AS (UPDATE {_RECORDS} SET state = %s, holds = 0, activated_at = %s, kind = %s, automation_ref = %s"  # noqa: S608
+    f" WHERE id = ANY({_IDS_OF}) AND state || '' = %s AND {{locked}} RETURNING contact_id),"
+    f" h AS ({_EVENTS_FROM.format(source='c')}),"
+    f" u AS (UPDATE {_USAGE} SET activated = activated + (SELECT count(*) FROM c),"
+    f" reserved = reserved - (SELECT count(*) FROM c), {_breakdown('(SELECT count(*) FROM c)::int')}"
+    " WHERE id = {usage} AND EXISTS (SELECT 1 FROM c))"
+    " SELECT contact_id FROM c"
+)
+# Under the usage-row lock taken by an earlier statement of the transaction.
+_CONFIRM_LOCKED = "WITH" + _CONFIRM.format(locked="true", usage="%s")
+# One statement, one round trip, no transaction of its own (one contact, from an action's worker): `l`
+# locks the usage row first (a condition without columns of the ledger is checked once, before any
+# ledger row is touched), so the order of locks is the gate's: usage row, then ledger row.
+_CONFIRM_ALONE = (
+    f"WITH l AS (SELECT id FROM {_USAGE} WHERE workspace_id = %s AND month = %s FOR NO KEY UPDATE),"  # noqa: S608
+    + _CONFIRM.format(locked="(SELECT id FROM l) IS NOT NULL", usage="(SELECT id FROM l)")
+)
+
+
+def _confirm_params(workspace_id: int, contact_ids: list[int], db_month, now, kind: str, ref: str, reason: str,
+                    by: str | None) -> list:
+    db_now = _adapt(now, db_month)[0]
+    return [CONFIRMED, db_now, kind, ref, pg_array(contact_ids), workspace_id, db_month, RESERVED,
+            workspace_id, db_month, ActivationEvent.Action.CONFIRMED.value, kind, by or ref, reason[:64], db_now,
+            *_breakdown_params(_day_key(now), kind)]
+
+
 def _confirm_rows(cursor, usage_id: int, workspace_id: int, contact_ids: list[int], db_month, now, kind: str,
                   ref: str, reason: str, by: str | None = None) -> list[int]:
     """Under the usage-row lock: confirm the reservations of these contacts (the action that engaged them
     is the one recorded), move the units from `reserved` to `activated`, write the events."""
-    db_now = _adapt(now, db_month)[0]
-    cursor.execute(
-        f"WITH c AS (UPDATE {_RECORDS} SET state = %s, holds = 0, activated_at = %s, kind = %s, automation_ref = %s"  # noqa: S608
-        f" WHERE id = ANY({_IDS_OF}) AND state || '' = %s RETURNING contact_id),"
-        f" h AS ({_EVENTS_FROM.format(source='c')}),"
-        f" u AS (UPDATE {_USAGE} SET activated = activated + (SELECT count(*) FROM c),"
-        f" reserved = reserved - (SELECT count(*) FROM c), {_breakdown('(SELECT count(*) FROM c)::int')}"
-        " WHERE id = %s AND EXISTS (SELECT 1 FROM c))"
-        " SELECT contact_id FROM c",
-        [CONFIRMED, db_now, kind, ref, pg_array(contact_ids), workspace_id, db_month, RESERVED,
-         workspace_id, db_month, ActivationEvent.Action.CONFIRMED.value, kind, by or ref, reason[:64], db_now,
-         *_breakdown_params(_day_key(now), kind), usage_id],
-    )
+    cursor.execute(_CONFIRM_LOCKED,
+                   [*_confirm_params(workspace_id, contact_ids, db_month, now, kind, ref, reason, by), usage_id])
     return [row[0] for row in cursor.fetchall()]
 
 
@@ -487,6 +507,12 @@ def activation_confirm(
         return []
     month = _month_param(month)
     now = timezone.now()
+    if len(ids) == 1 and not connection.in_atomic_block:
+        # One contact (an action's worker after its send): one statement, its own transaction.
+        with _hot_cursor() as cursor:
+            cursor.execute(_CONFIRM_ALONE, [workspace_id, month, *_confirm_params(
+                workspace_id, ids, month, now, kind, _ref(ref), reason, by)])
+            return [row[0] for row in cursor.fetchall()]
     with transaction.atomic(), connection.cursor() as cursor, _StablePlans(cursor):
         usage_id = _lock_usage(cursor, workspace_id, month)
         if usage_id is None:
