@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -847,14 +848,16 @@ def activations_settle(*, now: datetime.datetime | None = None, limit: int = 200
     """
     now = now or timezone.now()
     cutoff = now - datetime.timedelta(seconds=max(int(getattr(settings, "ACTIVATION_SETTLE_SECONDS", 600)), 0))
+    confirmed = released = kept = 0
     stale = list(
         ActivationRecord.all_states.filter(state=ActivationRecord.State.RESERVED, activated_at__lt=cutoff)
         .order_by("activated_at")
         .values_list("workspace_id", "contact_id", "month", "kind", "automation_ref", "activated_at")[:limit]
     )
+    if any(row[1] is None for row in stale):
+        released += _release_erased(cutoff)
     reservations = [hooks.Reservation(*row) for row in stale if row[1] is not None]
     verdicts = hooks.engagement_verdicts(reservations=reservations)
-    confirmed = released = kept = 0
     groups: dict[tuple, list[int]] = {}
     for r in reservations:
         verdict = verdicts[(r.workspace_id, r.contact_id)]
@@ -875,6 +878,30 @@ def activations_settle(*, now: datetime.datetime | None = None, limit: int = 200
         logger.warning("settled reservations left in flight: %s confirmed, %s released, %s kept",
                        confirmed, released, kept)
     return SettleResult(confirmed=confirmed, released=released, kept=kept)
+
+
+def _release_erased(cutoff: datetime.datetime) -> int:
+    """Release reservations whose contact was erased (a privacy request) while in flight: nobody can
+    be engaged through them any more."""
+    released = 0
+    orphans = (ActivationRecord.all_states.filter(state=ActivationRecord.State.RESERVED, contact__isnull=True,
+                                                  activated_at__lt=cutoff)
+               .values_list("workspace_id", "month").distinct())
+    for workspace_id, month in list(orphans):
+        with transaction.atomic(), connection.cursor() as cursor:
+            usage_id = _lock_usage(cursor, workspace_id, month)
+            rows = ActivationRecord.all_states.filter(
+                workspace_id=workspace_id, month=month, state=ActivationRecord.State.RESERVED,
+                contact__isnull=True, activated_at__lt=cutoff)
+            gone, _ = rows.delete()
+            if gone and usage_id is not None:
+                MonthlyUsage.objects.filter(pk=usage_id).update(reserved=F("reserved") - gone)
+                ActivationEvent.objects.create(workspace_id=workspace_id, contact=None, month=month,
+                                               action=ActivationEvent.Action.RELEASED, by=SETTLED_BY,
+                                               reason="contact_erased", at=timezone.now())
+                hooks.headroom_raised(workspace_id=workspace_id, month=month)
+            released += gone
+    return released
 
 
 def usage(workspace: Workspace, month: datetime.date | None = None) -> UsageSnapshot:

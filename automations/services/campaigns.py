@@ -623,14 +623,17 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
                             before_counters=before_counters)
             # Last, so the usage row is held only for the commit (the next batch's gate waits on it).
             if held:
-                reservation_settle(
-                    workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
-                    engaged=[s.contact_id for s in sent
-                             if s.contact_id in held and _final_status(s.status) == Status.SENT],
-                    not_engaged=[s.contact_id for s in sent
-                                 if s.contact_id in held and _final_status(s.status) != Status.SENT],
-                    reason="sent" if all(_final_status(s.status) == Status.SENT for s in sent) else "",
-                )
+                by_status: dict[str, list[int]] = {}
+                for s in sent:
+                    if s.contact_id in held:
+                        by_status.setdefault(_final_status(s.status), []).append(s.contact_id)
+                for status, contact_ids in sorted(by_status.items()):
+                    engaged = status == Status.SENT
+                    reservation_settle(
+                        workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
+                        engaged=contact_ids if engaged else [], not_engaged=[] if engaged else contact_ids,
+                        reason=str(status),
+                    )
 
     if writer is None:
         write()

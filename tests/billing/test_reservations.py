@@ -1,8 +1,18 @@
 """Reserve, then confirm or release (docs/product.md rule 13), at the gate."""
 
-import pytest
+import datetime
 
-from billing.activation import activate, activate_many, activation_confirm, activation_release, usage
+import pytest
+from django.utils import timezone
+
+from billing.activation import (
+    activate,
+    activate_many,
+    activation_confirm,
+    activation_release,
+    activations_settle,
+    usage,
+)
 from billing.integrity import usage_drift
 from billing.models import ActivationEvent, ActivationRecord, MonthlyUsage
 from tests.factories import ContactFactory
@@ -144,3 +154,16 @@ def test_a_batch_at_the_edge_counts_reservations_against_the_quota(workspace):
     assert len(result.allowed) == 2 and len(result.refused) == 2 and result.limit_reached
     row = MonthlyUsage.objects.get(workspace=workspace)
     assert (row.activated, row.reserved) == (0, 3)
+
+
+def test_a_reservation_whose_contact_was_erased_in_flight_is_released_by_the_settle_job(workspace, settings):
+    settings.ACTIVATION_SETTLE_SECONDS = 600
+    contact = ContactFactory(workspace=workspace)
+    activate(workspace, contact, kind="campaign", confirm=False)
+    ActivationRecord.all_states.filter(contact=contact).update(contact=None)  # what erasure leaves
+
+    result = activations_settle(now=timezone.now() + datetime.timedelta(seconds=601))
+
+    assert result.released == 1
+    assert (usage(workspace).in_flight, usage(workspace).remaining) == (0, 100)
+    assert usage_drift() == []
