@@ -227,7 +227,7 @@ def paused_actions_resume_due() -> int:
 
     waiting = workspaces_with_waiting_actions()
     with_headroom = MonthlyUsage.objects.filter(
-        workspace_id__in=waiting, month=month_of(), activated__lt=F("quota")
+        workspace_id__in=waiting, month=month_of(), quota__gt=F("activated") + F("reserved")
     ).values_list("workspace_id", flat=True)
     resumed = 0
     for workspace in Workspace.objects.filter(pk__in=list(with_headroom), deleted_at__isnull=True).order_by("pk"):
