@@ -22,6 +22,7 @@ from accounts.models import Workspace
 from billing import selectors, services, webhooks
 from billing.forms import BonusGrantForm, PlanAdminForm
 from billing.models import (
+    ActivationEvent,
     ActivationRecord,
     BonusGrant,
     CheckoutSession,
@@ -302,6 +303,18 @@ class ActivationRecordAdmin(ReadOnlyAdmin):
         response = StreamingHttpResponse(stream(), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="activations.csv"'
         return response
+
+
+@admin.register(ActivationEvent)
+class ActivationEventAdmin(ReadOnlyAdmin):
+    """The history of reservations (rule 13): who reserved, confirmed or released, when and why."""
+
+    list_display = ["at", "workspace", "contact_id", "month", "action", "kind", "by", "reason"]
+    list_filter = [MonthFilter, "action", "kind"]
+    search_fields = ["workspace__name", "workspace__slug", "by", "reason"]
+    list_select_related = ["workspace"]
+    show_full_result_count = False
+    raw_id_fields = ["workspace", "contact"]
 
 
 @admin.register(BonusGrant)

@@ -48,9 +48,12 @@ class MonthField(serializers.Field):
 
 class UsageSerializer(serializers.Serializer):
     month = MonthField()
-    activated = serializers.IntegerField()
+    activated = serializers.IntegerField(help_text="Confirmed activations this month: what is charged.")
     quota = serializers.IntegerField()
-    remaining = serializers.IntegerField()
+    remaining = serializers.IntegerField(help_text="Headroom left: quota - activated - in_flight.")
+    in_flight = serializers.IntegerField(
+        help_text="Activations reserved by automated actions under way, not yet confirmed (engaged) or released."
+    )
     limit_reached = serializers.BooleanField()
     percent = serializers.IntegerField(help_text="0 to 100, for the meter.")
     level = serializers.ChoiceField(choices=["ok", "warning", "limit"])
@@ -74,6 +77,7 @@ class UsageView(WorkspaceView):
             "activated": summary.activated,
             "quota": summary.quota,
             "remaining": summary.remaining,
+            "in_flight": summary.in_flight,
             "limit_reached": summary.limit_reached,
             "percent": summary.percent,
             "level": summary.level,

@@ -6,6 +6,7 @@ from inro.enqueue import registered_task
 ROLL_OVER_MONTH = "billing.tasks.roll_over_month"
 PAYMENT_FAILED_NOTIFY = "billing.tasks.payment_failed_notify"
 LAPSE_SUBSCRIPTIONS = "billing.tasks.lapse_subscriptions"
+ACTIVATIONS_SETTLE = "billing.tasks.activations_settle"
 
 
 def payment_failed_notify(failure_id: int) -> None:

@@ -71,8 +71,9 @@ def usage_quota_refresh(*, workspace_id: int, month: datetime.date) -> tuple[int
         return None, usage_row_open(workspace_id=workspace_id, month=month).quota
     old = row.quota
     new_quota = quota_for(workspace_id=workspace_id, month=month)
-    MonthlyUsage.objects.filter(pk=row.pk).update(quota=Greatest(Value(new_quota), F("activated")))
-    row.refresh_from_db(fields=["quota", "activated"])
-    if row.activated < row.quota and row.limit_reached_at is not None:
+    # Never below what is activated or reserved in flight (the CHECK: activated + reserved <= quota).
+    MonthlyUsage.objects.filter(pk=row.pk).update(quota=Greatest(Value(new_quota), F("activated") + F("reserved")))
+    row.refresh_from_db(fields=["quota", "activated", "reserved"])
+    if row.activated + row.reserved < row.quota and row.limit_reached_at is not None:
         MonthlyUsage.objects.filter(pk=row.pk).update(limit_reached_at=None)
     return old, row.quota

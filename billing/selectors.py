@@ -51,6 +51,9 @@ class UsageSummary:
     addon_packs: int
     resets_at: datetime.datetime
     forecast: Forecast
+    # Reservations of actions under way (rule 13): not activations (not charged, not in `activated`),
+    # but they hold headroom until confirmed or released, so `remaining` leaves them out.
+    in_flight: int = 0
 
 
 def plan_of(*, workspace: Workspace) -> tuple[Plan, Subscription | None]:
@@ -101,6 +104,7 @@ def usage_summary(*, workspace: Workspace, now: datetime.datetime | None = None)
         addon_packs=subscription.addon_packs if subscription else 0,
         resets_at=month_end(snapshot.month),
         forecast=usage_forecast(snapshot=snapshot, now=now),
+        in_flight=snapshot.in_flight,
     )
 
 

@@ -102,11 +102,12 @@ def campaign_preview(*, campaign: Campaign, now: datetime.datetime | None = None
     total = contacts.count()
     in_window = contacts.filter(last_inbound_at__gt=_window_cutoff(now))
     reachable = in_window.count()
-    active = in_window.filter(Exists(ActivationRecord.objects.filter(
+    # Contacts reserved by an action in flight are joined by the launch, not charged again (rule 13).
+    active = in_window.filter(Exists(ActivationRecord.all_states.filter(
         workspace_id=workspace.pk, month=month_of(now), contact_id=OuterRef("pk")
     ))).count()
     snapshot = usage(workspace)
-    headroom = max(snapshot.quota - workspace.activation_reserve - snapshot.activated, 0)
+    headroom = max(snapshot.remaining - workspace.activation_reserve, 0)
     candidates = reachable - active
     would_activate = min(headroom, candidates)
     return CampaignPreview(

@@ -23,6 +23,7 @@ from accounts.models import Workspace
 from automations.models import PausedAction
 from automations.services import campaign_fanout, enrichment, integrations, scenarios, segments
 from automations.services.alerts import usage_alerts_check
+from automations.services.engagement import ENGAGED_OUTCOMES, outcome_settle
 from automations.services.paused import workspaces_with_waiting_actions
 from billing.activation import activate_many
 from billing.models import AutomationKind, MonthlyUsage
@@ -79,9 +80,19 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
             for (kind, ref), group in groupby(live, key=lambda a: (a.kind, a.automation_ref)):
                 group = list(group)
                 reserve = workspace.activation_reserve if kind == AutomationKind.CAMPAIGN else 0
-                result = activate_many(workspace, [a.contact_id for a in group], kind=kind, ref=ref, reserve=reserve)
-                allowed = set(result.allowed)
-                claimed.extend(a for a in group if a.contact_id in allowed)
+                result = activate_many(workspace, [a.contact_id for a in group], kind=kind, ref=ref, reserve=reserve,
+                                       confirm=False)
+                allowed, held = set(result.allowed), set(result.held)
+                releasable = set(held)
+                for action in group:
+                    if action.contact_id in allowed:
+                        # The reservation the action settles by its outcome (rule 13), or hands on. A
+                        # contact listed twice holds it once: either action may confirm it, only the
+                        # first lets go of it.
+                        action.held_month = result.month if action.contact_id in held else None
+                        action.may_release = action.contact_id in releasable
+                        releasable.discard(action.contact_id)
+                        claimed.append(action)
             if claimed:
                 PausedAction.objects.filter(
                     pk__in=[a.pk for a in claimed], status=PausedAction.Status.WAITING
@@ -89,6 +100,7 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
         # The actions run after the claim has committed, with no transaction held across a send.
         for action in claimed:
             outcome = _run(action, now=now)
+            _settle(action, outcome)
             PausedAction.objects.filter(pk=action.pk).update(reason=outcome[:64])
         resumed += len(claimed)
     waiting = PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).count()
@@ -96,6 +108,21 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
         usage_alerts_check(workspace=workspace)
     logger.info("paused actions workspace=%s resumed=%s expired=%s waiting=%s", workspace.pk, resumed, expired, waiting)
     return ResumeResult(resumed=resumed, expired=expired, waiting=waiting)
+
+
+# Outcomes whose runner handed the reservation on: the scenario run or the integration delivery it
+# queued settles it when it engages the contact, or not.
+HANDED_ON = frozenset({"run_queued", "queued"})
+
+
+def _settle(action: PausedAction, outcome: str) -> None:
+    """Confirm the resumed action's reservation if it engaged the contact, release it if not."""
+    month = getattr(action, "held_month", None)
+    if month is None or outcome in HANDED_ON:
+        return
+    if outcome in ENGAGED_OUTCOMES or getattr(action, "may_release", False):
+        outcome_settle(workspace_id=action.workspace_id, month=month, kind=action.kind, ref=action.automation_ref,
+                       contact_id=action.contact_id, outcome=outcome)
 
 
 def _on_expired(actions: list[PausedAction], *, now: datetime.datetime) -> None:
@@ -131,7 +158,7 @@ def paused_actions_resume_due() -> int:
     """
     waiting = workspaces_with_waiting_actions()
     with_headroom = MonthlyUsage.objects.filter(
-        workspace_id__in=waiting, month=month_of(), activated__lt=F("quota")
+        workspace_id__in=waiting, month=month_of(), quota__gt=F("activated") + F("reserved")
     ).values_list("workspace_id", flat=True)
     resumed = 0
     for workspace in Workspace.objects.filter(pk__in=list(with_headroom), deleted_at__isnull=True).order_by("pk"):
