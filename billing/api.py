@@ -47,6 +47,51 @@ class MonthField(serializers.Field):
 
 
 
+class ScheduledChangeSerializer(serializers.Serializer):
+    plan = PlanSerializer()
+    addon_packs = serializers.IntegerField()
+    monthly_activations = serializers.IntegerField(help_text="Plan plus packs once the change applies.")
+    takes_effect_at = serializers.DateTimeField(help_text="The end of the period paid for.")
+
+
+class QuotaBreakdownSerializer(serializers.Serializer):
+    plan_activations = serializers.IntegerField(help_text="The plan's monthly activations.")
+    addon_packs = serializers.IntegerField()
+    addon_activations = serializers.IntegerField(help_text="Add-on packs times the pack size.")
+    bonus = serializers.IntegerField(help_text="Bonus activations granted for the month (rule 12).")
+    kept_at = serializers.IntegerField(
+        allow_null=True, help_text="The floor: when plan and packs fell below what was already activated this "
+                                   "month, the quota was kept at that figure. Null when no floor holds.")
+    floor_added = serializers.IntegerField(help_text="What the floor adds above plan and packs.")
+    plan_quota = serializers.IntegerField(help_text="max(plan + packs, floor) + bonus: the quota before the cap.")
+    monthly_cap = serializers.IntegerField(allow_null=True, help_text="The owners' cap (usage/settings/).")
+    cap_holds = serializers.BooleanField(help_text="The cap sets the quota below plan_quota.")
+    held_by = serializers.ChoiceField(choices=["plan", "floor", "cap"], help_text="What sets the quota.")
+    conversation_reserve = serializers.IntegerField(help_text="Activations campaigns may not use.")
+    campaign_remaining = serializers.IntegerField(help_text="What campaigns may still use: remaining minus "
+                                                            "the reserve.")
+    note = serializers.CharField(help_text="The same words as the usage and billing pages, e.g. "
+                                           "\"kept at 105: already used this month; +2 bonus this month\".")
+    scheduled_change = ScheduledChangeSerializer(allow_null=True, help_text="A decrease waiting for the end of "
+                                                                            "the paid period.")
+
+
+def quota_breakdown_data(parts: selectors.QuotaParts) -> dict:
+    scheduled = None
+    if parts.scheduled is not None:
+        scheduled = {"plan": {"code": parts.scheduled.plan.code, "name": parts.scheduled.plan.name},
+                     "addon_packs": parts.scheduled.addon_packs,
+                     "monthly_activations": parts.scheduled.monthly_activations,
+                     "takes_effect_at": parts.scheduled.takes_effect_at}
+    return {
+        "plan_activations": parts.plan_activations, "addon_packs": parts.addon_packs,
+        "addon_activations": parts.addon_activations, "bonus": parts.bonus, "kept_at": parts.kept_at,
+        "floor_added": parts.floor_added, "plan_quota": parts.plan_quota, "monthly_cap": parts.cap,
+        "cap_holds": parts.cap_holds, "held_by": parts.held_by, "conversation_reserve": parts.reserve,
+        "campaign_remaining": parts.campaign_remaining, "note": parts.note, "scheduled_change": scheduled,
+    }
+
+
 class UsageSerializer(serializers.Serializer):
     month = MonthField()
     activated = serializers.IntegerField()
@@ -60,6 +105,7 @@ class UsageSerializer(serializers.Serializer):
     addon_packs = serializers.IntegerField()
     resets_at = serializers.DateTimeField()
     forecast = ForecastSerializer()
+    quota_breakdown = QuotaBreakdownSerializer(help_text="How the quota adds up and what holds headroom back.")
 
 
 class UsageView(WorkspaceView):
@@ -83,6 +129,7 @@ class UsageView(WorkspaceView):
             "addon_packs": summary.addon_packs,
             "resets_at": summary.resets_at,
             "forecast": summary.forecast,
+            "quota_breakdown": quota_breakdown_data(summary.parts),
         }
         return Response(UsageSerializer(data).data)
 

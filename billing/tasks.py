@@ -29,3 +29,11 @@ def lapse_subscriptions() -> list[int]:
     from billing.subscriptions import subscriptions_lapse_as_needed
 
     return subscriptions_lapse_as_needed(now=timezone.now())
+
+
+@shared_task(name="billing.tasks.apply_scheduled_plan_changes")
+def apply_scheduled_plan_changes() -> list[int]:
+    """Every minute: downgrades and fewer packs whose paid period is over take effect (rule 8)."""
+    from billing.subscriptions import scheduled_changes_apply_due
+
+    return scheduled_changes_apply_due(now=timezone.now())

@@ -186,8 +186,6 @@ def usage_page(request: HttpRequest, membership: Membership) -> HttpResponse:
         "upgrade_packs": summary.addon_packs + 1 if not summary.plan.is_free else 0,
         "pro_plan": _pro_plan() if summary.plan.is_free else None,
         "quota_packs": quota_packs,
-        # Bonus grants (and a quota held up to what was already activated, rule 8).
-        "quota_extra": max(summary.quota - summary.plan.monthly_activations - quota_packs, 0),
         "month_last_day": (summary.resets_at - datetime.timedelta(seconds=1)).astimezone(billing_zone()).date(),
     }
     return render_workspace(request, membership, "usage/usage.html", context)
