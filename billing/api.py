@@ -235,3 +235,57 @@ class PortalView(WorkspaceView):
         """Stripe's billing portal (payment method, invoices, cancellation). Owners and admins only."""
         self.require_manager("manage billing")
         return Response({"url": billing_services.portal_start(workspace=self.workspace, user=request.user)})
+
+
+class SpendingControlsSerializer(serializers.Serializer):
+    monthly_cap = serializers.IntegerField(
+        allow_null=True, min_value=0, max_value=billing_services.MAX_SPENDING_FIGURE, required=False,
+        help_text="At most this many activations this month (rule 16): automations pause at the cap exactly as "
+                  "at the quota. Null: no cap. Raising or clearing it resumes paused actions at once.")
+    conversation_reserve = serializers.IntegerField(
+        min_value=0, max_value=billing_services.MAX_SPENDING_FIGURE, required=False,
+        help_text="Activations campaigns may not use, kept for people who write to you.")
+
+
+class SpendingControlsStateSerializer(serializers.Serializer):
+    monthly_cap = serializers.IntegerField(allow_null=True)
+    conversation_reserve = serializers.IntegerField()
+    quota = serializers.IntegerField(help_text="This month's quota, the cap applied.")
+    plan_quota = serializers.IntegerField(help_text="The quota before the cap: plan, packs, floor and bonuses.")
+    activated = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    campaign_remaining = serializers.IntegerField(help_text="What campaigns may still use: remaining minus the "
+                                                            "reserve.")
+    note = serializers.CharField(help_text="What holds headroom back, in the usage page's words.")
+
+
+def _controls_data(workspace) -> dict:
+    parts = selectors.quota_parts(workspace=workspace)
+    return {"monthly_cap": parts.cap, "conversation_reserve": parts.reserve, "quota": parts.quota,
+            "plan_quota": parts.plan_quota, "activated": parts.activated, "remaining": parts.remaining,
+            "campaign_remaining": parts.campaign_remaining, "note": parts.note}
+
+
+class SpendingControlsView(WorkspaceView):
+    extra_error_statuses = {"PATCH": (400, 403)}
+
+    @extend_schema(operation_id="usage_settings_retrieve", responses={200: SpendingControlsStateSerializer},
+                   tags=["usage"])
+    def get(self, request, workspace_id):
+        """The spending controls (rule 16) and what they leave this month."""
+        return Response(SpendingControlsStateSerializer(_controls_data(self.workspace)).data)
+
+    @extend_schema(operation_id="usage_settings_partial_update", request=SpendingControlsSerializer,
+                   responses={200: SpendingControlsStateSerializer}, tags=["usage"])
+    def patch(self, request, workspace_id):
+        """Set the monthly cap and the reserve for conversations (owners and admins only); fields left out
+        stay as they are. Critical campaigns are marked on the campaign (campaigns/{id}/, `critical`)."""
+        self.require_manager("change the spending controls")
+        unknown = sorted(set(request.data) - set(SpendingControlsSerializer().fields)) if isinstance(
+            request.data, dict) else []
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        serializer = SpendingControlsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        workspace = billing_services.spending_controls_update(workspace=self.workspace, **serializer.validated_data)
+        return Response(SpendingControlsStateSerializer(_controls_data(workspace)).data)
