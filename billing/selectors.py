@@ -64,6 +64,11 @@ class QuotaParts:
     scheduled: ScheduledChange | None
 
     @property
+    def reserve_kept(self) -> int:
+        """How much of what remains the reserve holds back from campaigns."""
+        return min(self.reserve, self.remaining)
+
+    @property
     def notes(self) -> list[str]:
         """Short phrases saying what the quota is made of and what holds headroom back."""
         notes = []
@@ -73,8 +78,8 @@ class QuotaParts:
             notes.append(f"+{self.bonus:,} bonus this month")
         if self.cap_holds:
             notes.append(f"your cap of {self.cap:,}")
-        if self.reserve:
-            notes.append(f"{min(self.reserve, self.remaining):,} kept for people who write to you")
+        if self.reserve_kept:
+            notes.append(f"{self.reserve_kept:,} kept for people who write to you")
         return notes
 
     @property
