@@ -232,3 +232,23 @@ def test_a_subscription_ended_unpaid_does_not_wait(small_pro, owner_client, work
     subscription.refresh_from_db()
     assert (subscription.plan.code, subscription.scheduled_for) == ("free", None)
     assert usage(workspace).quota == 100
+
+
+def test_staff_setting_a_cap_in_the_admin_refreshes_the_quota(workspace, admin_user, rf, make_contacts):
+    from django.contrib import admin as django_admin
+
+    from accounts.models import Workspace
+
+    activate_many(workspace, make_contacts(workspace, 30), kind="scenario")
+    model_admin = django_admin.site._registry[Workspace]
+    edited = Workspace.objects.get(pk=workspace.pk)
+    edited.monthly_cap, edited.activation_reserve = 20, 4
+
+    class ChangedForm:
+        changed_data = ["monthly_cap", "activation_reserve"]
+
+    model_admin.save_model(rf.post("/"), edited, ChangedForm(), change=True)
+
+    workspace.refresh_from_db()
+    assert (workspace.monthly_cap, workspace.activation_reserve) == (20, 4)
+    assert (usage(workspace).quota, usage(workspace).remaining) == (30, 0)  # the cap, never below activated
