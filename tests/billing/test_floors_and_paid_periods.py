@@ -252,3 +252,16 @@ def test_staff_setting_a_cap_in_the_admin_refreshes_the_quota(workspace, admin_u
     workspace.refresh_from_db()
     assert (workspace.monthly_cap, workspace.activation_reserve) == (20, 4)
     assert (usage(workspace).quota, usage(workspace).remaining) == (30, 0)  # the cap, never below activated
+
+
+def test_the_billing_page_says_fewer_packs_wait(small_pro, owner_client, workspace, fake_stripe, deliver):
+    upgrade_to_pro(owner_client, workspace, fake_stripe, deliver, packs=3)
+
+    response = owner_client.post(f"/w/{workspace.pk}/billing/checkout/", {"plan": "pro", "addon_packs": "1"},
+                                 follow=True)
+
+    end = Subscription.objects.get(workspace=workspace).scheduled_for
+    page = response.content.decode()
+    assert (f"Add-on packs go down to 1 on {end:%B} {end.day}, the end of the period you paid for; until then you "
+            "keep what you have.") in page
+    assert '<dd data-field="addon-packs">3 (+30 activations)</dd>' in page
