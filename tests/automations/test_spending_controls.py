@@ -213,3 +213,19 @@ def launch_existing(campaign, callbacks):
         campaign_launch(campaign=campaign, launched_by=None)
     campaign.refresh_from_db()
     return campaign
+
+
+def test_reserve_from_the_usage_page_form_and_the_admin_shows_the_controls(free_workspace, web, admin_client):
+    workspace = free_workspace
+
+    web.post(f"/w/{workspace.pk}/usage/settings/", {"monthly_cap": "80", "conversation_reserve": "8"})
+
+    workspace.refresh_from_db()
+    assert (workspace.monthly_cap, workspace.activation_reserve) == (80, 8)
+    page = web.get(f"/w/{workspace.pk}/").content.decode()
+    assert "8 activations kept for people who write to you: campaigns stop before using them (72 left for " \
+           "campaigns)." in page
+    assert '<span data-testid="reserve-note">, 8 kept for people who write to you</span>' in page
+    admin_page = admin_client.get(f"/admin/accounts/workspace/{workspace.pk}/change/").content.decode()
+    assert "Spending controls: cap 80 (below the plan's 100) · 8 kept for conversations" in admin_page
+    assert "your cap of 80; 8 kept for people who write to you" in admin_page
