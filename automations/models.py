@@ -79,6 +79,8 @@ class Campaign(models.Model):
     launched_at = models.DateTimeField(null=True, blank=True)
     launched_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     audience_frozen_at = models.DateTimeField(null=True, blank=True)
+    # Rule 16: when headroom is short, this campaign's paused messages resume before other paused actions.
+    critical = models.BooleanField(default=False)
     finished_at = models.DateTimeField(null=True, blank=True)
     # One fan-out at a time: a worker holds this lease while sending, renewing it per batch; a killed
     # worker's lease simply runs out, and the redelivered task takes over.

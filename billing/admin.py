@@ -100,6 +100,20 @@ class WorkspaceAdmin(admin.ModelAdmin):
     actions = ["grant_bonus_action"]
     change_form_template = "admin/billing/workspace_change_form.html"
 
+    def save_model(self, request, obj, form, change):
+        """The spending controls go through their service, so the month's quota follows the cap and
+        paused actions resume when it rises (rule 16)."""
+        controls = {"monthly_cap", "activation_reserve"}.intersection(form.changed_data if change else ())
+        if controls:
+            saved = Workspace.objects.get(pk=obj.pk)
+            cap, reserve = obj.monthly_cap, obj.activation_reserve
+            obj.monthly_cap, obj.activation_reserve = saved.monthly_cap, saved.activation_reserve
+            super().save_model(request, obj, form, change)
+            services.spending_controls_update(workspace=obj, monthly_cap=cap, conversation_reserve=reserve)
+            obj.refresh_from_db()
+            return
+        super().save_model(request, obj, form, change)
+
     @admin.display(description="Plan")
     def plan_name(self, workspace: Workspace) -> str:
         subscription = getattr(workspace, "subscription", None)

@@ -70,6 +70,12 @@ class Subscription(models.Model):
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
+    # A downgrade, a cancellation or fewer packs Stripe already has, waiting for the end of the period the
+    # customer paid for (`scheduled_for`, docs/product.md "The paid period"); plan and addon_packs above
+    # stay what is in effect until then.
+    scheduled_plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    scheduled_addon_packs = models.PositiveIntegerField(null=True, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     # Stripe may deliver webhooks out of order: the `created` second of the last Stripe event applied to this
@@ -102,6 +108,12 @@ class MonthlyUsage(models.Model):
         default=0, db_default=0, help_text="Reservations in flight: granted by the gate, not yet confirmed or released."
     )
     limit_reached_at = models.DateTimeField(null=True, blank=True)
+    # The floor (rules 8, 12): when the plan and packs in effect fell below what the month had already
+    # activated, the quota was kept at `kept_at` (the activations at that moment), of which
+    # `kept_at_bonus` were bonus grants. Bonuses granted later add on top: quota = max(plan + packs,
+    # kept_at - kept_at_bonus) + bonuses, then the owners' cap (billing.quota.quota_compute). 0: no floor.
+    kept_at = models.PositiveIntegerField(default=0)
+    kept_at_bonus = models.PositiveIntegerField(default=0)
     # The month's activations by day of the month ("1".."31", in the billing zone) and by automation
     # kind, moved by the gate in the statement that moves `activated`, so the usage page never scans
     # the ledger. None means "not known": rebuilt from the records on first read (selectors).

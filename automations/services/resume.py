@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Workspace
-from automations.models import PausedAction
+from automations.models import Campaign, PausedAction
 from automations.services import campaign_fanout, enrichment, integrations, scenarios, segments
 from automations.services.alerts import usage_alerts_check
 from automations.services.engagement import ENGAGED_OUTCOMES, outcome_settle
@@ -50,17 +50,42 @@ def _window_closed(action: PausedAction, now: datetime.datetime) -> bool:
     return not window_is_open(action.contact, private_reply=bool(action.payload.get("private_reply")), now=now)
 
 
+def critical_refs(*, workspace: Workspace) -> list[str]:
+    """automation_ref of the workspace's campaigns marked critical (rule 16)."""
+    return [f"campaign:{pk}" for pk in Campaign.objects.filter(workspace=workspace, critical=True)
+            .values_list("pk", flat=True)]
+
+
 def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None = None) -> ResumeResult:
-    """Run waiting actions, oldest first, up to the headroom; expire those whose window closed (rule 5)."""
+    """Run waiting actions up to the headroom; expire those whose window closed (rule 5).
+
+    Paused messages of campaigns marked critical go first (rule 16), then every other action, oldest
+    first.
+    """
     now = now or timezone.now()
     workspace = Workspace.objects.get(pk=workspace.pk)  # the reserve as it is now
+    refs = critical_refs(workspace=workspace)
+    resumed = expired = 0
+    selections = [Q(automation_ref__in=refs), ~Q(automation_ref__in=refs)] if refs else [Q()]
+    for selection in selections:
+        done = _resume_pass(workspace=workspace, selection=selection, now=now)
+        resumed, expired = resumed + done[0], expired + done[1]
+    waiting = PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).count()
+    if resumed:
+        usage_alerts_check(workspace=workspace)
+    logger.info("paused actions workspace=%s resumed=%s expired=%s waiting=%s", workspace.pk, resumed, expired, waiting)
+    return ResumeResult(resumed=resumed, expired=expired, waiting=waiting)
+
+
+def _resume_pass(*, workspace: Workspace, selection: Q, now: datetime.datetime) -> tuple[int, int]:
+    """One pass over the waiting actions `selection` keeps, oldest first; returns (resumed, expired)."""
     resumed = expired = 0
     cursor: tuple[datetime.datetime, int] | None = None
     while True:
         with transaction.atomic():
             rows = PausedAction.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
                 "contact"
-            ).filter(workspace=workspace, status=PausedAction.Status.WAITING)
+            ).filter(selection, workspace=workspace, status=PausedAction.Status.WAITING)
             if cursor is not None:
                 rows = rows.filter(Q(created_at__gt=cursor[0]) | Q(created_at=cursor[0], id__gt=cursor[1]))
             chunk = list(rows.order_by("created_at", "id")[:RESUME_CHUNK])
@@ -103,11 +128,7 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
             _settle(action, outcome)
             PausedAction.objects.filter(pk=action.pk).update(reason=outcome[:64])
         resumed += len(claimed)
-    waiting = PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).count()
-    if resumed:
-        usage_alerts_check(workspace=workspace)
-    logger.info("paused actions workspace=%s resumed=%s expired=%s waiting=%s", workspace.pk, resumed, expired, waiting)
-    return ResumeResult(resumed=resumed, expired=expired, waiting=waiting)
+    return resumed, expired
 
 
 # Outcomes whose runner handed the reservation on: the scenario run or the integration delivery it
