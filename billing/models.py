@@ -227,8 +227,10 @@ class ActivationEvent(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+", db_constraint=False,
                                   db_index=False)
-    contact = models.ForeignKey(Contact, null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False,
-                                db_index=False)
+    # A bare id once the contact is erased (DO_NOTHING: no personal data here, and no scan of the
+    # history on each erasure).
+    contact = models.ForeignKey(Contact, null=True, on_delete=models.DO_NOTHING, related_name="+",
+                                db_constraint=False, db_index=False)
     month = models.DateField()
     action = models.CharField(max_length=9, choices=Action.choices)
     kind = models.CharField(max_length=16, blank=True)
