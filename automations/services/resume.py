@@ -1,5 +1,9 @@
 """Resuming paused actions (rule 5): oldest first, up to the headroom, each by the automation that paused it.
 
+Paused messages of campaigns marked critical go first (rule 16), then every other action, oldest
+first. The gate grants each resumed action a reservation (rule 13) that its outcome confirms or
+releases here, or that it hands on (a scenario run, an integration delivery) to be settled there.
+
 Resuming claims a chunk of waiting rows under a row lock (SKIP LOCKED, so two resumers never take
 the same row), expires those whose messaging window has closed, asks the gate for the rest in the
 order they were paused, and marks the allowed ones resumed in the same transaction. Only then, with
