@@ -68,6 +68,9 @@ class Workspace(models.Model):
     )
     # Activations campaigns may not use, kept for people who write in (docs/product.md rule 16).
     activation_reserve = models.PositiveIntegerField(default=0)
+    # The owners' own monthly cap (rule 16): the month's quota is held at or below it (never below what
+    # is already activated). Null: no cap, the plan's quota applies.
+    monthly_cap = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
 

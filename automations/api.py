@@ -13,7 +13,7 @@ from accounts.api_base import WorkspaceView, idempotent
 from accounts.models import Membership
 from automations import selectors, services
 from automations.models import Campaign, PausedAction, Scenario, Segment
-from automations.services.campaigns import campaign_delete, campaign_update
+from automations.services.campaigns import campaign_critical_set, campaign_delete, campaign_update
 from automations.services.segments import segment_delete
 from billing.models import AutomationKind
 from contacts.models import Contact
@@ -168,6 +168,8 @@ class CampaignSerializer(serializers.Serializer):
     limited_count = serializers.IntegerField(help_text="Paused at the quota (rule 4); resume with headroom.")
     skipped_window_count = serializers.IntegerField()
     failed_count = serializers.IntegerField()
+    critical = serializers.BooleanField(help_text="When headroom is short, its paused messages resume before other "
+                                                  "paused actions (rule 16).")
 
 
 class CampaignWriteSerializer(StrictSerializer):
@@ -186,6 +188,8 @@ class CampaignUpdateSerializer(CampaignWriteSerializer):
     name = StrictCharField(max_length=120, required=False)
     text = StrictCharField(max_length=1000, required=False)
     audience = serializers.ChoiceField(choices=Campaign.Audience.choices, required=False)
+    critical = serializers.BooleanField(required=False, help_text="Mark the campaign critical (owners and admins; "
+                                                                  "at any stage, launched or not).")
 
 
 class CampaignPreviewSerializer(serializers.Serializer):
@@ -194,6 +198,13 @@ class CampaignPreviewSerializer(serializers.Serializer):
     would_activate = serializers.IntegerField(help_text="New activations a launch now would use.")
     would_be_limited = serializers.IntegerField(help_text="Would be paused at the quota (rule 4).")
     outside_window = serializers.IntegerField(help_text="Messaging window closed: not messaged, not counted.")
+    reserve = serializers.IntegerField(help_text="Activations kept for people who write to you: campaigns leave them.")
+    critical = serializers.BooleanField()
+    waiting_now = serializers.IntegerField(help_text="Paused actions of the workspace waiting now.")
+    waiting_before = serializers.IntegerField(help_text="Paused actions that would resume before this campaign's "
+                                                        "paused contacts, as it is flagged.")
+    waiting_before_if_critical = serializers.IntegerField(help_text="The same if it were marked critical.")
+    critical_words = serializers.CharField(help_text="How the critical flag changes who is reached.")
 
 
 def _targets(view: WorkspaceView, data: dict) -> dict:
@@ -265,13 +276,21 @@ class CampaignDetailView(_CampaignMixin, WorkspaceView):
     @extend_schema(operation_id="campaigns_partial_update", request=CampaignUpdateSerializer,
                    responses={200: CampaignSerializer}, tags=["campaigns"])
     def patch(self, request, workspace_id, campaign_id):
-        """Edit a draft (409 once launched)."""
+        """Edit a draft (409 once launched). `critical` alone may change at any stage, by owners and admins."""
         campaign = self.get_campaign(campaign_id)
         serializer = CampaignUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        changes = {k: v for k, v in serializer.validated_data.items() if k not in ("segment", "folder")}
-        changes.update(_targets(self, serializer.validated_data))
-        return Response(CampaignSerializer(campaign_update(campaign=campaign, **changes)).data)
+        data = dict(serializer.validated_data)
+        critical = data.pop("critical", None)
+        if critical is not None:
+            self.require_manager("mark campaigns critical")
+        changes = {k: v for k, v in data.items() if k not in ("segment", "folder")}
+        changes.update(_targets(self, data))
+        if changes:
+            campaign = campaign_update(campaign=campaign, **changes)
+        if critical is not None:
+            campaign = campaign_critical_set(campaign=campaign, critical=critical)
+        return Response(CampaignSerializer(campaign).data)
 
     @extend_schema(operation_id="campaigns_destroy", responses={204: None}, tags=["campaigns"])
     def delete(self, request, workspace_id, campaign_id):

@@ -79,6 +79,8 @@ class Campaign(models.Model):
     launched_at = models.DateTimeField(null=True, blank=True)
     launched_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     audience_frozen_at = models.DateTimeField(null=True, blank=True)
+    # Rule 16: when headroom is short, this campaign's paused messages resume before other paused actions.
+    critical = models.BooleanField(default=False)
     finished_at = models.DateTimeField(null=True, blank=True)
     # One fan-out at a time: a worker holds this lease while sending, renewing it per batch; a killed
     # worker's lease simply runs out, and the redelivered task takes over.
@@ -231,7 +233,10 @@ class ScenarioRun(models.Model):
     reply_to_comment_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     next_step = models.PositiveSmallIntegerField(default=0)
-    engaged = models.BooleanField(default=False, help_text="The gate allowed this run to engage the contact.")
+    engaged = models.BooleanField(default=False, help_text="The contact is activated for this run: no more gate.")
+    # The month of the activation reservation this run holds for its next engaging step (rule 13):
+    # confirmed or released by that step's outcome. Null: it holds none.
+    held_month = models.DateField(null=True, blank=True)
     # A worker executing the run holds this lease, so a redelivered task does not run it alongside.
     executing_until = models.DateTimeField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
@@ -326,6 +331,9 @@ class IntegrationDelivery(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # The month of the activation reservation this push holds (rule 13): confirmed when the receiver
+    # answers 2xx, released when the delivery gives up. Null: it holds none.
+    held_month = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -22,6 +22,7 @@ from accounts.models import Workspace
 from billing import selectors, services, webhooks
 from billing.forms import BonusGrantForm, PlanAdminForm
 from billing.models import (
+    ActivationEvent,
     ActivationRecord,
     BonusGrant,
     CheckoutSession,
@@ -98,6 +99,20 @@ class WorkspaceAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["grant_bonus_action"]
     change_form_template = "admin/billing/workspace_change_form.html"
+
+    def save_model(self, request, obj, form, change):
+        """The spending controls go through their service, so the month's quota follows the cap and
+        paused actions resume when it rises (rule 16)."""
+        controls = {"monthly_cap", "activation_reserve"}.intersection(form.changed_data if change else ())
+        if controls:
+            saved = Workspace.objects.get(pk=obj.pk)
+            cap, reserve = obj.monthly_cap, obj.activation_reserve
+            obj.monthly_cap, obj.activation_reserve = saved.monthly_cap, saved.activation_reserve
+            super().save_model(request, obj, form, change)
+            services.spending_controls_update(workspace=obj, monthly_cap=cap, conversation_reserve=reserve)
+            obj.refresh_from_db()
+            return
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="Plan")
     def plan_name(self, workspace: Workspace) -> str:
@@ -302,6 +317,18 @@ class ActivationRecordAdmin(ReadOnlyAdmin):
         response = StreamingHttpResponse(stream(), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="activations.csv"'
         return response
+
+
+@admin.register(ActivationEvent)
+class ActivationEventAdmin(ReadOnlyAdmin):
+    """The history of reservations (rule 13): who reserved, confirmed or released, when and why."""
+
+    list_display = ["at", "workspace", "contact_id", "month", "action", "kind", "by", "reason"]
+    list_filter = [MonthFilter, "action", "kind"]
+    search_fields = ["workspace__name", "workspace__slug", "by", "reason"]
+    list_select_related = ["workspace"]
+    show_full_result_count = False
+    raw_id_fields = ["workspace", "contact"]
 
 
 @admin.register(BonusGrant)

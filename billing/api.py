@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from accounts.api_base import WorkspaceView, idempotent
 from accounts.models import Membership
-from billing import checkout, selectors
+from billing import checkout, selectors, services
 from billing.checkout import MAX_ADDON_PACKS
 from billing.models import AutomationKind, Plan
 from inro.api import (
@@ -53,11 +53,59 @@ class MonthField(serializers.Field):
 
 
 
+class ScheduledChangeSerializer(serializers.Serializer):
+    plan = PlanSerializer()
+    addon_packs = serializers.IntegerField()
+    monthly_activations = serializers.IntegerField(help_text="Plan plus packs once the change applies.")
+    takes_effect_at = serializers.DateTimeField(help_text="The end of the period paid for.")
+
+
+class QuotaBreakdownSerializer(serializers.Serializer):
+    plan_activations = serializers.IntegerField(help_text="The plan's monthly activations.")
+    addon_packs = serializers.IntegerField()
+    addon_activations = serializers.IntegerField(help_text="Add-on packs times the pack size.")
+    bonus = serializers.IntegerField(help_text="Bonus activations granted for the month (rule 12).")
+    kept_at = serializers.IntegerField(
+        allow_null=True, help_text="The floor: when plan and packs fell below what was already activated this "
+                                   "month, the quota was kept at that figure. Null when no floor holds.")
+    floor_added = serializers.IntegerField(help_text="What the floor adds above plan and packs.")
+    plan_quota = serializers.IntegerField(help_text="max(plan + packs, floor) + bonus: the quota before the cap.")
+    monthly_cap = serializers.IntegerField(allow_null=True, help_text="The owners' cap (usage/settings/).")
+    cap_holds = serializers.BooleanField(help_text="The cap sets the quota below plan_quota.")
+    held_by = serializers.ChoiceField(choices=["plan", "floor", "cap"], help_text="What sets the quota.")
+    conversation_reserve = serializers.IntegerField(help_text="Activations campaigns may not use.")
+    campaign_remaining = serializers.IntegerField(help_text="What campaigns may still use: remaining minus "
+                                                            "the reserve.")
+    note = serializers.CharField(help_text="The same words as the usage and billing pages, e.g. "
+                                           "\"kept at 105: already used this month; +2 bonus this month\".")
+    scheduled_change = ScheduledChangeSerializer(allow_null=True, help_text="A decrease waiting for the end of "
+                                                                            "the paid period.")
+
+
+def quota_breakdown_data(parts: selectors.QuotaParts) -> dict:
+    scheduled = None
+    if parts.scheduled is not None:
+        scheduled = {"plan": {"code": parts.scheduled.plan.code, "name": parts.scheduled.plan.name},
+                     "addon_packs": parts.scheduled.addon_packs,
+                     "monthly_activations": parts.scheduled.monthly_activations,
+                     "takes_effect_at": parts.scheduled.takes_effect_at}
+    return {
+        "plan_activations": parts.plan_activations, "addon_packs": parts.addon_packs,
+        "addon_activations": parts.addon_activations, "bonus": parts.bonus, "kept_at": parts.kept_at,
+        "floor_added": parts.floor_added, "plan_quota": parts.plan_quota, "monthly_cap": parts.cap,
+        "cap_holds": parts.cap_holds, "held_by": parts.held_by, "conversation_reserve": parts.reserve,
+        "campaign_remaining": parts.campaign_remaining, "note": parts.note, "scheduled_change": scheduled,
+    }
+
+
 class UsageSerializer(serializers.Serializer):
     month = MonthField()
-    activated = serializers.IntegerField()
+    activated = serializers.IntegerField(help_text="Confirmed activations this month: what is charged.")
     quota = serializers.IntegerField()
-    remaining = serializers.IntegerField()
+    remaining = serializers.IntegerField(help_text="Headroom left: quota - activated - in_flight.")
+    in_flight = serializers.IntegerField(
+        help_text="Activations reserved by automated actions under way, not yet confirmed (engaged) or released."
+    )
     limit_reached = serializers.BooleanField()
     percent = serializers.IntegerField(help_text="0 to 100, for the meter.")
     level = serializers.ChoiceField(choices=["ok", "warning", "limit"])
@@ -66,6 +114,7 @@ class UsageSerializer(serializers.Serializer):
     addon_packs = serializers.IntegerField()
     resets_at = serializers.DateTimeField()
     forecast = ForecastSerializer()
+    quota_breakdown = QuotaBreakdownSerializer(help_text="How the quota adds up and what holds headroom back.")
 
 
 class UsageView(WorkspaceView):
@@ -81,6 +130,7 @@ class UsageView(WorkspaceView):
             "activated": summary.activated,
             "quota": summary.quota,
             "remaining": summary.remaining,
+            "in_flight": summary.in_flight,
             "limit_reached": summary.limit_reached,
             "percent": summary.percent,
             "level": summary.level,
@@ -89,6 +139,7 @@ class UsageView(WorkspaceView):
             "addon_packs": summary.addon_packs,
             "resets_at": summary.resets_at,
             "forecast": summary.forecast,
+            "quota_breakdown": quota_breakdown_data(summary.parts),
         }
         return Response(UsageSerializer(data).data)
 
@@ -195,3 +246,52 @@ class PortalView(WorkspaceView):
     def post(self, request, workspace_id):
         """Stripe's billing portal (payment method, invoices, cancellation). Owners and admins only."""
         return Response({"url": checkout.portal_start(workspace=self.workspace, user=request.user)})
+
+
+class SpendingControlsSerializer(StrictSerializer):
+    monthly_cap = StrictIntegerField(
+        allow_null=True, min_value=0, max_value=services.MAX_SPENDING_FIGURE, required=False,
+        help_text="At most this many activations this month (rule 16): automations pause at the cap exactly as "
+                  "at the quota. Null: no cap. Raising or clearing it resumes paused actions at once.")
+    conversation_reserve = StrictIntegerField(
+        min_value=0, max_value=services.MAX_SPENDING_FIGURE, required=False,
+        help_text="Activations campaigns may not use, kept for people who write to you.")
+
+
+class SpendingControlsStateSerializer(serializers.Serializer):
+    monthly_cap = serializers.IntegerField(allow_null=True)
+    conversation_reserve = serializers.IntegerField()
+    quota = serializers.IntegerField(help_text="This month's quota, the cap applied.")
+    plan_quota = serializers.IntegerField(help_text="The quota before the cap: plan, packs, floor and bonuses.")
+    activated = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    campaign_remaining = serializers.IntegerField(help_text="What campaigns may still use: remaining minus the "
+                                                            "reserve.")
+    note = serializers.CharField(help_text="What holds headroom back, in the usage page's words.")
+
+
+def _controls_data(workspace) -> dict:
+    parts = selectors.quota_parts(workspace=workspace)
+    return {"monthly_cap": parts.cap, "conversation_reserve": parts.reserve, "quota": parts.quota,
+            "plan_quota": parts.plan_quota, "activated": parts.activated, "remaining": parts.remaining,
+            "campaign_remaining": parts.campaign_remaining, "note": parts.note}
+
+
+class SpendingControlsView(WorkspaceView):
+    required_roles = {"PATCH": Membership.Role.ADMIN}
+
+    @extend_schema(operation_id="usage_settings_retrieve", responses={200: SpendingControlsStateSerializer},
+                   tags=["usage"])
+    def get(self, request, workspace_id):
+        """The spending controls (rule 16) and what they leave this month."""
+        return Response(SpendingControlsStateSerializer(_controls_data(self.workspace)).data)
+
+    @extend_schema(operation_id="usage_settings_partial_update", request=SpendingControlsSerializer,
+                   responses={200: SpendingControlsStateSerializer}, tags=["usage"])
+    def patch(self, request, workspace_id):
+        """Set the monthly cap and the reserve for conversations (owners and admins only); fields left out
+        stay as they are. Critical campaigns are marked on the campaign (campaigns/{id}/, `critical`)."""
+        serializer = SpendingControlsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        workspace = services.spending_controls_update(workspace=self.workspace, **serializer.validated_data)
+        return Response(SpendingControlsStateSerializer(_controls_data(workspace)).data)

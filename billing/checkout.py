@@ -240,7 +240,7 @@ def checkout_session_apply(*, session: dict, source_event_id: str = "") -> str:
             changed_by=None if source_event_id else local.created_by,
             reason="checkout completed" if source_event_id else "checkout return page",
             stripe_subscription_id=subscription_id, stripe_customer_id=customer_id or row.stripe_customer_id,
-            cancel_at_period_end=False,
+            cancel_at_period_end=False, scheduled_plan=None, scheduled_addon_packs=None, scheduled_for=None,
         )
     return ""
 

@@ -6,6 +6,8 @@ from inro.enqueue import registered_task
 ROLL_OVER_MONTH = "billing.tasks.roll_over_month"
 PAYMENT_FAILED_NOTIFY = "billing.tasks.payment_failed_notify"
 LAPSE_SUBSCRIPTIONS = "billing.tasks.lapse_subscriptions"
+ACTIVATIONS_SETTLE = "billing.tasks.activations_settle"
+APPLY_SCHEDULED_PLAN_CHANGES = "billing.tasks.apply_scheduled_plan_changes"
 
 
 def payment_failed_notify(failure_id: int) -> None:

@@ -9,6 +9,7 @@ change never resumes anything. A listener gets keyword arguments workspace_id an
 import datetime
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import transaction
 
@@ -56,3 +57,47 @@ def month_opened(*, month: datetime.date) -> None:
             listener(month=month)
 
     transaction.on_commit(notify)
+
+
+# --- Engagement probes: how the settle job learns what became of a reservation left in flight -------
+
+ENGAGED = "engaged"
+NOT_ENGAGED = "not_engaged"
+IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A reservation in flight, as the settle job hands it to the probes."""
+
+    workspace_id: int
+    contact_id: int
+    month: datetime.date
+    kind: str
+    automation_ref: str
+    reserved_at: datetime.datetime
+
+
+EngagementProbe = Callable[..., dict]
+_engagement_probes: list[EngagementProbe] = []
+
+
+def on_engagement_probe(probe: EngagementProbe) -> EngagementProbe:
+    """Register a probe: `probe(reservations=[Reservation, ...])` returns {(workspace_id, contact_id):
+    ENGAGED | NOT_ENGAGED | IN_PROGRESS} for the reservations it knows about (others left out).
+    Billing cannot import automations, which know where an engagement is recorded."""
+    if probe not in _engagement_probes:
+        _engagement_probes.append(probe)
+    return probe
+
+
+def engagement_verdicts(*, reservations: list[Reservation]) -> dict[tuple[int, int], str]:
+    """What the probes say of each reservation: in progress if any probe says so, else engaged if
+    any saw the engagement recorded, else not engaged."""
+    rank = {NOT_ENGAGED: 0, ENGAGED: 1, IN_PROGRESS: 2}
+    verdicts = {(r.workspace_id, r.contact_id): NOT_ENGAGED for r in reservations}
+    for probe in list(_engagement_probes):
+        for key, verdict in probe(reservations=reservations).items():
+            if key in verdicts and rank.get(verdict, 0) > rank[verdicts[key]]:
+                verdicts[key] = verdict
+    return verdicts

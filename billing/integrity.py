@@ -1,7 +1,10 @@
-"""Drift detection between the usage counters and the activation ledger (rule 2).
+"""Drift detection between the usage counters and the activation ledger (rules 2, 13).
 
-The counter and the records move in one transaction, so drift "cannot happen"; this is how we know.
-A repair rewrites the counter from the ledger (the ledger is the truth) and never touches records.
+What is proven, for every usage row: `activated` = its confirmed records (what is charged and shown),
+and `reserved` = its reservations in flight (records in state reserved); the CHECK constraint keeps
+activated + reserved <= quota. The counters and the records move in one transaction, so drift
+"cannot happen"; this is how we know. A repair rewrites the counters from the ledger (the ledger is
+the truth) and never touches records.
 """
 
 import datetime
@@ -9,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, ExtractDay
 
 from billing.models import ActivationRecord, MonthlyUsage
@@ -23,7 +26,9 @@ class Drift:
     counter: int
     records: int
     quota: int
-    # "counter": `activated` differs from the records; "breakdown": the per-day or per-kind counters do.
+    # "counter": `activated` differs from the confirmed records; "reserved": `reserved` differs from the
+    # reservations in flight (then counter/records are those); "breakdown": the per-day or per-kind
+    # counters differ.
     what: str = "counter"
 
 
@@ -112,13 +117,40 @@ def usage_drift(*, month: datetime.date | None = None) -> list[Drift]:
     )
     drift += [Drift(o["workspace_id"], o["month"], 0, o["n"], 0) for o in orphans]
     counted = {(item.workspace_id, item.month) for item in drift}
+    drift += [item for item in _reserved_drift(month) if (item.workspace_id, item.month) not in counted]
+    counted = {(item.workspace_id, item.month) for item in drift}
     drift += [item for item in _breakdown_drift(month) if (item.workspace_id, item.month) not in counted]
     return drift
 
 
+def _reservations(workspace_id=None, month=None):
+    rows = ActivationRecord.all_states.filter(state=ActivationRecord.State.RESERVED)
+    if workspace_id is not None:
+        rows = rows.filter(workspace_id=workspace_id)
+    if month is not None:
+        rows = rows.filter(month=month)
+    return rows
+
+
+def _reserved_drift(month: datetime.date | None) -> list[Drift]:
+    """Usage rows whose `reserved` differs from their reservations in flight."""
+    reservations = (
+        _reservations().filter(workspace_id=OuterRef("workspace_id"), month=OuterRef("month"))
+        .order_by().values("workspace_id").annotate(n=Count("id")).values("n")
+    )
+    rows = MonthlyUsage.objects.annotate(in_flight=Coalesce(Subquery(reservations), Value(0)))
+    if month is not None:
+        rows = rows.filter(month=month)
+    return [
+        Drift(row.workspace_id, row.month, row.reserved, row.in_flight, row.quota, what="reserved")
+        for row in rows.exclude(reserved=F("in_flight")).order_by("month", "workspace_id")
+    ]
+
+
 def usage_drift_repair(*, drift: list[Drift]) -> int:
-    """Set each drifting counter to its record count (quota raised to match if needed) and rebuild its
-    per-day and per-kind breakdown from the ledger."""
+    """Set each drifting counter to its record count (`activated` to the confirmed records, `reserved`
+    to the reservations in flight; quota raised to match if needed) and rebuild its per-day and
+    per-kind breakdown from the ledger."""
     repaired = 0
     for item in drift:
         if item.what == "breakdown":
@@ -126,16 +158,20 @@ def usage_drift_repair(*, drift: list[Drift]) -> int:
             repaired += 1
             continue
         with transaction.atomic():
-            records = ActivationRecord.objects.filter(workspace_id=item.workspace_id, month=item.month).count()
             row = MonthlyUsage.objects.select_for_update().filter(
                 workspace_id=item.workspace_id, month=item.month
             ).first()
+            records = ActivationRecord.objects.filter(workspace_id=item.workspace_id, month=item.month).count()
+            in_flight = _reservations(item.workspace_id, item.month).count()
             if row is None:
                 MonthlyUsage.objects.create(
-                    workspace_id=item.workspace_id, month=item.month, quota=records, activated=records
+                    workspace_id=item.workspace_id, month=item.month, quota=records + in_flight, activated=records,
+                    reserved=in_flight,
                 )
             else:
-                MonthlyUsage.objects.filter(pk=row.pk).update(activated=records, quota=max(row.quota, records))
+                MonthlyUsage.objects.filter(pk=row.pk).update(
+                    activated=records, reserved=in_flight, quota=max(row.quota, records + in_flight)
+                )
             usage_breakdown_rebuild(workspace_id=item.workspace_id, month=item.month)
             repaired += 1
     return repaired

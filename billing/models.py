@@ -70,6 +70,12 @@ class Subscription(models.Model):
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
+    # A downgrade, a cancellation or fewer packs Stripe already has, waiting for the end of the period the
+    # customer paid for (`scheduled_for`, docs/product.md "The paid period"); plan and addon_packs above
+    # stay what is in effect until then.
+    scheduled_plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    scheduled_addon_packs = models.PositiveIntegerField(null=True, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     # Stripe may deliver webhooks out of order: the `created` second of the last Stripe event applied to this
@@ -87,13 +93,27 @@ class Subscription(models.Model):
 
 
 class MonthlyUsage(models.Model):
-    """A workspace's quota and activated count for one month; the counter moves only with records."""
+    """A workspace's quota and activated count for one month; the counters move only with records.
+
+    `activated` counts confirmed activations (what is charged and shown); `reserved` counts the
+    reservations in flight (rule 13). The gate guards the quota with both: activated + reserved never
+    exceeds it, so a reservation that is confirmed never needs headroom it might not find.
+    """
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="monthly_usage")
     month = models.DateField(help_text="First day of the billing month.")
     quota = models.PositiveIntegerField()
-    activated = models.PositiveIntegerField(default=0)
+    activated = models.PositiveIntegerField(default=0, help_text="Confirmed activations.")
+    reserved = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Reservations in flight: granted by the gate, not yet confirmed or released."
+    )
     limit_reached_at = models.DateTimeField(null=True, blank=True)
+    # The floor (rules 8, 12): when the plan and packs in effect fell below what the month had already
+    # activated, the quota was kept at `kept_at` (the activations at that moment), of which
+    # `kept_at_bonus` were bonus grants. Bonuses granted later add on top: quota = max(plan + packs,
+    # kept_at - kept_at_bonus) + bonuses, then the owners' cap (billing.quota.quota_compute). 0: no floor.
+    kept_at = models.PositiveIntegerField(default=0)
+    kept_at_bonus = models.PositiveIntegerField(default=0)
     # The month's activations by day of the month ("1".."31", in the billing zone) and by automation
     # kind, moved by the gate in the statement that moves `activated`, so the usage page never scans
     # the ledger. None means "not known": rebuilt from the records on first read (selectors).
@@ -107,8 +127,10 @@ class MonthlyUsage(models.Model):
         verbose_name_plural = "monthly usage"
         constraints = [
             models.UniqueConstraint(fields=["workspace", "month"], name="billing_usage_once_per_month"),
-            # Rule 2: the database refuses a counter above the quota, whatever the code does.
-            models.CheckConstraint(condition=Q(activated__lte=F("quota")), name="billing_usage_within_quota"),
+            # Rule 2: the database refuses counters above the quota, whatever the code does.
+            models.CheckConstraint(
+                condition=Q(activated__lte=F("quota") - F("reserved")), name="billing_usage_within_quota"
+            ),
         ]
         indexes = [models.Index(fields=["month", "workspace"], name="usage_month_ws")]
 
@@ -116,8 +138,31 @@ class MonthlyUsage(models.Model):
         return f"{self.workspace} {self.month:%Y-%m}: {self.activated}/{self.quota}"
 
 
+class ConfirmedActivations(models.Manager):
+    """Confirmed activations only: what is charged, counted and shown everywhere (rule 13)."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(state=ActivationRecord.State.CONFIRMED)
+
+
 class ActivationRecord(models.Model):
-    """The ledger: one row per contact activated in a month (rule 1). Append-only."""
+    """The ledger: one row per contact activated in a month (rule 1).
+
+    A row is first a *reservation* (state reserved) the gate grants before an automated action, or
+    is confirmed at once; the action then confirms it when it engaged the contact, or releases it
+    (the row is deleted) when it did not (rule 13). `holds` counts the actions in flight holding the
+    reservation: a contact reached by two actions at once is reserved once, and released only when
+    the last of them lets go without engaging it. A confirmed row never changes again. The unique
+    (workspace, contact, month) covers both states, so a contact is charged at most once a month.
+    `activated_at` is when the activation was confirmed, or for a reservation when it was last taken.
+    Every step of a reservation is kept in ActivationEvent (append-only).
+
+    `objects` yields confirmed rows only; `all_states` includes the reservations in flight.
+    """
+
+    class State(models.TextChoices):
+        RESERVED = "reserved", "Reserved (in flight)"
+        CONFIRMED = "confirmed", "Confirmed"
 
     # No index of its own: the unique (workspace, contact, month) serves every workspace lookup, and
     # one index fewer is one write fewer on each activation. On PostgreSQL one composite foreign key,
@@ -136,9 +181,20 @@ class ActivationRecord(models.Model):
     automation_ref = models.CharField(
         max_length=64, blank=True, help_text="Which automation activated it, e.g. campaign:12."
     )
+    state = models.CharField(
+        max_length=9, choices=State.choices, default=State.CONFIRMED, db_default=State.CONFIRMED.value
+    )
+    holds = models.PositiveSmallIntegerField(
+        default=0, db_default=0, help_text="Actions in flight holding the reservation (0 once confirmed)."
+    )
+
+    all_states = models.Manager()
+    objects = ConfirmedActivations()
 
     class Meta:
         ordering = ["-activated_at", "-id"]
+        default_manager_name = "objects"
+        base_manager_name = "all_states"
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "contact", "month"], name="billing_activation_once_per_month"
@@ -146,10 +202,48 @@ class ActivationRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["workspace", "month", "-activated_at"], name="activation_ws_month_at"),
+            # The settle job's scan: reservations only, a handful at any time.
+            models.Index(fields=["activated_at"], name="activation_reserved_at",
+                         condition=Q(state="reserved")),
         ]
 
     def __str__(self) -> str:
-        return f"{self.contact_id} in {self.month:%Y-%m} by {self.kind}"
+        return f"{self.contact_id} in {self.month:%Y-%m} by {self.kind} ({self.state})"
+
+
+class ActivationEvent(models.Model):
+    """Append-only history of reservations (rule 13): who reserved, confirmed or released, when, why.
+
+    An activation confirmed at once (the action engaged the contact as the gate decided) has no
+    event: its ledger row says who and when.
+    """
+
+    class Action(models.TextChoices):
+        RESERVED = "reserved", "Reserved"
+        JOINED = "joined", "Joined a reservation in flight"
+        CONFIRMED = "confirmed", "Confirmed"
+        RELEASED = "released", "Released"
+        LET_GO = "let_go", "Let go (another action still holds it)"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+", db_constraint=False,
+                                  db_index=False)
+    # A bare id once the contact is erased (DO_NOTHING: no personal data here, and no scan of the
+    # history on each erasure).
+    contact = models.ForeignKey(Contact, null=True, on_delete=models.DO_NOTHING, related_name="+",
+                                db_constraint=False, db_index=False)
+    month = models.DateField()
+    action = models.CharField(max_length=9, choices=Action.choices)
+    kind = models.CharField(max_length=16, blank=True)
+    by = models.CharField(max_length=64, blank=True, help_text="The automation (e.g. campaign:12) or job that did it.")
+    reason = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["workspace", "month", "contact"], name="activation_event_ws_month")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.action} by {self.by} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class BonusGrant(models.Model):

@@ -11,7 +11,7 @@ from accounts.models import Workspace
 from billing import hooks
 from billing.models import ActivationRecord, BonusGrant, MonthlyUsage, MonthRollover, Subscription
 from billing.months import month_of, months_between, next_month
-from billing.quota import base_quota, free_plan
+from billing.quota import base_quota, free_plan, quota_compute
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ def _open_month_for_all(month: datetime.date, *, closed_at: datetime.datetime | 
             .annotate(total=Sum("amount"))
             .values_list("workspace_id", "total")
         )
+        caps = dict(
+            Workspace.objects.filter(pk__in=workspace_ids, monthly_cap__isnull=False).values_list("pk", "monthly_cap")
+        )
         recorded: dict[int, int] = {}
         if closed_at is not None:
             recorded = dict(
@@ -53,12 +56,15 @@ def _open_month_for_all(month: datetime.date, *, closed_at: datetime.datetime | 
             )
         rows = []
         for ws in workspace_ids:
-            quota = base_quota(subscription=subscriptions.get(ws), free=free) + bonuses.get(ws, 0)
             activated = recorded.get(ws, 0)
+            quota, kept_at, kept_at_bonus = quota_compute(
+                base=base_quota(subscription=subscriptions.get(ws), free=free), bonus=bonuses.get(ws, 0),
+                activated=activated, cap=caps.get(ws),
+            )
             unknown = {"activated_by_day": None, "activated_by_kind": None} if activated else {}
             rows.append(MonthlyUsage(
-                workspace_id=ws, month=month, quota=max(quota, activated), activated=activated,
-                closed_at=closed_at, **unknown,
+                workspace_id=ws, month=month, quota=quota, activated=activated, kept_at=kept_at,
+                kept_at_bonus=kept_at_bonus, closed_at=closed_at, **unknown,
             ))
         created = MonthlyUsage.objects.bulk_create(rows, ignore_conflicts=True)
         opened += len(created)

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -14,6 +14,7 @@ from billing.integrity import Breakdown, usage_breakdown_from_records, usage_bre
 from billing.models import (
     ActivationRecord,
     AutomationKind,
+    BonusGrant,
     MonthlyUsage,
     PaymentFailure,
     Plan,
@@ -21,7 +22,7 @@ from billing.models import (
     Subscription,
 )
 from billing.months import billing_zone, month_end, month_of, month_start, previous_month
-from billing.quota import free_plan
+from billing.quota import bonus_total, free_plan
 from contacts.models import Contact, ContactCount
 
 ALERT_THRESHOLDS = (80, 100)
@@ -38,6 +39,108 @@ class Forecast:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduledChange:
+    """A decrease Stripe already has, waiting for the end of the paid period (docs/product.md)."""
+
+    plan: Plan
+    addon_packs: int
+    takes_effect_at: datetime.datetime
+    monthly_activations: int  # plan + packs once it applies
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaParts:
+    """How this month's quota adds up, and what holds headroom back: one reading for every surface
+    (usage page, billing page, API, admin), so they always tell the same story (rules 8, 12, 16)."""
+
+    plan_name: str
+    plan_activations: int
+    addon_packs: int
+    addon_pack_size: int
+    addon_activations: int
+    bonus: int  # every bonus granted for the month
+    kept_at: int | None  # the floor, when it holds plan + packs up: activations already used
+    floor_added: int  # what the floor adds above plan + packs (0 without a floor)
+    plan_quota: int  # max(plan + packs, floor) + bonuses: the quota before the cap
+    cap: int | None
+    cap_holds: bool  # the cap sets the quota below plan_quota
+    quota: int  # what the gate reads
+    activated: int
+    remaining: int
+    reserve: int
+    campaign_remaining: int  # what campaigns may still use: remaining minus the reserve
+    held_by: str  # "plan", "floor" or "cap": what sets the quota
+    scheduled: ScheduledChange | None
+
+    @property
+    def reserve_kept(self) -> int:
+        """How much of what remains the reserve holds back from campaigns."""
+        return min(self.reserve, self.remaining)
+
+    @property
+    def notes(self) -> list[str]:
+        """Short phrases saying what the quota is made of and what holds headroom back."""
+        notes = []
+        if self.kept_at is not None:
+            notes.append(f"kept at {self.kept_at:,}: already used this month")
+        if self.bonus:
+            notes.append(f"+{self.bonus:,} bonus this month")
+        if self.cap_holds:
+            notes.append(f"your cap of {self.cap:,}")
+        if self.reserve_kept:
+            notes.append(f"{self.reserve_kept:,} kept for people who write to you")
+        return notes
+
+    @property
+    def note(self) -> str:
+        return "; ".join(self.notes)
+
+
+def quota_parts(
+    *, workspace: Workspace, snapshot: UsageSnapshot | None = None,
+    plan_and_subscription: tuple[Plan, Subscription | None] | None = None,
+) -> QuotaParts:
+    """This month's quota taken apart (see billing.quota): plan, packs, floor, bonuses, cap, reserve.
+
+    One query of its own (the month's floor and bonuses); the cap and reserve are read from `workspace`.
+    """
+    snapshot = snapshot or usage(workspace)
+    plan, subscription = plan_and_subscription or plan_of(workspace=workspace)
+    packs = subscription.addon_packs if subscription else 0
+    base = plan.monthly_activations + packs * plan.addon_pack_size
+    bonuses = BonusGrant.objects.filter(workspace_id=OuterRef("workspace_id"), month=OuterRef("month")).order_by()
+    row = (
+        MonthlyUsage.objects.filter(workspace=workspace, month=snapshot.month)
+        .annotate(bonus=Subquery(bonuses.values("workspace_id").annotate(total=Sum("amount")).values("total")))
+        .values_list("kept_at", "kept_at_bonus", "bonus").first()
+    )
+    if row is None:
+        kept_at, kept_at_bonus, bonus = 0, 0, bonus_total(workspace_id=workspace.pk, month=snapshot.month)
+    else:
+        kept_at, kept_at_bonus, bonus = row[0], row[1], row[2] or 0
+    floor = kept_at - kept_at_bonus if kept_at else 0
+    plan_quota = max(base, floor) + bonus
+    cap, reserve = workspace.monthly_cap, workspace.activation_reserve
+    cap_holds = cap is not None and snapshot.quota < plan_quota
+    scheduled = None
+    if subscription is not None and subscription.scheduled_for is not None and subscription.scheduled_plan_id:
+        target = subscription.scheduled_plan
+        target_packs = subscription.scheduled_addon_packs or 0
+        scheduled = ScheduledChange(
+            plan=target, addon_packs=target_packs, takes_effect_at=subscription.scheduled_for,
+            monthly_activations=target.monthly_activations + target_packs * target.addon_pack_size,
+        )
+    return QuotaParts(
+        plan_name=plan.name, plan_activations=plan.monthly_activations, addon_packs=packs,
+        addon_pack_size=plan.addon_pack_size, addon_activations=packs * plan.addon_pack_size, bonus=bonus,
+        kept_at=kept_at if floor > base else None, floor_added=max(floor - base, 0), plan_quota=plan_quota,
+        cap=cap, cap_holds=cap_holds, quota=snapshot.quota, activated=snapshot.activated,
+        remaining=snapshot.remaining, reserve=reserve, campaign_remaining=max(snapshot.remaining - reserve, 0),
+        held_by="cap" if cap_holds else "floor" if floor > base else "plan", scheduled=scheduled,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class UsageSummary:
     month: datetime.date
     activated: int
@@ -51,6 +154,10 @@ class UsageSummary:
     addon_packs: int
     resets_at: datetime.datetime
     forecast: Forecast
+    parts: QuotaParts
+    # Reservations of actions under way (rule 13): not activations (not charged, not in `activated`),
+    # but they hold headroom until confirmed or released, so `remaining` leaves them out.
+    in_flight: int = 0
 
 
 def plan_of(*, workspace: Workspace) -> tuple[Plan, Subscription | None]:
@@ -86,6 +193,7 @@ def usage_summary(*, workspace: Workspace, now: datetime.datetime | None = None)
     now = now or timezone.now()
     snapshot = usage(workspace)
     plan, subscription = plan_of(workspace=workspace)
+    parts = quota_parts(workspace=workspace, snapshot=snapshot, plan_and_subscription=(plan, subscription))
     percent = 100 if snapshot.quota == 0 else min(100, math.floor(100 * snapshot.activated / snapshot.quota))
     level = "limit" if snapshot.limit_reached else "warning" if percent >= ALERT_THRESHOLDS[0] else "ok"
     return UsageSummary(
@@ -101,6 +209,8 @@ def usage_summary(*, workspace: Workspace, now: datetime.datetime | None = None)
         addon_packs=subscription.addon_packs if subscription else 0,
         resets_at=month_end(snapshot.month),
         forecast=usage_forecast(snapshot=snapshot, now=now),
+        parts=parts,
+        in_flight=snapshot.in_flight,
     )
 
 
@@ -281,6 +391,7 @@ class BillingOverview:
     alerts: list
     history: list
     pro_plan: Plan | None
+    parts: QuotaParts
 
 
 def billing_overview(*, workspace: Workspace) -> BillingOverview:
@@ -303,6 +414,7 @@ def billing_overview(*, workspace: Workspace) -> BillingOverview:
         alerts=billing_alerts(workspace),
         history=plan_history(workspace=workspace),
         pro_plan=Plan.objects.filter(code=Plan.PRO).first(),
+        parts=quota_parts(workspace=workspace, snapshot=snapshot, plan_and_subscription=(plan, subscription)),
     )
 
 

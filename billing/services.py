@@ -26,6 +26,53 @@ def quota_refresh(*, workspace: Workspace, month: datetime.date | None = None) -
     return new
 
 
+MAX_SPENDING_FIGURE = 10_000_000
+_UNCHANGED = object()
+
+
+def _spending_figure(value, *, field: str, nullable: bool) -> int | None:
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SPENDING_FIGURE:
+        blank = " or empty for none" if nullable else ""
+        raise ApplicationError(f"Enter a whole number from 0 to {MAX_SPENDING_FIGURE:,}{blank}.", code="invalid",
+                               fields={field: [f"Enter a whole number from 0 to {MAX_SPENDING_FIGURE}{blank}."]})
+    return value
+
+
+def spending_controls_update(*, workspace: Workspace, monthly_cap=_UNCHANGED, conversation_reserve=_UNCHANGED,
+                             ) -> Workspace:
+    """Set the owners' spending controls (rule 16); callers check the role (owners and admins).
+
+    `monthly_cap` (None: no cap) becomes part of this month's quota at once (billing.quota): lowering
+    it pauses automations at the cap exactly as at the quota; raising or clearing it resumes paused
+    actions after commit. `conversation_reserve` is the activations campaigns may not use; lowering
+    it gives campaigns room, so paused actions are resumed too. Omitted arguments stay as they are.
+    """
+    changes = {}
+    if monthly_cap is not _UNCHANGED:
+        changes["monthly_cap"] = _spending_figure(monthly_cap, field="monthly_cap", nullable=True)
+    if conversation_reserve is not _UNCHANGED:
+        changes["activation_reserve"] = _spending_figure(conversation_reserve, field="conversation_reserve",
+                                                         nullable=False)
+    if workspace.deleted_at is not None:
+        raise ApplicationError("This workspace is deleted.", code="workspace_deleted")
+    month = month_of()
+    with transaction.atomic():
+        locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
+        old_reserve = locked.activation_reserve
+        for name, value in changes.items():
+            setattr(locked, name, value)
+        if changes:
+            locked.save(update_fields=list(changes))
+        old, new = usage_quota_refresh(workspace_id=locked.pk, month=month)
+        if old is None or new > old or locked.activation_reserve < old_reserve:
+            hooks.headroom_raised(workspace_id=locked.pk, month=month)
+    logger.info("spending controls workspace=%s cap=%s reserve=%s", locked.pk, locked.monthly_cap,
+                locked.activation_reserve)
+    return locked
+
+
 def bonus_grant(
     *, workspace: Workspace, amount: int, reason: str, granted_by: User | None,
     month: datetime.date | None = None,

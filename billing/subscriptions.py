@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import User, Workspace
 from billing import stripe_client
-from billing.models import Plan, PlanChange, Subscription
+from billing.models import PaymentFailure, Plan, PlanChange, Subscription
 from billing.months import month_of
 from billing.quota import base_quota, free_plan, usage_row_open
 from billing.services import quota_refresh
@@ -51,6 +52,7 @@ class StripeSubscriptionState:
     period_start: datetime.datetime | None
     period_end: datetime.datetime | None
     cancel_at_period_end: bool
+    ended_at: datetime.datetime | None = None
 
 
 def stripe_id(value) -> str:
@@ -119,6 +121,7 @@ def stripe_subscription_state(obj: dict, *, deleted: bool = False) -> StripeSubs
         period_start=period_start,
         period_end=period_end,
         cancel_at_period_end=bool(obj.get("cancel_at_period_end")) or obj.get("cancel_at") is not None,
+        ended_at=_timestamp(obj.get("ended_at")),
     )
 
 
@@ -139,9 +142,10 @@ def subscription_state_write(
 ) -> bool:
     """Write a new plan state on a locked row; history and quota follow. Returns whether plan/packs moved.
 
-    An upgrade or more packs raise this month's quota at once and resume paused actions (rule 8, via
-    quota_refresh's hook). Fewer packs keep this month's quota (a downgrade takes effect at the end of
-    the paid period); the subscription ending returns the month to Free, never below what is activated.
+    The plan and packs given are those in effect from now on: callers hold a decrease back until the
+    end of the paid period (`subscription_object_apply`, `scheduled_changes_apply_due`). An upgrade or
+    more packs raise this month's quota at once and resume paused actions (rule 8, via quota_refresh's
+    hook); a decrease lowers it at once, never below what is activated (the floor, billing.quota).
     """
     # Open this month's usage row at the old quota first, so the rise is seen as a rise (and fires the hook).
     usage_row_open(workspace_id=subscription.workspace_id, month=month_of())
@@ -163,7 +167,7 @@ def subscription_state_write(
         changed_by=changed_by, reason=reason[:255],
     )
     new_base = base_quota(subscription=subscription)
-    if new_base > old_base or (plan.is_free and not old_plan.is_free):
+    if new_base != old_base or plan.is_free != old_plan.is_free:
         quota_refresh(workspace=subscription.workspace)
     logger.info("plan change workspace=%s %s+%s -> %s+%s (%s)", subscription.workspace_id, old_plan.code,
                 old_packs, plan.code, addon_packs, source_event_id or reason)
@@ -189,6 +193,7 @@ def _workspace_id_for(obj: dict) -> int | None:
 def subscription_object_apply(
     *, obj: dict, event_type: str = "customer.subscription.updated", event_created: int | None = None,
     source_event_id: str = "", changed_by: User | None = None, reason: str = "",
+    now: datetime.datetime | None = None,
 ) -> str:
     """Apply a Stripe subscription object. Returns "" when applied, else why it was ignored.
 
@@ -218,11 +223,22 @@ def subscription_object_apply(
         ):
             return "older than the subscription state already applied"
         row.stripe_state_at, row.stripe_state_rank = event_created, rank
+    plan = state.plan or row.plan
+    packs = state.addon_packs if state.plan is not None else row.addon_packs
+    paid_until = _paid_until(row=row, state=state, plan=plan, addon_packs=packs, deleted=deleted,
+                             event_created=event_created, now=now or timezone.now())
+    if paid_until is not None:
+        # The customer paid for what is in effect until `paid_until`: keep it, and the change waits.
+        schedule = {"scheduled_plan": plan, "scheduled_addon_packs": packs, "scheduled_for": paid_until}
+        plan, packs = row.plan, row.addon_packs
+    else:
+        schedule = {"scheduled_plan": None, "scheduled_addon_packs": None, "scheduled_for": None}
     subscription_state_write(
         subscription=row,
-        plan=state.plan or row.plan,
-        addon_packs=state.addon_packs if state.plan is not None else row.addon_packs,
+        plan=plan,
+        addon_packs=packs,
         status=state.status,
+        **schedule,
         source_event_id=source_event_id,
         changed_by=changed_by,
         reason=reason or event_type,
@@ -233,6 +249,68 @@ def subscription_object_apply(
         cancel_at_period_end=False if state.plan is not None and state.plan.is_free else state.cancel_at_period_end,
     )
     return ""
+
+
+def _paid_until(*, row: Subscription, state: StripeSubscriptionState, plan: Plan, addon_packs: int, deleted: bool,
+                event_created: int | None, now: datetime.datetime) -> datetime.datetime | None:
+    """When Stripe's new state is a decrease (downgrade, cancellation, fewer packs) that must wait for
+    the end of the period already paid for, that end; None when it applies now (docs/product.md, "The
+    paid period"; rule 8).
+
+    The period paid for at the current level is the items' `current_period_end` Stripe gives (API
+    2025+ keeps it on the subscription items), or the one a decrease seen earlier is already waiting
+    for. A renewal event (its period starts at or after that end) applies the decrease. A subscription
+    ended for non-payment (rule 9) ends now: that period was never paid.
+    """
+    if plan.pk == row.plan_id and addon_packs == row.addon_packs:
+        return None
+    old_base = base_quota(subscription=row)
+    new_base = plan.monthly_activations + addon_packs * plan.addon_pack_size
+    if new_base >= old_base and not (plan.is_free and not row.plan.is_free):
+        return None  # an upgrade, or a change that takes nothing away: at once
+    ended = deleted or state.status in ENDED_STATUSES
+    if ended and (state.status in {"unpaid", "incomplete_expired"} or row.status == Subscription.Status.PAST_DUE
+                  or PaymentFailure.objects.filter(workspace_id=row.workspace_id, resolved_at__isnull=True).exists()):
+        return None
+    if row.scheduled_for is not None:
+        paid_until = row.scheduled_for
+    elif (row.current_period_end is not None and state.period_start is not None
+          and state.period_start >= row.current_period_end):
+        paid_until = row.current_period_end  # Stripe already renewed at the lower level
+    else:
+        paid_until = state.period_end or row.current_period_end
+    if paid_until is None:
+        return None
+    if ended and state.ended_at is not None:
+        moment = state.ended_at  # Stripe ends a subscription cancelled at period end exactly then
+    elif event_created is not None:
+        moment = datetime.datetime.fromtimestamp(event_created, tz=datetime.UTC)
+    else:
+        moment = now
+    # An event handled late (a retry, a replay) does not hold back a change whose period is already over.
+    return paid_until if paid_until > max(moment, now) else None
+
+
+def scheduled_changes_apply_due(*, now: datetime.datetime) -> list[int]:
+    """Every minute: apply the decreases whose paid period is over (when Stripe's renewal event has not
+    already done it). Idempotent; returns the workspaces changed."""
+    due = list(
+        Subscription.objects.filter(scheduled_for__isnull=False, scheduled_for__lte=now)
+        .values_list("workspace_id", flat=True)
+    )
+    changed = []
+    for workspace_id in due:
+        with transaction.atomic():
+            row = subscription_locked(workspace_id=workspace_id)
+            if row.scheduled_for is None or row.scheduled_for > now or row.scheduled_plan_id is None:
+                continue
+            subscription_state_write(
+                subscription=row, plan=row.scheduled_plan, addon_packs=row.scheduled_addon_packs or 0,
+                status=row.status, reason="paid period ended", scheduled_plan=None, scheduled_addon_packs=None,
+                scheduled_for=None,
+            )
+        changed.append(workspace_id)
+    return changed
 
 
 # Stripe ends a cancelled subscription at the period end and sends `customer.subscription.deleted`;
@@ -264,14 +342,15 @@ def subscriptions_lapse_as_needed(*, now: datetime.datetime) -> list[int]:
             if remote is not None:
                 ended = remote.get("status") in ENDED_STATUSES
                 event_type = "customer.subscription.deleted" if ended else "customer.subscription.updated"
-                subscription_object_apply(obj=remote, event_type=event_type, reason="paid period ended")
+                subscription_object_apply(obj=remote, event_type=event_type, reason="paid period ended", now=now)
             else:
                 row = subscription_locked(workspace_id=workspace_id)
                 if row.plan.is_free or not row.cancel_at_period_end or row.current_period_end >= now - LAPSE_GRACE:
                     continue
                 subscription_state_write(subscription=row, plan=free_plan(), addon_packs=0,
                                          status=Subscription.Status.CANCELED, reason="paid period ended",
-                                         cancel_at_period_end=False)
+                                         cancel_at_period_end=False, scheduled_plan=None,
+                                         scheduled_addon_packs=None, scheduled_for=None)
         if Subscription.objects.filter(workspace_id=workspace_id, plan__code=Plan.FREE).exists():
             lapsed.append(workspace_id)
     return lapsed

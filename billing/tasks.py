@@ -3,10 +3,10 @@
 from celery import shared_task
 from django.utils import timezone
 
-from billing import enqueue
+from billing import activation, enqueue
 from billing.payment_failures import payment_failure_email, payment_failure_emails_unsent
 from billing.rollover import month_roll_over_as_needed
-from billing.subscriptions import subscriptions_lapse_as_needed
+from billing.subscriptions import scheduled_changes_apply_due, subscriptions_lapse_as_needed
 
 
 @shared_task(name=enqueue.ROLL_OVER_MONTH)
@@ -30,3 +30,16 @@ def payment_failed_notify(failure_id: int) -> bool:
 def lapse_subscriptions() -> list[int]:
     """Hourly: subscriptions cancelled at period end whose period is over return to Free (rule 9)."""
     return subscriptions_lapse_as_needed(now=timezone.now())
+
+
+@shared_task(name=enqueue.ACTIVATIONS_SETTLE)
+def activations_settle() -> dict:
+    """Every minute: settle activation reservations left in flight by a dead worker (rule 13)."""
+    result = activation.activations_settle(now=timezone.now())
+    return {"confirmed": result.confirmed, "released": result.released, "kept": result.kept}
+
+
+@shared_task(name=enqueue.APPLY_SCHEDULED_PLAN_CHANGES)
+def apply_scheduled_plan_changes() -> list[int]:
+    """Every minute: downgrades and fewer packs whose paid period is over take effect (rule 8)."""
+    return scheduled_changes_apply_due(now=timezone.now())

@@ -19,7 +19,14 @@ from automations.api import (
     SegmentListView,
 )
 from automations.selectors import paused_actions_waiting_count
-from billing.api import ActivationListView, CheckoutView, PortalView, UsageHistoryView, UsageView
+from billing.api import (
+    ActivationListView,
+    CheckoutView,
+    PortalView,
+    SpendingControlsView,
+    UsageHistoryView,
+    UsageView,
+)
 from billing.selectors import contacts_filter_activated
 from contacts.api import (
     ContactDetailView,
@@ -43,6 +50,7 @@ urlpatterns = [
     path("v1/me/", MeView.as_view(), name="api-me"),
     path(WS + "usage/", UsageView.as_view(paused_actions_count=paused_actions_waiting_count), name="api-usage"),
     path(WS + "usage/history/", UsageHistoryView.as_view(), name="api-usage-history"),
+    path(WS + "usage/settings/", SpendingControlsView.as_view(), name="api-usage-settings"),
     path(WS + "activations/", ActivationListView.as_view(), name="api-activations"),
     path(WS + "contacts/", ContactListView.as_view(activated_filter=contacts_filter_activated), name="api-contacts"),
     path(WS + "contacts/<id:contact_id>/", ContactDetailView.as_view(), name="api-contact"),

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Membership
 from automations import selectors
 from automations.models import Campaign, ScenarioRun
-from automations.services.campaigns import campaign_launch, campaign_preview
+from automations.services.campaigns import campaign_critical_set, campaign_launch, campaign_preview
 from billing import selectors as billing_selectors
 from billing.models import AutomationKind
 from inro.errors import ApplicationError
@@ -86,6 +86,21 @@ def campaign_launch_view(request: HttpRequest, membership: Membership, campaign_
             messages.success(request, f"“{launched.name}” is scheduled for {launched.scheduled_at:%d %B, %H:%M} UTC.")
         else:
             messages.success(request, f"“{launched.name}” is going out now.")
+    return redirect("campaign", workspace_id=membership.workspace_id, campaign_id=campaign.pk)
+
+
+@require_POST
+@workspace_view
+def campaign_critical_view(request: HttpRequest, membership: Membership, campaign_id: int) -> HttpResponse:
+    """Mark a campaign critical or not (rule 16): owners and admins, at any stage."""
+    if not membership.can_manage:
+        raise PermissionDenied("Only owners and admins can mark campaigns critical.")
+    campaign = _campaign_or_404(membership, campaign_id)
+    critical = request.POST.get("critical") == "1"
+    campaign_critical_set(campaign=campaign, critical=critical)
+    messages.success(request, f"“{campaign.name}” is {'now' if critical else 'no longer'} critical: its paused "
+                              f"messages resume {'before' if critical else 'with'} the other paused actions"
+                              f"{'' if critical else ', oldest first'}.")
     return redirect("campaign", workspace_id=membership.workspace_id, campaign_id=campaign.pk)
 
 

@@ -64,7 +64,13 @@ def checkout(request: HttpRequest, workspace_id: int) -> HttpResponse:
         messages.error(request, error.message)
         return _back(workspace_id)
     if started.kind == "quantity":
-        messages.success(request, f"Add-on packs changed to {started.checkout.addon_packs}.")
+        waiting = selectors.quota_parts(workspace=membership.workspace).scheduled
+        if waiting is not None and waiting.addon_packs == started.checkout.addon_packs:
+            end = waiting.takes_effect_at
+            messages.success(request, f"Add-on packs go down to {waiting.addon_packs} on {end:%B} {end.day}, the "
+                                      "end of the period you paid for; until then you keep what you have.")
+        else:
+            messages.success(request, f"Add-on packs changed to {started.checkout.addon_packs}.")
     elif started.kind == "unchanged":
         messages.info(request, "You already have that many add-on packs.")
     return redirect(started.url)

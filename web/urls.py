@@ -14,6 +14,7 @@ urlpatterns = [
     path("password-reset/<uidb64>/<token>/", views.ResetConfirmView.as_view(), name="password_reset_confirm"),
     path("password-reset/complete/", views.ResetCompleteView.as_view(), name="password_reset_complete"),
     path("w/<id:workspace_id>/", usage_views.usage_page, name="usage"),
+    path("w/<id:workspace_id>/usage/settings/", usage_views.usage_settings, name="usage_settings"),
     path("w/<id:workspace_id>/activations.csv", usage_views.activations_csv, name="activations_csv"),
     path("w/<id:workspace_id>/contacts/", contact_views.contact_list_page, name="contacts"),
     path("w/<id:workspace_id>/contacts/<id:contact_id>/", contact_views.contact_page, name="contact"),
@@ -25,5 +26,7 @@ urlpatterns = [
     path("w/<id:workspace_id>/campaigns/<id:campaign_id>/", automation_views.campaign_page, name="campaign"),
     path("w/<id:workspace_id>/campaigns/<id:campaign_id>/launch/", automation_views.campaign_launch_view,
          name="campaign_launch"),
+    path("w/<id:workspace_id>/campaigns/<id:campaign_id>/critical/", automation_views.campaign_critical_view,
+         name="campaign_critical"),
     path("w/<id:workspace_id>/scenarios/", automation_views.scenarios_page, name="scenarios"),
 ]

@@ -11,15 +11,21 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from accounts.models import Membership, Workspace
 from automations import selectors as automation_selectors
-from billing import selectors
-from billing.models import Plan
+from billing import selectors, services
+from billing.models import AutomationKind, Plan
 from billing.months import billing_zone, month_end, month_of, month_start
+from inro.errors import ApplicationError
 from web.account_views import render_workspace, workspace_view
 
 PAGE_SIZE = 25
@@ -126,12 +132,51 @@ def automation_state(*, workspace: Workspace) -> dict:
     automations (the web page is an interface over both)."""
 
     waiting = automation_selectors.paused_actions_waiting_count(workspace)
+    by_automation = automation_selectors.paused_actions_by_automation(workspace=workspace) if waiting else []
     return {
         "paused_waiting": waiting,
-        "paused_by_automation": automation_selectors.paused_actions_by_automation(workspace=workspace)[:6]
-        if waiting else [],
+        "paused_campaign_messages": sum(n for kind, _, n in by_automation if kind == AutomationKind.CAMPAIGN),
+        "paused_by_automation": by_automation[:6],
         "usage_alerts": automation_selectors.usage_alerts_active(workspace),
     }
+
+
+def resume_wording(*, parts: selectors.QuotaParts, waiting: int, campaign_messages: int, reset_words: str) -> str:
+    """What happens to the paused actions now, true to what the resume job will do (rules 5, 16).
+
+    Campaign messages never use the reserve for conversations, so with only the reserve left they
+    stay paused; everything else resumes while anything remains.
+    """
+    rises = (f"when you raise or clear your cap of {parts.cap:,}, or when your quota {reset_words}"
+             if parts.cap_holds else
+             f"at once when you upgrade or add packs, otherwise when your quota {reset_words}")
+    order = "paused messages of critical campaigns first, then oldest first"
+    if parts.remaining == 0:
+        return f"They resume by themselves, {order}, as soon as there is room: {rises}."
+    others = waiting - campaign_messages
+    if campaign_messages and parts.campaign_remaining == 0:
+        kept = (f"the {parts.remaining:,} activation{'' if parts.remaining == 1 else 's'} left "
+                f"{'is' if parts.remaining == 1 else 'are'} kept for people who write to you")
+        held = (f"The {campaign_messages:,} paused campaign message{'' if campaign_messages == 1 else 's'} "
+                f"{'does' if campaign_messages == 1 else 'do'} not resume: {kept}. They resume {rises}, "
+                "or when you lower the reserve.")
+        if others:
+            return f"The other {others:,} are resuming by themselves, oldest first. {held}"
+        return held
+    return f"There is room again: they are resuming by themselves, {order}."
+
+
+class SpendingControlsForm(forms.Form):
+    monthly_cap = forms.IntegerField(
+        label="Monthly cap", required=False, min_value=0, max_value=10_000_000,
+        help_text="Automations pause at this many activated contacts a month. Empty: no cap.",
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "No cap"}),
+    )
+    conversation_reserve = forms.IntegerField(
+        label="Kept for people who write to you", min_value=0, max_value=10_000_000,
+        help_text="Activations campaigns may not use, so replies to new people never wait behind a broadcast.",
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
 
 
 def _pro_plan() -> Plan | None:
@@ -164,14 +209,24 @@ def usage_page(request: HttpRequest, membership: Membership) -> HttpResponse:
     not_activated = max(database_total - summary.activated, 0)
     billing_alerts = selectors.billing_alerts(workspace)
     quota_packs = summary.addon_packs * summary.plan.addon_pack_size
+    reset_words = reset_wording(resets_at=summary.resets_at, now=now)
+    automations = automation_state(workspace=workspace)
+    controls_form = SpendingControlsForm(initial={
+        "monthly_cap": workspace.monthly_cap, "conversation_reserve": workspace.activation_reserve,
+    })
     context = {
         "section": "usage",
         "summary": summary,
-        "reset_words": reset_wording(resets_at=summary.resets_at, now=now),
+        "parts": summary.parts,
+        "controls_form": controls_form,
+        "resume_words": resume_wording(parts=summary.parts, waiting=automations["paused_waiting"],
+                                       campaign_messages=automations["paused_campaign_messages"],
+                                       reset_words=reset_words),
+        "reset_words": reset_words,
         "reset_zone": billing_zone().key,
         "billing_alerts": billing_alerts,
         "past_due": any(alert.code == "past_due" for alert in billing_alerts),
-        **automation_state(workspace=workspace),
+        **automations,
         "chart": chart,
         "kinds": kinds,
         "kind_max": max([n for _, _, n in kinds] + [1]),
@@ -186,11 +241,35 @@ def usage_page(request: HttpRequest, membership: Membership) -> HttpResponse:
         "upgrade_packs": summary.addon_packs + 1 if not summary.plan.is_free else 0,
         "pro_plan": _pro_plan() if summary.plan.is_free else None,
         "quota_packs": quota_packs,
-        # Bonus grants (and a quota held up to what was already activated, rule 8).
-        "quota_extra": max(summary.quota - summary.plan.monthly_activations - quota_packs, 0),
         "month_last_day": (summary.resets_at - datetime.timedelta(seconds=1)).astimezone(billing_zone()).date(),
     }
     return render_workspace(request, membership, "usage/usage.html", context)
+
+
+@require_POST
+@workspace_view
+def usage_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The spending controls form of the usage page (rule 16): owners and admins only."""
+    if not membership.can_manage:
+        raise PermissionDenied("Only owners and admins can change the spending controls.")
+    form = SpendingControlsForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else field
+            messages.error(request, f"{label}: {' '.join(errors)}")
+        return redirect(reverse("usage", args=[membership.workspace_id]) + "#controls")
+    try:
+        workspace = services.spending_controls_update(
+            workspace=membership.workspace, monthly_cap=form.cleaned_data["monthly_cap"],
+            conversation_reserve=form.cleaned_data["conversation_reserve"],
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        cap = "no cap" if workspace.monthly_cap is None else f"a cap of {workspace.monthly_cap:,}"
+        messages.success(request, f"Saved: {cap}, {workspace.activation_reserve:,} kept for people who write "
+                                  "to you.")
+    return redirect(reverse("usage", args=[membership.workspace_id]) + "#controls")
 
 
 # Spreadsheet apps run cells starting with these as formulas; names come from Instagram users.

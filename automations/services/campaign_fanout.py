@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -35,6 +35,7 @@ from accounts.models import Workspace
 from automations.models import Campaign, CampaignBatch, CampaignRecipient, PausedAction
 from automations.services.alerts import usage_alerts_check
 from automations.services.campaigns import _queue_send, _window_cutoff, campaign_audience
+from automations.services.engagement import outcome_settle, reservation_settle
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import AutomationKind
@@ -435,11 +436,14 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     now = timezone.now()
     cutoff = _micros(_window_cutoff(now))
     Status = CampaignRecipient.Status
-    # Broadcasts follow the window rule (rule 5): a closed window is skipped without engaging anyone.
+    # Broadcasts follow the window rule (rules 5, 14): a closed window is skipped before the gate, so
+    # it never engages nor charges anyone.
     outcomes = [_Outcome(r.contact_id, r.rank, Status.SKIPPED_WINDOW) for r in batch
                 if r.last_inbound_us is None or r.last_inbound_us <= cutoff]
     reachable = [r for r in batch if r.last_inbound_us is not None and r.last_inbound_us > cutoff]
     refused: set[int] = set()
+    held: set[int] = set()
+    month = None
     # A broken Instagram connection stops the sends before the gate: kept as paused, nothing charged.
     blocked = bool(reachable) and (
         sending_blocked(workspace_id=workspace.pk)
@@ -451,24 +455,27 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     if blocked:
         refused = {r.contact_id for r in reachable}
     elif reachable:
+        # Reservations (rule 13): each is confirmed when its message is sent, released when it is not.
         result = activate_many(
             workspace, [r.contact_id for r in reachable], kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
-            reserve=workspace.activation_reserve,
+            reserve=workspace.activation_reserve, confirm=False,
         )
-        refused = set(result.refused)
+        refused, held, month = set(result.refused), set(result.held), result.month
     limited = [r for r in reachable if r.contact_id in refused]
     allowed = [r for r in reachable if r.contact_id not in refused]
     outcomes += [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in limited]
     if allowed and not backend_sends_in_bulk():
         _write_outcomes(campaign, workspace, limited, outcomes, now, reason=reason)
-        _send_one_by_one(campaign, workspace, batch_id, allowed, renew)
+        _send_one_by_one(campaign, workspace, batch_id, allowed, renew, held=held, month=month)
         return
 
     def write(before_counters: Callable[[], None] | None = None) -> None:
-        # One transaction for the whole batch: the messages, the recipient rows, the paused actions and
-        # the batch's "done" commit together, so a crash anywhere leaves the batch to do again and its
-        # retry repeats it exactly (the gate's activations, committed before, are found again as active).
+        # One transaction for the whole batch: the messages, the recipient rows, the paused actions,
+        # the batch's "done" and its reservations confirmed or released commit together, so a crash
+        # anywhere leaves the batch to do again and its retry repeats it exactly (the gate's
+        # reservations, committed before, are found again in flight and joined).
         with transaction.atomic():
+            sent: list = []
             if allowed:
                 sent = send_messages_bulk(
                     workspace=workspace, text=campaign.text, origin=Message.Origin.AUTOMATED,
@@ -479,6 +486,19 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
                                 for r, s in zip(allowed, sent, strict=True))
             _write_outcomes(campaign, workspace, limited, outcomes, now, batch_id=batch_id,
                             before_counters=before_counters, reason=reason)
+            # Last, so the usage row is held only for the commit (the next batch's gate waits on it).
+            if held:
+                by_status: dict[str, list[int]] = {}
+                for s in sent:
+                    if s.contact_id in held:
+                        by_status.setdefault(_final_status(s.status), []).append(s.contact_id)
+                for status, contact_ids in sorted(by_status.items()):
+                    engaged = status == Status.SENT
+                    reservation_settle(
+                        workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
+                        engaged=contact_ids if engaged else [], not_engaged=[] if engaged else contact_ids,
+                        reason=str(status),
+                    )
 
     if writer is None:
         write()
@@ -506,32 +526,53 @@ def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pen
 
 
 def _send_one_by_one(campaign: Campaign, workspace: Workspace, batch_id: int, allowed: list[_Pending],
-                     renew: Callable[[], bool]) -> None:
+                     renew: Callable[[], bool], *, held: set[int] = frozenset(),
+                     month: datetime.date | None = None) -> None:
     """A backend that talks to the network (Graph API): one message at a time, never inside a
-    transaction; each recipient's row is written right after its send, the batch marked done last."""
+    transaction; each recipient's row is written right after its send, with its reservation confirmed
+    (sent) or released (refused for good, window closed) in the same transaction; the batch is marked
+    done last. Cancelled meanwhile, or stopped by an error, the batch releases what it still holds."""
     contacts = Contact.objects.in_bulk([r.contact_id for r in allowed])
-    for position, recipient in enumerate(allowed):
-        if position and position % FANOUT_RENEW_EVERY == 0 and not renew():
-            raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
-        sent = send_message(
-            workspace=workspace, contact=contacts[recipient.contact_id], text=campaign.text,
-            origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
-            automation_ref=campaign.ref,
-        )
-        if sent.status == DISCONNECTED:
-            # Meta rejected the workspace's token: this recipient and the rest of the batch (already
-            # allowed by the gate, so resuming them costs nothing more) wait for the reconnect.
-            rest = allowed[position:]
-            _write_outcomes(campaign, workspace, rest,
-                            [_Outcome(r.contact_id, r.rank, CampaignRecipient.Status.LIMITED) for r in rest],
-                            timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
-            return
-        with transaction.atomic():
-            written = _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank,
-                                                             _final_status(sent.status), sent.message.pk)],
-                                      timezone.now())
-            _counters_move(campaign.pk, written)
-    _outcomes_write(campaign.pk, [], timezone.now(), batch_id=batch_id)
+    unsettled = {r.contact_id for r in allowed if r.contact_id in held}
+    try:
+        for position, recipient in enumerate(allowed):
+            if position and position % FANOUT_RENEW_EVERY == 0:
+                if not renew():
+                    raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
+                if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
+                    return  # cancelled before these sends: the finally releases them
+            sent = send_message(
+                workspace=workspace, contact=contacts[recipient.contact_id], text=campaign.text,
+                origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
+                automation_ref=campaign.ref,
+            )
+            if sent.status == DISCONNECTED:
+                # Meta rejected the workspace's token: this recipient and the rest of the batch wait for
+                # the reconnect as paused actions; their reservations are released by the finally (nothing
+                # engaged them), and the resume asks the gate again.
+                rest = allowed[position:]
+                _write_outcomes(campaign, workspace, rest,
+                                [_Outcome(r.contact_id, r.rank, CampaignRecipient.Status.LIMITED) for r in rest],
+                                timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
+                return
+            status = _final_status(sent.status)
+            with transaction.atomic():
+                written = _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank, status,
+                                                                 sent.message.pk)], timezone.now())
+                _counters_move(campaign.pk, written)
+                if recipient.contact_id in held:
+                    outcome_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
+                                   ref=campaign.ref, contact_id=recipient.contact_id, outcome=status)
+            unsettled.discard(recipient.contact_id)
+        _outcomes_write(campaign.pk, [], timezone.now(), batch_id=batch_id)
+    finally:
+        if unsettled:
+            try:
+                reservation_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
+                                   ref=campaign.ref, not_engaged=sorted(unsettled), reason="not_sent")
+            except DatabaseError:
+                # The database went away: the settle job releases them once ACTIVATION_SETTLE_SECONDS pass.
+                logger.warning("campaign %s: %s reservations left to the settle job", campaign.pk, len(unsettled))
 
 
 def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:

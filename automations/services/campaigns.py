@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace
 from automations import enqueue
-from automations.models import Campaign, Segment
+from automations.models import Campaign, PausedAction, Segment
 from automations.services.paused import paused_actions_cancel
 from automations.services.segments import segment_contacts
 from billing.activation import usage
@@ -36,6 +36,31 @@ class CampaignPreview:
     would_activate: int
     would_be_limited: int
     outside_window: int  # not messaged (24-hour window closed), so never activated
+    # Spending controls (rule 16): the reserve campaigns leave for conversations, and where this
+    # campaign's paused contacts would stand when headroom returns.
+    reserve: int = 0
+    critical: bool = False
+    waiting_now: int = 0  # paused actions of the workspace waiting now
+    waiting_before_if_critical: int = 0  # of those, the ones that go first anyway (other critical campaigns)
+
+    @property
+    def waiting_before(self) -> int:
+        """Paused actions that would resume before this campaign's paused contacts, as it is flagged."""
+        return self.waiting_before_if_critical if self.critical else self.waiting_now
+
+    @property
+    def critical_words(self) -> str:
+        """How the critical flag changes who is reached, for the launch page and the API."""
+        if not self.would_be_limited:
+            return "Everyone in the window fits in the headroom now: the critical flag changes nothing for this launch."
+        first = "before any other paused action" if not self.waiting_before_if_critical else (
+            f"after the {self.waiting_before_if_critical:,} of other critical campaigns")
+        if self.critical:
+            behind = self.waiting_now - self.waiting_before_if_critical
+            return (f"Marked critical: its {self.would_be_limited:,} paused contacts resume first when headroom "
+                    f"returns, {first}, ahead of the {behind:,} other paused actions waiting now.")
+        return (f"Its {self.would_be_limited:,} paused contacts would resume after the {self.waiting_now:,} paused "
+                f"actions waiting now, oldest first. Marked critical, they would resume {first}.")
 
 
 def _clean_text(text: str) -> str:
@@ -102,17 +127,32 @@ def campaign_preview(*, campaign: Campaign, now: datetime.datetime | None = None
     total = contacts.count()
     in_window = contacts.filter(last_inbound_at__gt=_window_cutoff(now))
     reachable = in_window.count()
-    active = in_window.filter(Exists(ActivationRecord.objects.filter(
+    # Contacts reserved by an action in flight are joined by the launch, not charged again (rule 13).
+    active = in_window.filter(Exists(ActivationRecord.all_states.filter(
         workspace_id=workspace.pk, month=month_of(now), contact_id=OuterRef("pk")
     ))).count()
     snapshot = usage(workspace)
-    headroom = max(snapshot.quota - workspace.activation_reserve - snapshot.activated, 0)
+    headroom = max(snapshot.remaining - workspace.activation_reserve, 0)
     candidates = reachable - active
     would_activate = min(headroom, candidates)
+    waiting = PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).exclude(
+        automation_ref=campaign.ref)
+    others_critical = [f"campaign:{pk}" for pk in Campaign.objects.filter(workspace=workspace, critical=True)
+                       .exclude(pk=campaign.pk).values_list("pk", flat=True)]
     return CampaignPreview(
         audience=total, already_active=active, would_activate=would_activate,
         would_be_limited=candidates - would_activate, outside_window=total - reachable,
+        reserve=workspace.activation_reserve, critical=campaign.critical, waiting_now=waiting.count(),
+        waiting_before_if_critical=waiting.filter(automation_ref__in=others_critical).count() if others_critical else 0,
     )
+
+
+def campaign_critical_set(*, campaign: Campaign, critical: bool) -> Campaign:
+    """Mark a campaign critical or not (rule 16), at any stage: when headroom is short its paused
+    messages resume before other paused actions (automations.services.resume). Callers check the role."""
+    Campaign.objects.filter(pk=campaign.pk).update(critical=bool(critical))
+    campaign.refresh_from_db(fields=["critical"])
+    return campaign
 
 
 def campaign_launch(*, campaign: Campaign, launched_by: User | None, now: datetime.datetime | None = None) -> Campaign:

@@ -12,6 +12,7 @@ from automations import enqueue
 from automations import enrichment as adapter
 from automations.models import EnrichmentJob, PausedAction
 from automations.services.alerts import usage_alerts_check
+from automations.services.engagement import reservation_settle
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import AutomationKind
@@ -21,6 +22,7 @@ from inro.errors import ApplicationError
 logger = logging.getLogger(__name__)
 
 MAX_CONTACTS_PER_JOB = 10_000
+SETTLE_EVERY = 100
 
 
 def enrichment_job_create(
@@ -66,7 +68,7 @@ def enrichment_job_run(*, job: EnrichmentJob) -> EnrichmentJob:
     workspace = job.workspace
     contacts = {c.pk: c for c in Contact.objects.filter(workspace=workspace, pk__in=job.contact_ids)}
     ordered = [contacts[i] for i in job.contact_ids if i in contacts]
-    result = activate_many(workspace, ordered, kind=AutomationKind.ENRICHMENT, ref=job.ref)
+    result = activate_many(workspace, ordered, kind=AutomationKind.ENRICHMENT, ref=job.ref, confirm=False)
     with transaction.atomic():
         paused_actions_create(
             workspace=workspace, kind=AutomationKind.ENRICHMENT, automation_ref=job.ref,
@@ -74,11 +76,23 @@ def enrichment_job_run(*, job: EnrichmentJob) -> EnrichmentJob:
             items=[PauseItem(c, f"{job.ref}:contact:{c.pk}", {"job_id": job.pk}) for c in result.refused],
         )
     enriched = failed = 0
-    for contact in result.allowed:
+    held = {c.pk for c in result.held}
+    engaged: list[int] = []
+    not_engaged: list[int] = []
+    for position, contact in enumerate(result.allowed, start=1):
         if _enrich(contact):
             enriched += 1
+            engaged.append(contact.pk)
         else:
             failed += 1
+            not_engaged.append(contact.pk)
+        if position % SETTLE_EVERY == 0 or position == len(result.allowed):
+            # Data returned: engaged; no data: released (rule 13). Settled as the job goes, so a long
+            # job never holds its reservations longer than a few provider calls.
+            reservation_settle(workspace_id=workspace.pk, month=result.month, kind=AutomationKind.ENRICHMENT,
+                               ref=job.ref, engaged=[i for i in engaged if i in held],
+                               not_engaged=[i for i in not_engaged if i in held], reason="")
+            engaged, not_engaged = [], []
     EnrichmentJob.objects.filter(pk=job.pk).update(
         status=EnrichmentJob.Status.DONE, finished_at=timezone.now(), enriched_count=enriched,
         limited_count=len(result.refused), failed_count=failed,

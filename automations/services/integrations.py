@@ -19,6 +19,7 @@ from accounts.models import Workspace
 from automations import enqueue
 from automations.models import Integration, IntegrationDelivery, PausedAction
 from automations.services.alerts import usage_alerts_check
+from automations.services.engagement import outcome_settle
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate
 from billing.models import AutomationKind
@@ -65,19 +66,39 @@ def _deliver_after_commit(delivery_id: int) -> None:
 
 
 def _delivery_create(integration: Integration, contact: Contact, event: str, idempotency_key: str,
-                     data: dict) -> IntegrationDelivery:
+                     data: dict, held_month: datetime.date | None = None) -> IntegrationDelivery:
+    """The delivery row, queued after commit; it carries the reservation `held_month` (rule 13), which
+    its delivery confirms (2xx) or releases (given up). A push already made keeps its own: this
+    call's reservation is settled at once by what became of it."""
     payload = {"event": event, "workspace_id": integration.workspace_id, "contact": contact_payload(contact),
                "data": data}
     try:
         with transaction.atomic():
             delivery = IntegrationDelivery.objects.create(
                 integration=integration, contact=contact, event=event, idempotency_key=idempotency_key[:128],
-                payload=payload,
+                payload=payload, held_month=held_month,
             )
             _deliver_after_commit(delivery.pk)
             return delivery
     except IntegrityError:
-        return IntegrationDelivery.objects.get(integration=integration, idempotency_key=idempotency_key[:128])
+        existing = IntegrationDelivery.objects.get(integration=integration, idempotency_key=idempotency_key[:128])
+        if held_month is not None:
+            outcome_settle(workspace_id=integration.workspace_id, month=held_month, kind=AutomationKind.INTEGRATION,
+                           ref=integration.ref, contact_id=contact.pk,
+                           outcome="delivered" if existing.status == IntegrationDelivery.Status.DELIVERED
+                           else "already_pushed")
+        return existing
+
+
+def _delivery_settle(delivery: IntegrationDelivery, outcome: str) -> None:
+    """Confirm (receiver answered 2xx) or release (given up) the reservation the delivery holds, once."""
+    month = delivery.held_month
+    if month is None or delivery.contact_id is None:
+        return
+    if not IntegrationDelivery.objects.filter(pk=delivery.pk, held_month=month).update(held_month=None):
+        return  # settled by a concurrent attempt
+    outcome_settle(workspace_id=delivery.integration.workspace_id, month=month, kind=AutomationKind.INTEGRATION,
+                   ref=delivery.integration.ref, contact_id=delivery.contact_id, outcome=outcome)
 
 
 def integration_push(
@@ -87,7 +108,8 @@ def integration_push(
     if contact.workspace_id != integration.workspace_id:
         raise ValueError("The contact belongs to another workspace.")
     data = data or {}
-    decision = activate(integration.workspace, contact, kind=AutomationKind.INTEGRATION, ref=integration.ref)
+    decision = activate(integration.workspace, contact, kind=AutomationKind.INTEGRATION, ref=integration.ref,
+                        confirm=False)
     if not decision.allowed:
         paused_actions_create(
             workspace=integration.workspace, kind=AutomationKind.INTEGRATION, automation_ref=integration.ref,
@@ -100,15 +122,17 @@ def integration_push(
         return None
     if decision.newly_activated:
         usage_alerts_check(workspace=integration.workspace)
-    return _delivery_create(integration, contact, event, idempotency_key, data)
+    return _delivery_create(integration, contact, event, idempotency_key, data,
+                            held_month=decision.month if decision.held else None)
 
 
 def integration_push_resume(*, action: PausedAction, now: datetime.datetime) -> str:
     integration = Integration.objects.filter(pk=action.payload.get("integration_id")).first()
     if integration is None or not integration.enabled:
         return "integration_off"
+    held = getattr(action, "held_month", None) if getattr(action, "may_release", True) else None
     _delivery_create(integration, action.contact, action.payload["event"], action.payload["idempotency_key"],
-                     action.payload.get("data") or {})
+                     action.payload.get("data") or {}, held_month=held)
     return "queued"
 
 
@@ -136,10 +160,15 @@ def integration_delivery_attempt(*, delivery_id: int) -> str:
         attempts=F("attempts") + 1, last_status_code=code, last_error="" if delivered else error,
         **({"status": IntegrationDelivery.Status.DELIVERED, "delivered_at": timezone.now()} if delivered else {}),
     )
+    if delivered:
+        _delivery_settle(delivery, "delivered")  # the receiver accepted the push: the contact is engaged
+    # A failure keeps the reservation while the task retries (rule 13).
     return "delivered" if delivered else "retry"
 
 
 def integration_delivery_give_up(*, delivery_id: int) -> None:
-    IntegrationDelivery.objects.filter(pk=delivery_id, status=IntegrationDelivery.Status.PENDING).update(
+    if IntegrationDelivery.objects.filter(pk=delivery_id, status=IntegrationDelivery.Status.PENDING).update(
         status=IntegrationDelivery.Status.FAILED
-    )
+    ):
+        delivery = IntegrationDelivery.objects.select_related("integration").get(pk=delivery_id)
+        _delivery_settle(delivery, "delivery_failed")

@@ -1,5 +1,9 @@
 """Resuming paused actions (rule 5): oldest first, up to the headroom, each by the automation that paused it.
 
+Paused messages of campaigns marked critical go first (rule 16), then every other action, oldest
+first. The gate grants each resumed action a reservation (rule 13) that its outcome confirms or
+releases here, or that it hands on (a scenario run, an integration delivery) to be settled there.
+
 Resuming claims a chunk of waiting rows under a row lock (SKIP LOCKED, so two resumers never take
 the same row), expires those whose messaging window has closed, asks the gate for the rest in the
 order they were paused, and marks the allowed ones resumed in the same transaction. Only then, with
@@ -20,9 +24,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Workspace
-from automations.models import PausedAction
+from automations.models import Campaign, PausedAction
 from automations.services import campaign_fanout, enrichment, integrations, scenarios, segments
 from automations.services.alerts import usage_alerts_check
+from automations.services.engagement import ENGAGED_OUTCOMES, outcome_settle
 from automations.services.paused import MESSAGE_ACTIONS, workspaces_with_waiting_actions
 from billing.activation import activate_many
 from billing.models import AutomationKind, MonthlyUsage
@@ -50,10 +55,36 @@ def _window_closed(action: PausedAction, now: datetime.datetime) -> bool:
     return not window_is_open(action.contact, private_reply=bool(action.payload.get("private_reply")), now=now)
 
 
+def critical_refs(*, workspace: Workspace) -> list[str]:
+    """automation_ref of the workspace's campaigns marked critical (rule 16)."""
+    return [f"campaign:{pk}" for pk in Campaign.objects.filter(workspace=workspace, critical=True)
+            .values_list("pk", flat=True)]
+
+
 def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None = None) -> ResumeResult:
-    """Run waiting actions, oldest first, up to the headroom; expire those whose window closed (rule 5)."""
+    """Run waiting actions up to the headroom; expire those whose window closed (rule 5).
+
+    Paused messages of campaigns marked critical go first (rule 16), then every other action, oldest
+    first.
+    """
     now = now or timezone.now()
     workspace = Workspace.objects.get(pk=workspace.pk)  # the reserve as it is now
+    refs = critical_refs(workspace=workspace)
+    resumed = expired = 0
+    selections = [Q(automation_ref__in=refs), ~Q(automation_ref__in=refs)] if refs else [Q()]
+    for selection in selections:
+        done = _resume_pass(workspace=workspace, selection=selection, now=now)
+        resumed, expired = resumed + done[0], expired + done[1]
+    waiting = PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).count()
+    if resumed:
+        usage_alerts_check(workspace=workspace)
+    logger.info("paused actions workspace=%s resumed=%s expired=%s waiting=%s", workspace.pk, resumed, expired, waiting)
+    return ResumeResult(resumed=resumed, expired=expired, waiting=waiting)
+
+
+def _resume_pass(*, workspace: Workspace, selection: Q, now: datetime.datetime) -> tuple[int, int]:
+    """One pass over the waiting actions `selection` keeps, oldest first; returns (resumed, expired)."""
+    # Messages wait for the Instagram account to be reconnected, before the gate (rule 15).
     blocked = sending_blocked(workspace_id=workspace.pk)
     resumed = expired = 0
     cursor: tuple[datetime.datetime, int] | None = None
@@ -61,9 +92,8 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
         with transaction.atomic():
             rows = PausedAction.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
                 "contact"
-            ).filter(workspace=workspace, status=PausedAction.Status.WAITING)
+            ).filter(selection, workspace=workspace, status=PausedAction.Status.WAITING)
             if blocked:
-                # Messages wait for the Instagram account to be reconnected, before the gate.
                 rows = rows.exclude(action_type__in=MESSAGE_ACTIONS)
             if cursor is not None:
                 rows = rows.filter(Q(created_at__gt=cursor[0]) | Q(created_at=cursor[0], id__gt=cursor[1]))
@@ -84,9 +114,19 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
             for (kind, ref), group in groupby(live, key=lambda a: (a.kind, a.automation_ref)):
                 group = list(group)
                 reserve = workspace.activation_reserve if kind == AutomationKind.CAMPAIGN else 0
-                result = activate_many(workspace, [a.contact_id for a in group], kind=kind, ref=ref, reserve=reserve)
-                allowed = set(result.allowed)
-                claimed.extend(a for a in group if a.contact_id in allowed)
+                result = activate_many(workspace, [a.contact_id for a in group], kind=kind, ref=ref, reserve=reserve,
+                                       confirm=False)
+                allowed, held = set(result.allowed), set(result.held)
+                releasable = set(held)
+                for action in group:
+                    if action.contact_id in allowed:
+                        # The reservation the action settles by its outcome (rule 13), or hands on. A
+                        # contact listed twice holds it once: either action may confirm it, only the
+                        # first lets go of it.
+                        action.held_month = result.month if action.contact_id in held else None
+                        action.may_release = action.contact_id in releasable
+                        releasable.discard(action.contact_id)
+                        claimed.append(action)
             if claimed:
                 PausedAction.objects.filter(
                     pk__in=[a.pk for a in claimed], status=PausedAction.Status.WAITING
@@ -94,19 +134,32 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
         # The actions run after the claim has committed, with no transaction held across a send.
         for action in claimed:
             outcome = _run(action, now=now)
+            _settle(action, outcome)
             if outcome == DISCONNECTED:
-                # Meta rejected the token while this ran: it waits for the reconnect again.
+                # Meta rejected the token while this ran: its reservation is released (nothing engaged
+                # the contact) and it waits for the reconnect again.
                 PausedAction.objects.filter(pk=action.pk).update(
                     status=PausedAction.Status.WAITING, resolved_at=None, reason=DISCONNECTED_REASON
                 )
                 continue
             PausedAction.objects.filter(pk=action.pk).update(reason=outcome[:64])
         resumed += len(claimed)
-    waiting = PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).count()
-    if resumed:
-        usage_alerts_check(workspace=workspace)
-    logger.info("paused actions workspace=%s resumed=%s expired=%s waiting=%s", workspace.pk, resumed, expired, waiting)
-    return ResumeResult(resumed=resumed, expired=expired, waiting=waiting)
+    return resumed, expired
+
+
+# Outcomes whose runner handed the reservation on: the scenario run or the integration delivery it
+# queued settles it when it engages the contact, or not.
+HANDED_ON = frozenset({"run_queued", "queued"})
+
+
+def _settle(action: PausedAction, outcome: str) -> None:
+    """Confirm the resumed action's reservation if it engaged the contact, release it if not."""
+    month = getattr(action, "held_month", None)
+    if month is None or outcome in HANDED_ON:
+        return
+    if outcome in ENGAGED_OUTCOMES or getattr(action, "may_release", False):
+        outcome_settle(workspace_id=action.workspace_id, month=month, kind=action.kind, ref=action.automation_ref,
+                       contact_id=action.contact_id, outcome=outcome)
 
 
 def _on_expired(actions: list[PausedAction], *, now: datetime.datetime) -> None:
@@ -142,7 +195,7 @@ def paused_actions_resume_due() -> int:
     """
     waiting = workspaces_with_waiting_actions()
     with_headroom = MonthlyUsage.objects.filter(
-        workspace_id__in=waiting, month=month_of(), activated__lt=F("quota")
+        workspace_id__in=waiting, month=month_of(), quota__gt=F("activated") + F("reserved")
     ).values_list("workspace_id", flat=True)
     resumed = 0
     for workspace in Workspace.objects.filter(pk__in=list(with_headroom), deleted_at__isnull=True).order_by("pk"):

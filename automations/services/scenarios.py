@@ -30,13 +30,14 @@ from automations.models import (
     SegmentMembership,
 )
 from automations.services.alerts import usage_alerts_check
+from automations.services.engagement import outcome_settle, reservation_settle
 from automations.services.integrations import integration_push
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate
 from billing.models import AutomationKind
 from contacts.hooks import InboundEvent
 from contacts.instagram_connection import DISCONNECTED_REASON, sending_blocked
-from contacts.messaging import DISCONNECTED, send_message
+from contacts.messaging import DISCONNECTED, send_message, window_is_open
 from contacts.models import Contact, Message, Tag
 from inro.errors import ApplicationError
 
@@ -384,6 +385,13 @@ def scenario_run_execute(*, run_id: int) -> ScenarioRun:
     return run
 
 
+def _window_open(run: ScenarioRun) -> bool:
+    """Would Meta accept an automated message to the run's contact now (rule 14)? The first message of
+    a comment-triggered run is a private reply (7 days after the comment), the rest need the 24-hour
+    window; the rule itself is contacts.messaging.window_is_open."""
+    return window_is_open(run.contact, private_reply=bool(_private_reply_id(run)))
+
+
 def _execute_claimed(run_id: int, followups: list) -> ScenarioRun:
     run = ScenarioRun.objects.select_related("scenario", "contact", "workspace").get(pk=run_id)
     steps = run.scenario.steps or []
@@ -402,19 +410,39 @@ def _execute_claimed(run_id: int, followups: list) -> ScenarioRun:
             _pause(run, index, step, reason=DISCONNECTED_REASON)
             break
         if not run.engaged:
-            decision = activate(run.workspace, run.contact, kind=AutomationKind.SCENARIO, ref=run.scenario.ref)
-            if not decision.allowed:
-                _pause(run, index, step)
-                usage_alerts_check(workspace=run.workspace)
-                break
-            run.engaged = True
-            ScenarioRun.objects.filter(pk=run.pk).update(engaged=True)
-            if decision.newly_activated:
-                usage_alerts_check(workspace=run.workspace)
+            if step["type"] in MESSAGE_STEPS and not _window_open(run):
+                # Rule 14: outside Meta's window nothing is sent, so nothing reaches the gate.
+                _release_held(run, "skipped_window")
+                _log(run, index, step["type"], Message.Status.SKIPPED_WINDOW,
+                     "Messaging window closed: not sent, nothing charged.")
+                index += 1
+                ScenarioRun.objects.filter(pk=run.pk).update(next_step=index)
+                continue
+            if run.held_month is None:
+                decision = activate(run.workspace, run.contact, kind=AutomationKind.SCENARIO, ref=run.scenario.ref,
+                                    confirm=False)
+                if not decision.allowed:
+                    _pause(run, index, step)
+                    usage_alerts_check(workspace=run.workspace)
+                    break
+                if decision.held:
+                    # Kept on the run, so a retried execution settles this reservation, not a new one.
+                    run.held_month = decision.month
+                    ScenarioRun.objects.filter(pk=run.pk).update(held_month=decision.month)
+                else:
+                    run.engaged = True
+                    ScenarioRun.objects.filter(pk=run.pk).update(engaged=True)
+                if decision.newly_activated:
+                    usage_alerts_check(workspace=run.workspace)
         outcome = _execute_step(run, index, step)
         if outcome == DISCONNECTED:
-            _pause(run, index, step, reason=DISCONNECTED_REASON)  # Meta rejected the token mid-run
+            # Meta rejected the token mid-run: nothing engaged the contact, so the reservation goes back,
+            # and the run waits for the reconnect (the resume asks the gate again).
+            _release_held(run, "instagram_disconnected")
+            _pause(run, index, step, reason=DISCONNECTED_REASON)
             break
+        if run.held_month is not None:
+            _settle_held(run, outcome)
         _log(run, index, step["type"], outcome)
         index += 1
         if outcome == "waiting_answer":
@@ -424,11 +452,43 @@ def _execute_claimed(run_id: int, followups: list) -> ScenarioRun:
             break
         ScenarioRun.objects.filter(pk=run.pk).update(next_step=index)
     else:
+        _release_held(run, "run_ended")
         ScenarioRun.objects.filter(pk=run.pk, status=ScenarioRun.Status.RUNNING).update(
             status=ScenarioRun.Status.COMPLETED, finished_at=timezone.now(), next_step=len(steps)
         )
     run.refresh_from_db()
     return run
+
+
+def _claim_held(run: ScenarioRun) -> datetime.date | None:
+    """Take the run's reservation off it, once (a conditional update): the caller settles it."""
+    month = run.held_month
+    if month is None or not ScenarioRun.objects.filter(pk=run.pk, held_month=month).update(held_month=None):
+        return None
+    run.held_month = None
+    return month
+
+
+def _settle_held(run: ScenarioRun, outcome: str) -> None:
+    """After the run's first engaging step: confirm its reservation if the step engaged the contact
+    (the contact is then activated for the rest of the run), release it if not (a later step asks
+    the gate again). A step that queued an integration push hands on: the push holds its own."""
+    month = _claim_held(run)
+    if month is None:
+        return
+    engaged = outcome_settle(workspace_id=run.workspace_id, month=month, kind=AutomationKind.SCENARIO,
+                             ref=run.scenario.ref, contact_id=run.contact_id,
+                             outcome="handed_to_integration" if outcome == "queued" else outcome)
+    if engaged:
+        run.engaged = True
+        ScenarioRun.objects.filter(pk=run.pk).update(engaged=True)
+
+
+def _release_held(run: ScenarioRun, reason: str) -> None:
+    month = _claim_held(run)
+    if month is not None:
+        reservation_settle(workspace_id=run.workspace_id, month=month, kind=AutomationKind.SCENARIO,
+                           ref=run.scenario.ref, not_engaged=[run.contact_id], reason=reason)
 
 
 def scenario_run_continue(*, run_id: int, step: int) -> ScenarioRun | None:
@@ -442,10 +502,15 @@ def scenario_run_continue(*, run_id: int, step: int) -> ScenarioRun | None:
 
 
 def scenario_run_resume(*, action: PausedAction, now: datetime.datetime) -> str:
-    """A paused run the gate now allows: continue from the step it stopped at."""
+    """A paused run the gate now allows: continue from the step it stopped at.
+
+    The reservation the resume took is handed to the run (`held_month`), settled by that step's
+    outcome; a contact already activated needs none (`engaged`)."""
     run_id = action.payload["run_id"]
+    held = getattr(action, "held_month", None) if getattr(action, "may_release", True) else None
+    in_flight = getattr(action, "held_month", None) is not None
     if not ScenarioRun.objects.filter(pk=run_id, status=ScenarioRun.Status.LIMITED).update(
-        status=ScenarioRun.Status.RUNNING, engaged=True
+        status=ScenarioRun.Status.RUNNING, engaged=not in_flight, held_month=held
     ):
         return "run_not_limited"
     _queue_execute(run_id)

@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import Workspace
 from automations.models import Campaign, PausedAction, Segment, SegmentMembership
 from automations.services.alerts import usage_alerts_check
+from automations.services.engagement import reservation_settle
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import ActivationRecord, AutomationKind
@@ -204,9 +205,12 @@ def segment_run(*, segment: Segment) -> tuple[int, int]:
     added = limited = 0
     for start in range(0, len(ids), SEGMENT_RUN_BATCH):
         batch = ids[start : start + SEGMENT_RUN_BATCH]
-        result = activate_many(workspace, batch, kind=AutomationKind.SEGMENTATION, ref=ref)
+        result = activate_many(workspace, batch, kind=AutomationKind.SEGMENTATION, ref=ref, confirm=False)
         with transaction.atomic():
             added += segment_add_contacts(segment=segment, contact_ids=list(result.allowed), ref=ref)
+            # Placed in the segment: engaged (rule 13), confirmed with the memberships.
+            reservation_settle(workspace_id=workspace.pk, month=result.month, kind=AutomationKind.SEGMENTATION,
+                               ref=ref, engaged=result.held, reason="added")
             if result.refused:
                 contacts = Contact.objects.filter(pk__in=result.refused).order_by(
                     F("last_inbound_at").desc(nulls_last=True), "id")

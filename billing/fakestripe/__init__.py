@@ -328,10 +328,34 @@ class FakeStripe:
                               previous_attributes={"cancel_at_period_end": False})
 
     def subscription_end(self, subscription_id: str) -> dict:
+        """Stripe ends the subscription: at its period end when it was cancelled at period end (the
+        event then carries that moment), otherwise now (an immediate cancellation)."""
         with self.lock:
             subscription = self._get(self.subscriptions, subscription_id, "subscription")
-            subscription.update({"status": "canceled", "ended_at": self.now(), "canceled_at": self.now()})
-            return self.event("customer.subscription.deleted", self._public(subscription))
+            ended = self.now()
+            if subscription.get("cancel_at_period_end") and subscription["items"]["data"]:
+                ended = max(ended, subscription["items"]["data"][0]["current_period_end"])
+            subscription.update({"status": "canceled", "ended_at": ended, "canceled_at": subscription.get(
+                "canceled_at") or self.now()})
+            return self.event("customer.subscription.deleted", self._public(subscription), created=ended)
+
+    def subscription_renew(self, subscription_id: str) -> list[dict]:
+        """The paid period ends and Stripe renews the subscription for another month at its current
+        items: the fake's clock moves to the period end; returns Stripe's events (updated, invoice.paid)."""
+        with self.lock:
+            subscription = self._get(self.subscriptions, subscription_id, "subscription")
+            end = subscription["items"]["data"][0]["current_period_end"]
+            self.clock = end
+            previous = {"items": copy.deepcopy(subscription["items"])}
+            for item in subscription["items"]["data"]:
+                item["current_period_start"], item["current_period_end"] = end, end + MONTH_SECONDS
+            invoice = self._invoice(subscription, status="paid")
+            subscription["latest_invoice"] = invoice["id"]
+            return [
+                self.event("customer.subscription.updated", self._public(subscription),
+                           previous_attributes=previous),
+                self.event("invoice.paid", invoice),
+            ]
 
     def subscription_updated_event(self, subscription_id: str, **kwargs) -> dict:
         with self.lock:

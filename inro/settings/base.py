@@ -291,6 +291,9 @@ META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)
 # Fault tolerance: a campaign "sending" without progress this long is queued again by the
 # every-minute beat job (its worker died); Stripe webhook bodies above this size are refused (413).
 CAMPAIGN_STALL_SECONDS = env.int("CAMPAIGN_STALL_SECONDS", default=300)
+# An activation reservation still in flight this long after it was last taken is settled by the
+# every-minute beat job (billing.activation.activations_settle): its worker died (rule 13).
+ACTIVATION_SETTLE_SECONDS = env.int("ACTIVATION_SETTLE_SECONDS", default=600)
 STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=512 * 1024)
 # Sign-in limits, web and API alike (accounts/throttling.py, docs/security.md): failures are counted per
 # email and per client address; past the free ones each attempt waits, doubling from the base delay up

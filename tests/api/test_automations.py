@@ -135,7 +135,10 @@ def test_preview_launch_and_counters(api, owner, workspace, django_capture_on_co
 
     preview = api.get(ws_url(workspace, f"campaigns/{campaign.pk}/preview/"))
     assert preview.json() == {"audience": 3, "already_active": 0, "would_activate": 3, "would_be_limited": 0,
-                              "outside_window": 0}
+                              "outside_window": 0, "reserve": 0, "critical": False, "waiting_now": 0,
+                              "waiting_before": 0, "waiting_before_if_critical": 0,
+                              "critical_words": "Everyone in the window fits in the headroom now: the critical "
+                                                "flag changes nothing for this launch."}
     assert preview.json()["would_activate"] == campaign_preview(campaign=campaign).would_activate
 
     with django_capture_on_commit_callbacks(execute=True):

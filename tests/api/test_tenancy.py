@@ -10,6 +10,7 @@ import re
 import pytest
 from django.utils import timezone
 
+from accounts.models import Workspace
 from automations.models import Campaign, Scenario, Segment
 from automations.services import campaign_create, scenario_create, segment_create
 from billing.models import CheckoutSession
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.django_db
 ROUTES = [
     ("GET", "usage/", None),
     ("GET", "usage/history/", None),
+    ("GET", "usage/settings/", None),
+    ("PATCH", "usage/settings/", {"monthly_cap": 0, "conversation_reserve": 50}),
     ("GET", "activations/", None),
     ("GET", "contacts/", None),
     ("GET", "contacts/{contact}/", None),
@@ -45,6 +48,7 @@ ROUTES = [
     ("POST", "campaigns/", {"name": "Stolen", "text": "Hi"}),
     ("GET", "campaigns/{campaign}/", None),
     ("PATCH", "campaigns/{campaign}/", {"text": "Renamed"}),
+    ("PATCH", "campaigns/{campaign}/", {"critical": True}),
     ("DELETE", "campaigns/{campaign}/", None),
     ("GET", "campaigns/{campaign}/preview/", None),
     ("POST", "campaigns/{campaign}/launch/", None),
@@ -91,6 +95,9 @@ class Objects:
         assert Segment.objects.get(pk=self.segment.pk).name == "Fans"
         assert Campaign.objects.get(pk=self.campaign.pk).status == "draft"
         assert Campaign.objects.get(pk=self.campaign.pk).text == "Hi"
+        assert Campaign.objects.get(pk=self.campaign.pk).critical is False
+        workspace = Workspace.objects.get(pk=self.contact.workspace_id)
+        assert (workspace.monthly_cap, workspace.activation_reserve) == (None, 0)
         assert Scenario.objects.get(pk=self.scenario.pk).enabled is False
         assert not Folder.objects.filter(name="Stolen").exists()
         assert not Segment.objects.filter(name="Stolen").exists()

@@ -116,3 +116,17 @@ def test_activation_filters_are_validated(api, workspace, query, field):
 
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
+
+
+def test_usage_and_the_ledger_count_confirmed_activations_and_show_reservations_apart(api, workspace,
+                                                                                     make_contacts):
+    contacts = make_contacts(workspace, 5)
+    activate_many(workspace, contacts[:2], kind="campaign")  # engaged: confirmed at once
+    activate_many(workspace, contacts[2:], kind="scenario", confirm=False)  # three actions under way
+
+    body = api.get(ws_url(workspace, "usage/")).json()
+    ledger = api.get(ws_url(workspace, "activations/")).json()["results"]
+
+    # Rule 13: charged and shown are the confirmed; the reservations hold headroom, shown apart.
+    assert (body["activated"], body["in_flight"], body["remaining"]) == (2, 3, body["quota"] - 5)
+    assert sorted(row["contact"]["id"] for row in ledger) == sorted(c.pk for c in contacts[:2])

@@ -269,7 +269,10 @@ def test_bulk_fanout_killed_mid_batch_and_retried_sends_nobody_twice(
     # The second batch's transaction never committed: its messages and statuses are not there.
     assert Message.objects.filter(workspace=workspace, direction="out").count() == 50
     assert campaign_remaining(campaign=campaign) == 80
-    assert usage(workspace).activated == 100  # the gate had committed the second batch's activations
+    # The gate had committed the second batch's reservations: in flight, not charged, until the retry
+    # finds them again and confirms them with its sends (rule 13).
+    snapshot = usage(workspace)
+    assert (snapshot.activated, snapshot.in_flight) == (50, 50)
 
     monkeypatch.setattr(campaign_services, "send_messages_bulk", real_bulk)
     monkeypatch.setattr(campaign_services, "_outcomes_write", real_write)

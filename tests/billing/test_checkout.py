@@ -171,7 +171,8 @@ def test_addon_quantity_change_mid_month_raises_quota_at_once_with_proration(
     assert history == [(0, 1), (1, 3)]
 
 
-def test_fewer_packs_keep_this_months_quota_and_are_not_prorated(owner_client, workspace, fake_stripe, deliver):
+def test_fewer_packs_wait_for_the_end_of_the_paid_period_and_are_not_prorated(
+        owner_client, workspace, fake_stripe, deliver):
     subscription = upgrade_to_pro(owner_client, workspace, fake_stripe, deliver, packs=3)
     assert usage(workspace).quota == 4000
 
@@ -180,8 +181,10 @@ def test_fewer_packs_keep_this_months_quota_and_are_not_prorated(owner_client, w
     [update] = fake_stripe.calls("POST", f"/v1/subscriptions/{subscription.stripe_subscription_id}")
     assert update["params"]["proration_behavior"] == "none"
     subscription.refresh_from_db()
-    assert subscription.addon_packs == 1
-    assert usage(workspace).quota == 4000  # a downgrade takes effect at the end of the paid period
+    # The three packs are paid for until the period's end: they stay in effect, one pack waits.
+    assert (subscription.addon_packs, subscription.scheduled_addon_packs) == (3, 1)
+    assert subscription.scheduled_for == subscription.current_period_end
+    assert usage(workspace).quota == 4000
 
 
 def test_first_pack_on_a_pro_subscription_adds_the_addon_item(owner_client, workspace, fake_stripe, deliver):

@@ -37,6 +37,8 @@ MATRIX = {
     ("DELETE", "/api/v1/auth/devices/{device_id}/"): "user",
     ("GET", WS + "usage/"): "member",
     ("GET", WS + "usage/history/"): "member",
+    ("GET", WS + "usage/settings/"): "member",
+    ("PATCH", WS + "usage/settings/"): "admin",
     ("GET", WS + "activations/"): "member",
     ("GET", WS + "paused-actions/"): "member",
     ("GET", WS + "contacts/"): "member",
@@ -88,6 +90,7 @@ BODIES = {
     "POST campaigns/": {"name": "New campaign", "text": "Hi"},
     "PATCH campaigns/{campaign_id}/": {"text": "Changed"},
     "POST billing/checkout/": {"plan": "pro", "addon_packs": 1},
+    "PATCH usage/settings/": {"monthly_cap": 500},
 }
 
 

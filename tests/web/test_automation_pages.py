@@ -126,7 +126,8 @@ def test_paused_actions_are_listed_oldest_first_with_what_resumes_them(owner_cli
 
     assert [a.contact.username for a in response.context["paused"]] == ["first", "second"]
     assert response.context["paused_total"] == 2
-    assert "resume by themselves, oldest first, when you upgrade or add packs" in response.content.decode()
+    assert ("resume by themselves, paused messages of critical campaigns first, then oldest first, when you "
+            "upgrade or add packs") in response.content.decode()
     usage_page = owner_client.get(url("usage", workspace)).content.decode()
     assert '<span data-testid="paused-waiting">3</span> paused actions waiting' in usage_page
     assert "campaign:4: 2" in usage_page and "scenario:2: 1" in usage_page

@@ -19,6 +19,7 @@ from playwright.sync_api import sync_playwright
 
 from accounts.models import Membership
 from automations.models import Campaign, PausedAction, Scenario, ScenarioRun
+from automations.services.campaign_fanout import campaign_send
 from automations.services.campaigns import campaign_create
 from billing import stripe_client
 from billing.activation import activate_many, history_import, usage
@@ -300,6 +301,60 @@ def test_campaign_preview_then_launch(page, live_server, brand):
     page.wait_for_url(f"**/w/{workspace.pk}/scenarios/")
     assert page.get_by_role("cell", name="PRICE keyword").is_visible()
     shot(page, "scenarios")
+
+
+def test_set_a_cap_see_the_reason_raise_it_and_see_paused_actions_resume(page, live_server, brand):
+    workspace, owner, contacts = brand
+    sign_in(page, live_server, owner.email, workspace)
+    controls = page.get_by_test_id("controls-form")
+
+    controls.get_by_label("Monthly cap").fill("62")
+    controls.get_by_role("button", name="Save controls").click()
+
+    assert page.get_by_text("Saved: a cap of 62, 0 kept for people who write to you.").is_visible()
+    assert page.get_by_test_id("quota").inner_text() == "62"
+    assert page.get_by_test_id("remaining").inner_text() == "2"
+    assert page.get_by_test_id("cap-note").inner_text().strip() == "· your cap of 62"
+    assert page.get_by_test_id("quota-cap").inner_text().split() == ["Your", "cap", "62"]
+    assert usage(workspace).quota == 62
+
+    # A campaign to five new contacts: two fit under the cap, three wait.
+    folder = Folder.objects.create(workspace=workspace, name="Newsletter")
+    FolderMembership.objects.bulk_create([FolderMembership(folder=folder, contact=c) for c in contacts[100:105]])
+    campaign = campaign_create(workspace=workspace, name="Cap test", text="Hello", audience="folder", folder=folder)
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending", launched_at=timezone.now())
+    campaign_send(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    assert (campaign.sent_count, campaign.limited_count) == (2, 3)
+
+    page.goto(f"{live_server.url}/w/{workspace.pk}/")
+    banner = page.get_by_test_id("limit-banner")
+    assert "You've reached your cap of 62 activated contacts" in banner.inner_text()
+    assert "Your plan allows 100: they resume by themselves when you raise or clear your cap" in banner.inner_text()
+    assert page.get_by_test_id("paused-waiting").inner_text() == "3"
+    assert "when you raise or clear your cap of 62" in page.get_by_test_id("resume-words").inner_text()
+    shot(page, "cap-reached")
+
+    controls = page.get_by_test_id("controls-form")
+    assert controls.get_by_label("Monthly cap").input_value() == "62"
+    controls.get_by_label("Monthly cap").fill("70")
+    controls.get_by_role("button", name="Save controls").click()
+
+    assert page.get_by_text("Saved: a cap of 70, 0 kept for people who write to you.").is_visible()
+    assert page.get_by_test_id("limit-banner").count() == 0
+    assert page.get_by_test_id("paused-banner").count() == 0  # all three resumed and were sent
+    assert page.get_by_test_id("activated").inner_text() == "65"
+    assert page.get_by_test_id("remaining").inner_text() == "5"
+    campaign.refresh_from_db()
+    assert (campaign.sent_count, campaign.limited_count) == (5, 0)
+
+    controls = page.get_by_test_id("controls-form")
+    controls.get_by_label("Monthly cap").fill("")  # no cap: the plan's quota again
+    controls.get_by_role("button", name="Save controls").click()
+    assert page.get_by_text("Saved: no cap, 0 kept for people who write to you.").is_visible()
+    assert page.get_by_test_id("quota").inner_text() == "100"
+    assert page.get_by_test_id("cap-note").count() == 0
+    shot(page, "cap-cleared")
 
 
 def test_export_the_csv(page, live_server, brand):

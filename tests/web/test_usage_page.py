@@ -215,3 +215,19 @@ def test_the_forecast_sits_next_to_the_meter_with_its_method(owner_client, works
             "(capped at the quota).") in page
     expected_limit = f"{forecast.limit_date.day} {forecast.limit_date:%B}" if forecast.limit_date else "Not this month"
     assert f'data-testid="forecast-limit">{expected_limit}</div>' in page
+
+
+def test_reservations_in_flight_are_shown_apart_and_left_out_of_the_csv(owner_client, workspace, make_contacts):
+    contacts = make_contacts(workspace, 6)
+    activate_many(workspace, contacts[:4], kind="campaign")
+    activate_many(workspace, contacts[4:], kind="campaign", confirm=False)
+
+    page = owner_client.get(usage_url(workspace)).content.decode()
+    export = owner_client.get(reverse("activations_csv", kwargs={"workspace_id": workspace.pk}))
+
+    assert '<span data-testid="activated">4</span>' in page
+    assert '<strong class="num" data-testid="remaining">94</strong>' in page
+    assert 'data-testid="in-flight"' in page and '<span class="num">2</span> in flight' in page
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode()
+                                       if export.streaming else export.content.decode())))
+    assert len(rows) == 1 + 4

@@ -29,6 +29,12 @@ class Command(BaseCommand):
                     "per-day or per-kind counters differ from the records"
                 )
                 continue
+            if item.what == "reserved":
+                self.stdout.write(
+                    f"drift workspace={item.workspace_id} month={item.month:%Y-%m} "
+                    f"in_flight_counter={item.counter} reservations={item.records} quota={item.quota}"
+                )
+                continue
             self.stdout.write(
                 f"drift workspace={item.workspace_id} month={item.month:%Y-%m} "
                 f"counter={item.counter} records={item.records} quota={item.quota}"
