@@ -13,3 +13,4 @@ class AutomationsConfig(AppConfig):
         billing_hooks.on_headroom_raised(listeners.headroom_raised)
         billing_hooks.on_month_opened(listeners.month_opened)
         contact_hooks.on_inbound_event(listeners.inbound_event)
+        contact_hooks.on_instagram_connected(listeners.instagram_connected)

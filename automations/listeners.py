@@ -41,3 +41,12 @@ def inbound_event(event: InboundEvent) -> None:
     except Exception:
         # The event is already captured (after commit); a scenario bug must not fail intake's task.
         logger.exception("scenarios for event %s of contact %s failed", event.meta_id, event.contact_id)
+
+
+def instagram_connected(*, workspace_id: int) -> None:
+    """The workspace (re)connected its Instagram account: messages paused as "Instagram disconnected"
+    resume at once (window permitting, through the gate as any paused action)."""
+    from automations import tasks  # noqa: PLC0415
+
+    if PausedAction.objects.filter(workspace_id=workspace_id, status=PausedAction.Status.WAITING).exists():
+        tasks.paused_actions_resume.delay(workspace_id)

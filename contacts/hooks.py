@@ -68,3 +68,25 @@ def inbound_event_captured(event: InboundEvent) -> None:
                 logger.exception("Inbound event listener %r failed on %s %s", listener, event.type, event.meta_id)
 
     transaction.on_commit(notify)
+
+
+ConnectedListener = Callable[..., None]
+_connected_listeners: list[ConnectedListener] = []
+
+
+def on_instagram_connected(listener: ConnectedListener) -> ConnectedListener:
+    """Register a listener for a workspace (re)connecting its Instagram account (keyword: workspace_id)."""
+    if listener not in _connected_listeners:
+        _connected_listeners.append(listener)
+    return listener
+
+
+def instagram_connected(*, workspace_id: int) -> None:
+    """Tell listeners, after commit, that the workspace's account is connected again: what waited for
+    it (automated sends paused as "Instagram disconnected") may resume."""
+
+    def notify() -> None:
+        for listener in list(_connected_listeners):
+            listener(workspace_id=workspace_id)
+
+    transaction.on_commit(notify, robust=True)

@@ -30,8 +30,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Workspace
+from contacts import instagram, windows
 from contacts.hooks import InboundEvent, inbound_event_captured
-from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
+from contacts.models import CapturedEvent, Contact, Message, PendingMention, WebhookDelivery
 from inro.celery import app as celery_app
 from inro.sql import LibpqStatement
 
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 # Events that are direct messages in the inbox: stored as inbound Messages.
 DM_TYPES = frozenset({"message", "quick_reply", "story_reply", "story_mention", "postback"})
 UNSEND = "unsend"
+# A mention whose author Meta's notification does not name: stored as a PendingMention, looked up later.
+MENTION_LOOKUP = "mention_lookup"
 MESSAGING_CHANGE_FIELDS = frozenset({"messages", "messaging_postbacks", "messaging_referral"})
 # Errors worth retrying: the database went away or timed out, not a bug in the payload or the code.
 RETRYABLE_ERRORS = (OperationalError, InterfaceError)
@@ -398,8 +401,13 @@ def _parse_mention(account_id, value, entry_time, events, notes) -> None:
         notes.append("Skipped a mention without a media or comment id.")
         return
     if not sender_id:
-        # Meta's mention notification names the media and comment, not who wrote it.
-        notes.append(f"Mention on media {media_id or '?'} (comment {comment_id or '-'}) has no author: not captured.")
+        # Meta's mention notification names the media and comment, not who wrote it: the author is looked
+        # up later with the workspace's token (contacts.instagram.mention_resolve), never blocking intake.
+        events.append(ParsedEvent(
+            account_id=account_id, type=MENTION_LOOKUP, sender_id="",
+            meta_id=comment_id or f"mention:{media_id}", occurred_at=entry_time,
+            source=Contact.Source.COLLABORATION, media_id=media_id, comment_id=comment_id,
+        ))
         return
     if sender_id == account_id:
         return
@@ -548,17 +556,62 @@ def _capture_delivery(delivery: WebhookDelivery, now: datetime.datetime) -> tupl
         w.instagram_account_id: w
         for w in Workspace.objects.filter(instagram_account_id__in=account_ids, deleted_at__isnull=True)
     }
+    unrouted = [event for event in events if event.account_id not in workspaces]
     for account_id in sorted(account_ids - set(workspaces)):
         notes.append(f"No workspace for Instagram account {account_id}: its events were not captured.")
+    if unrouted:
+        # Acknowledged and kept (the delivery row), counted for /metrics; never an error.
+        instagram.unrouted_events_count(len(unrouted))
     captured = 0
     for event in events:
         workspace = workspaces.get(event.account_id)
-        if workspace is not None and _capture_event(workspace, event, delivery, now):
+        if workspace is None:
+            continue
+        if event.type == MENTION_LOOKUP:
+            _mention_pending(workspace, event, delivery, now)
+        elif _capture_event(workspace, event, delivery, now):
             captured += 1
     return captured, notes
 
 
-def _capture_event(workspace: Workspace, event: ParsedEvent, delivery: WebhookDelivery, now) -> bool:
+def _mention_pending(workspace: Workspace, event: ParsedEvent, delivery: WebhookDelivery, now) -> None:
+    if CapturedEvent.objects.filter(workspace=workspace, meta_id=event.meta_id).exists():
+        return
+    try:
+        with transaction.atomic():
+            mention = PendingMention.objects.create(
+                workspace=workspace, delivery=delivery, meta_id=event.meta_id, media_id=event.media_id,
+                comment_id=event.comment_id, occurred_at=event.occurred_at, next_attempt_at=now, created_at=now,
+            )
+    except IntegrityError:
+        return  # the same mention, redelivered: already waiting for its look-up
+    transaction.on_commit(lambda: _queue_mention(mention.pk), robust=True)
+
+
+def _queue_mention(mention_id: int) -> None:
+    from contacts.tasks import resolve_instagram_mention  # noqa: PLC0415 (tasks import this module)
+
+    try:
+        resolve_instagram_mention.delay(mention_id)
+    except Exception:
+        logger.exception("Could not queue the look-up of mention %s; the sweep will pick it up.", mention_id)
+
+
+def mention_capture(*, mention: PendingMention, author_id: str, username: str, now) -> bool:
+    """Capture a looked-up mention's author as a `collaboration` contact (once per mention)."""
+    workspace = Workspace.objects.get(pk=mention.workspace_id)
+    event = ParsedEvent(
+        account_id=workspace.instagram_account_id, type="mention", sender_id=author_id[:_MAX_ID],
+        meta_id=mention.meta_id, occurred_at=mention.occurred_at, source=Contact.Source.COLLABORATION,
+        username=username, media_id=mention.media_id, comment_id=mention.comment_id,
+    )
+    delivery = WebhookDelivery.objects.filter(pk=mention.delivery_id).first() if mention.delivery_id else None
+    if author_id == workspace.instagram_account_id:
+        return False  # the account mentioning itself
+    return _capture_event(workspace, event, delivery, now)
+
+
+def _capture_event(workspace: Workspace, event: ParsedEvent, delivery: WebhookDelivery | None, now) -> bool:
     """Capture one event unless its Meta id was captured before; True when it was new."""
     if event.type == UNSEND:
         Message.objects.filter(
@@ -590,7 +643,7 @@ def _capture_event(workspace: Workspace, event: ParsedEvent, delivery: WebhookDe
                 workspace_id=workspace.pk, contact_id=contact.pk, type=event.type, occurred_at=event.occurred_at,
                 is_new_contact=created, text=event.text, meta_id=event.meta_id, media_id=event.media_id,
                 comment_id=event.comment_id, referral_source=event.referral_source, ad_id=event.ad_id,
-                payload=event.payload, extra={**event.extra, "delivery_id": delivery.pk},
+                payload=event.payload, extra={**event.extra, "delivery_id": delivery.pk if delivery else None},
             ))
     except _AlreadyCaptured:
         return False
@@ -598,20 +651,23 @@ def _capture_event(workspace: Workspace, event: ParsedEvent, delivery: WebhookDe
 
 
 def _contact_capture(workspace: Workspace, event: ParsedEvent, now) -> tuple[Contact, bool]:
+    # A message from the person opens the 24-hour DM window; a comment or mention only a private reply
+    # (contacts/windows.py): each moves its own column.
+    column = "last_inbound_at" if event.type in windows.DM_OPENING_TYPES else "last_comment_at"
     contact, created = Contact.objects.get_or_create(
         workspace=workspace, igsid=event.sender_id,
         defaults={"source": event.source, "username": event.username, "captured_at": now,
-                  "last_inbound_at": event.occurred_at},
+                  column: event.occurred_at},
     )
     if created:
         return contact, True
-    # Deliveries arrive out of order: the latest inbound time wins, it never moves backwards.
+    # Deliveries arrive out of order: the latest time wins, it never moves backwards.
     Contact.objects.filter(pk=contact.pk).filter(
-        Q(last_inbound_at__isnull=True) | Q(last_inbound_at__lt=event.occurred_at)
-    ).update(last_inbound_at=event.occurred_at)
+        Q(**{f"{column}__isnull": True}) | Q(**{f"{column}__lt": event.occurred_at})
+    ).update(**{column: event.occurred_at})
     if event.username and event.username != contact.username:
         Contact.objects.filter(pk=contact.pk).update(username=event.username)
-    contact.refresh_from_db(fields=["last_inbound_at", "username"])
+    contact.refresh_from_db(fields=["last_inbound_at", "last_comment_at", "username"])
     return contact, False
 
 

@@ -17,30 +17,24 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import User, Workspace
+from contacts import windows
 from contacts.models import Contact, Message
 from inro.sql import pg_array
 
-DM_WINDOW = datetime.timedelta(hours=24)
-PRIVATE_REPLY_WINDOW = datetime.timedelta(days=7)
+# The windows are computed in contacts/windows.py; these names stay for the callers that import them here.
+DM_WINDOW = windows.DM_WINDOW
+PRIVATE_REPLY_WINDOW = windows.PRIVATE_REPLY_WINDOW
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    status: str  # Message.Status value: sent, skipped_window, failed
+    status: str  # Message.Status value: sent, skipped_window, failed; or DISCONNECTED
     message: Message
     duplicate: bool = False  # the idempotency key had already been used: nothing was sent again
 
 
-def messaging_window_closes_at(contact: Contact, *, private_reply: bool = False) -> datetime.datetime | None:
-    """When Meta stops accepting an automated message to this contact (None: never wrote in)."""
-    if contact.last_inbound_at is None:
-        return None
-    return contact.last_inbound_at + (PRIVATE_REPLY_WINDOW if private_reply else DM_WINDOW)
-
-
-def window_is_open(contact: Contact, *, private_reply: bool = False, now: datetime.datetime | None = None) -> bool:
-    closes = messaging_window_closes_at(contact, private_reply=private_reply)
-    return closes is not None and (now or timezone.now()) < closes
+messaging_window_closes_at = windows.window_closes_at
+window_is_open = windows.window_is_open
 
 
 class OutboxBackend:
@@ -64,6 +58,31 @@ def backend():
 class DeliveryError(Exception):
     """Raised by a backend when Meta refused the message for good (after its own retries)."""
 
+    # True when Meta rejected the workspace's token (error 190): the connection is broken, the
+    # message waits for a reconnect instead of failing.
+    token_rejected = False
+
+
+# SendResult.status of an automated message Meta refused because the workspace's token was rejected:
+# the message stays queued under its key, and the automation keeps it as a paused action.
+DISCONNECTED = "instagram_disconnected"
+
+
+def _token_rejected(workspace: Workspace, message: Message, origin: str) -> SendResult:
+    from contacts.instagram import DISCONNECTED_REASON, connection_mark_broken  # noqa: PLC0415
+
+    connection_mark_broken(workspace_id=workspace.pk, reason="Instagram rejected the access token (error 190).")
+    if origin == Message.Origin.AUTOMATED:
+        # Left queued: sending it again under the same key (after a reconnect) finishes this row.
+        Message.objects.filter(pk=message.pk).update(error=DISCONNECTED_REASON)
+        message.refresh_from_db()
+        return SendResult(DISCONNECTED, message)
+    Message.objects.filter(pk=message.pk).update(
+        status=Message.Status.FAILED, error=f"{DISCONNECTED_REASON}: reconnect the account to send."
+    )
+    message.refresh_from_db()
+    return SendResult(Message.Status.FAILED, message)
+
 
 def send_message(
     *,
@@ -84,8 +103,9 @@ def send_message(
         raise ValueError("The contact belongs to another workspace.")
     if origin not in (Message.Origin.MANUAL, Message.Origin.AUTOMATED):
         raise ValueError(f"Unknown origin {origin!r}.")
-    private_reply = bool(reply_to_comment_id)
-    if origin == Message.Origin.AUTOMATED and not window_is_open(contact, private_reply=private_reply):
+    if origin == Message.Origin.AUTOMATED and not windows.messaging_window(
+        contact, reply_to_comment_id=reply_to_comment_id
+    ).is_open:
         status = Message.Status.SKIPPED_WINDOW
     else:
         status = Message.Status.QUEUED
@@ -109,6 +129,8 @@ def send_message(
     try:
         mid = backend().deliver(message)
     except DeliveryError as error:
+        if getattr(error, "token_rejected", False):
+            return _token_rejected(workspace, message, origin)
         Message.objects.filter(pk=message.pk).update(status=Message.Status.FAILED, error=str(error)[:2000])
         message.refresh_from_db()
         return SendResult(Message.Status.FAILED, message)
@@ -170,7 +192,7 @@ def send_messages_bulk(
         raise ValueError("Each message of a bulk send needs its own idempotency key.")
     now = now or timezone.now()
     # Open while now < last_inbound_at + 24 h (window_is_open), i.e. last_inbound_at > now - 24 h.
-    cutoff = None if origin == Message.Origin.MANUAL else now - DM_WINDOW
+    cutoff = None if origin == Message.Origin.MANUAL else windows.dm_window_cutoff(now)
     with transaction.atomic():  # a savepoint in the caller's transaction: a refusal leaves it usable
         inserted = _insert(workspace.pk, items, text, origin, automation_ref, now, cutoff)
         missing = [key for key in keys if key not in inserted]

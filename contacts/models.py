@@ -23,7 +23,11 @@ class Contact(models.Model):
     name = models.CharField(max_length=150, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
     captured_at = models.DateTimeField(default=timezone.now)
+    # The last message from the person (DM, story reply or mention, postback, referral): what opens
+    # Meta's 24-hour window for ordinary DMs (contacts/windows.py). A comment or mention does not.
     last_inbound_at = models.DateTimeField(null=True, blank=True)
+    # The last comment or @mention by the person: opens only one private reply per comment, for 7 days.
+    last_comment_at = models.DateTimeField(null=True, blank=True)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=32, blank=True)
     custom_fields = models.JSONField(default=dict, blank=True)
@@ -264,3 +268,85 @@ class DataDeletionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Data deletion {self.confirmation_code} ({self.status})"
+
+
+class InstagramConnection(models.Model):
+    """A workspace's own Instagram professional account, connected through Business Login.
+
+    The long-lived token is stored encrypted (contacts/tokens.py) and refreshed before it expires.
+    The account id is the one Meta's webhooks name in `entry.id`; it is also kept on the workspace
+    (`Workspace.instagram_account_id`, unique), which is what routes deliveries.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Connected"
+        BROKEN = "broken", "Disconnected by Instagram (reconnect needed)"
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="instagram_connection")
+    account_id = models.CharField(max_length=64, unique=True, help_text="Instagram professional account id.")
+    username = models.CharField(max_length=64, blank=True)
+    token_encrypted = models.TextField()
+    token_expires_at = models.DateTimeField()
+    token_refreshed_at = models.DateTimeField(help_text="When the current token was issued or last refreshed.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    broken_at = models.DateTimeField(null=True, blank=True)
+    broken_reason = models.CharField(max_length=255, blank=True)
+    connected_at = models.DateTimeField(default=timezone.now)
+    connected_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "token_expires_at"], name="ig_connection_due")]
+
+    def __str__(self) -> str:
+        return f"@{self.username or self.account_id} ({self.status})"
+
+    @property
+    def is_broken(self) -> bool:
+        return self.status == self.Status.BROKEN
+
+
+class InstagramConnectState(models.Model):
+    """A connect link handed out: its `state` names this row, which is used once (replay refused)."""
+
+    nonce = models.CharField(max_length=43, unique=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="ig_connect_state_created")]
+
+    def __str__(self) -> str:
+        return f"connect state for workspace {self.workspace_id}"
+
+
+class PendingMention(models.Model):
+    """An @mention whose author Meta's notification does not name: looked up with the workspace's
+    token by a task, retried with backoff, never blocking intake. Captured as `collaboration`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CAPTURED = "captured", "Captured"
+        FAILED = "failed", "Gave up"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    meta_id = models.CharField(max_length=255)
+    media_id = models.CharField(max_length=64, blank=True)
+    comment_id = models.CharField(max_length=64, blank=True)
+    occurred_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "meta_id"], name="contacts_pending_mention_once"),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="pending_mention_due")]
+
+    def __str__(self) -> str:
+        return f"mention {self.meta_id} ({self.status})"

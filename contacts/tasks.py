@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from contacts import intake
+from contacts import instagram, intake
 
 # A database outage leaves the deliveries pending: retry 8 times, backoff from 5 s doubling up to 10 min.
 _RETRY_WHILE_DATABASE_AWAY = {
@@ -45,3 +45,21 @@ def sweep_pending_deliveries() -> int:
     swept = intake.deliveries_sweep(now=now)
     intake.deliveries_prune(now=now)
     return swept
+
+
+@shared_task(name="contacts.tasks.resolve_instagram_mention", **_RETRY_WHILE_DATABASE_AWAY)
+def resolve_instagram_mention(mention_id: int) -> str:
+    """Look up who @mentioned a workspace's account; a failure waits for the sweep (with backoff)."""
+    return instagram.mention_resolve(mention_id=mention_id)
+
+
+@shared_task(name="contacts.tasks.resolve_due_instagram_mentions")
+def resolve_due_instagram_mentions() -> int:
+    """Every minute (celery-beat, contacts 0010): mention look-ups due again after a failure."""
+    return instagram.mentions_resolve_due()
+
+
+@shared_task(name="contacts.tasks.refresh_instagram_tokens")
+def refresh_instagram_tokens() -> dict:
+    """Every hour (celery-beat, contacts 0010): refresh tokens at least a day old expiring within 7 days."""
+    return instagram.tokens_refresh_due()

@@ -64,3 +64,31 @@ def _isolated_hooks():
     saved = (hooks._headroom_listeners[:], hooks._month_listeners[:])
     yield
     hooks._headroom_listeners[:], hooks._month_listeners[:] = saved
+
+
+@pytest.fixture
+def fake_meta(settings):
+    """The Meta stand-in (contacts/fakemeta) on a local port; the settings point every Meta URL at it."""
+    from contacts.fakemeta import FakeMeta
+    from contacts.fakemeta.server import FakeMetaServer
+
+    fake = FakeMeta(app_id=settings.META_APP_ID, app_secret=settings.META_APP_SECRET)
+    server = FakeMetaServer(fake).start()
+    for name, value in server.settings_for().items():
+        setattr(settings, name, value)
+    settings.META_GRAPH_MAX_ATTEMPTS = 2
+    settings.META_GRAPH_RETRY_BASE_SECONDS = 0.01
+    settings.META_GRAPH_TIMEOUT_SECONDS = 5
+    fake.server = server
+    yield fake
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_contact_hooks():
+    """Listeners a test registers on contacts' connection hook do not leak into the next test."""
+    from contacts import hooks
+
+    saved = hooks._connected_listeners[:]
+    yield
+    hooks._connected_listeners[:] = saved

@@ -62,3 +62,24 @@ def pro_subscription(workspace: Workspace, *, addon_packs: int = 0) -> Subscript
         workspace=workspace, plan=Plan.objects.get(code=Plan.PRO), addon_packs=addon_packs,
         status=Subscription.Status.ACTIVE,
     )
+
+
+def connect_instagram(workspace: Workspace, *, account_id: str | None = None, username: str = "",
+                      token: str | None = None, expires_in_days: int = 60, refreshed_days_ago: int = 0,
+                      status: str = "active"):
+    """The workspace's own Instagram account, as the connect flow stores it (token encrypted)."""
+    import datetime
+
+    from contacts.models import InstagramConnection
+    from contacts.tokens import token_encrypt
+
+    account_id = account_id or f"178414{workspace.pk:011d}"
+    token = token or f"IGAAtest{workspace.pk}token"
+    now = timezone.now()
+    Workspace.objects.filter(pk=workspace.pk).update(instagram_account_id=account_id)
+    workspace.instagram_account_id = account_id
+    return InstagramConnection.objects.create(
+        workspace=workspace, account_id=account_id, username=username or f"brand{workspace.pk}",
+        token_encrypted=token_encrypt(token), token_expires_at=now + datetime.timedelta(days=expires_in_days),
+        token_refreshed_at=now - datetime.timedelta(days=refreshed_days_ago), status=status,
+    )

@@ -29,6 +29,7 @@ from contacts.api import (
     FolderDetailView,
     FolderListView,
 )
+from contacts.instagram_api import InstagramConnectView, InstagramDisconnectView, InstagramStatusView
 from inro.api import NotFoundView
 
 WS = "v1/workspaces/<id:workspace_id>/"
@@ -61,6 +62,9 @@ urlpatterns = [
     path(WS + "paused-actions/", PausedActionListView.as_view(), name="api-paused-actions"),
     path(WS + "billing/checkout/", CheckoutView.as_view(), name="api-billing-checkout"),
     path(WS + "billing/portal/", PortalView.as_view(), name="api-billing-portal"),
+    path(WS + "instagram/", InstagramStatusView.as_view(), name="api-instagram"),
+    path(WS + "instagram/connect/", InstagramConnectView.as_view(), name="api-instagram-connect"),
+    path(WS + "instagram/disconnect/", InstagramDisconnectView.as_view(), name="api-instagram-disconnect"),
     # Last: anything else under /api/ is a 404 in the API's error shape.
     re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
 ]

@@ -39,7 +39,8 @@ from automations.services.segments import segment_contacts
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord, AutomationKind
 from billing.months import month_of
-from contacts.messaging import DM_WINDOW, backend_sends_in_bulk, send_message, send_messages_bulk
+from contacts.instagram import DISCONNECTED_REASON, sending_blocked
+from contacts.messaging import DISCONNECTED, DM_WINDOW, backend_sends_in_bulk, send_message, send_messages_bulk
 from contacts.models import Contact, Folder, FolderMembership, Message
 from inro.errors import ApplicationError
 from inro.sql import pg_array
@@ -585,7 +586,12 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
                 if r.last_inbound_us is None or r.last_inbound_us <= cutoff]
     reachable = [r for r in batch if r.last_inbound_us is not None and r.last_inbound_us > cutoff]
     refused: set[int] = set()
-    if reachable:
+    # A broken Instagram connection stops the sends before the gate: kept as paused, nothing charged.
+    blocked = bool(reachable) and sending_blocked(workspace_id=workspace.pk)
+    reason = DISCONNECTED_REASON if blocked else ""
+    if blocked:
+        refused = {r.contact_id for r in reachable}
+    elif reachable:
         result = activate_many(
             workspace, [r.contact_id for r in reachable], kind=AutomationKind.CAMPAIGN, ref=campaign.ref,
             reserve=workspace.activation_reserve,
@@ -595,7 +601,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     allowed = [r for r in reachable if r.contact_id not in refused]
     outcomes += [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in limited]
     if allowed and not backend_sends_in_bulk():
-        _write_outcomes(campaign, workspace, limited, outcomes, now)
+        _write_outcomes(campaign, workspace, limited, outcomes, now, reason=reason)
         _send_one_by_one(campaign, workspace, batch_id, allowed, renew)
         return
 
@@ -613,7 +619,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
                 outcomes.extend(_Outcome(r.contact_id, r.rank, _final_status(s.status), s.message_id)
                                 for r, s in zip(allowed, sent, strict=True))
             _write_outcomes(campaign, workspace, limited, outcomes, now, batch_id=batch_id,
-                            before_counters=before_counters)
+                            before_counters=before_counters, reason=reason)
 
     if writer is None:
         write()
@@ -623,7 +629,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
 
 def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pending], outcomes: list[_Outcome],
                     now: datetime.datetime, *, batch_id: int | None = None,
-                    before_counters: Callable[[], None] | None = None) -> None:
+                    before_counters: Callable[[], None] | None = None, reason: str = "") -> None:
     """Recipient rows for the batch's outcomes, paused actions for its refused contacts, then the
     campaign's counters."""
     with transaction.atomic(savepoint=False):
@@ -631,7 +637,7 @@ def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pen
         recipient_ids = {contact_id: recipient_id for recipient_id, contact_id, _ in written}
         paused_actions_create(
             workspace=workspace, kind=AutomationKind.CAMPAIGN, automation_ref=campaign.ref,
-            action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now,
+            action_type=PausedAction.ActionType.CAMPAIGN_MESSAGE, needs_window=True, now=now, reason=reason,
             items=[PauseItem(Contact(pk=r.contact_id, workspace_id=workspace.pk, last_inbound_at=r.last_inbound_at),
                              _message_key(campaign.pk, r.contact_id),
                              {"campaign_id": campaign.pk, "recipient_id": recipient_ids[r.contact_id]})
@@ -653,6 +659,14 @@ def _send_one_by_one(campaign: Campaign, workspace: Workspace, batch_id: int, al
             origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
             automation_ref=campaign.ref,
         )
+        if sent.status == DISCONNECTED:
+            # Meta rejected the workspace's token: this recipient and the rest of the batch (already
+            # allowed by the gate, so resuming them costs nothing more) wait for the reconnect.
+            rest = allowed[position:]
+            _write_outcomes(campaign, workspace, rest,
+                            [_Outcome(r.contact_id, r.rank, CampaignRecipient.Status.LIMITED) for r in rest],
+                            timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
+            return
         with transaction.atomic():
             written = _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank,
                                                              _final_status(sent.status), sent.message.pk)],
@@ -721,6 +735,8 @@ def campaign_recipient_resume(*, action: PausedAction, now: datetime.datetime) -
         workspace=campaign.workspace, contact=action.contact, text=campaign.text, origin=Message.Origin.AUTOMATED,
         idempotency_key=_message_key(campaign.pk, action.contact_id), automation_ref=campaign.ref,
     )
+    if sent.status == DISCONNECTED:
+        return DISCONNECTED  # still limited: it waits for the reconnect again
     _record(action.payload["recipient_id"], sent, now, from_status=CampaignRecipient.Status.LIMITED)
     campaign_counters_refresh(campaign_id=campaign.pk)
     return _final_status(sent.status)

@@ -20,13 +20,16 @@ from accounts.models import Workspace
 from automations.models import PausedAction
 from billing.activation import activate_many
 from billing.models import AutomationKind
-from contacts.messaging import messaging_window_closes_at, window_is_open
+from contacts.instagram import DISCONNECTED_REASON, sending_blocked
+from contacts.messaging import DISCONNECTED, messaging_window_closes_at, window_is_open
 from contacts.models import Contact
 
 logger = logging.getLogger(__name__)
 
 RESUME_CHUNK = 500
 WINDOW_CLOSED = "messaging_window_closed"
+# Actions that send a message: they wait while the workspace's Instagram connection is broken.
+MESSAGE_ACTIONS = (PausedAction.ActionType.CAMPAIGN_MESSAGE, PausedAction.ActionType.SCENARIO_RUN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +56,28 @@ def paused_actions_create(
     needs_window: bool,
     private_reply: bool = False,
     now: datetime.datetime | None = None,
+    reason: str = "",
 ) -> int:
-    """Keep refused actions (rule 4). The same action for the same contact is kept once."""
+    """Keep refused actions (rule 4). The same action for the same contact is kept once.
+
+    `reason` DISCONNECTED_REASON: kept because the workspace's Instagram connection is broken, not
+    refused by the gate; an earlier row of the same action (resumed, then stopped by the break) waits
+    again.
+    """
     if not items:
         return 0
     now = now or timezone.now()
+    if reason == DISCONNECTED_REASON:
+        PausedAction.objects.filter(
+            workspace=workspace, dedupe_key__in=[item.dedupe_key for item in items], status=PausedAction.Status.RESUMED
+        ).update(status=PausedAction.Status.WAITING, resolved_at=None, reason=reason)
     rows = [
         PausedAction(
             workspace=workspace, contact=item.contact, kind=kind, automation_ref=automation_ref,
             action_type=action_type, dedupe_key=item.dedupe_key, created_at=now,
             payload={**item.payload, "needs_window": needs_window, "private_reply": private_reply},
             expires_at=messaging_window_closes_at(item.contact, private_reply=private_reply) if needs_window else None,
+            reason=reason,
         )
         for item in items
     ]
@@ -83,6 +97,7 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
 
     now = now or timezone.now()
     workspace = Workspace.objects.get(pk=workspace.pk)  # the reserve as it is now
+    blocked = sending_blocked(workspace_id=workspace.pk)
     resumed = expired = 0
     cursor: tuple[datetime.datetime, int] | None = None
     while True:
@@ -90,6 +105,9 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
             rows = PausedAction.objects.select_for_update(skip_locked=True, of=("self",)).select_related(
                 "contact"
             ).filter(workspace=workspace, status=PausedAction.Status.WAITING)
+            if blocked:
+                # Messages wait for the Instagram account to be reconnected, before the gate.
+                rows = rows.exclude(action_type__in=MESSAGE_ACTIONS)
             if cursor is not None:
                 rows = rows.filter(Q(created_at__gt=cursor[0]) | Q(created_at=cursor[0], id__gt=cursor[1]))
             chunk = list(rows.order_by("created_at", "id")[:RESUME_CHUNK])
@@ -119,6 +137,12 @@ def paused_actions_resume(*, workspace: Workspace, now: datetime.datetime | None
         # The actions run after the claim has committed, with no transaction held across a send.
         for action in claimed:
             outcome = _run(action, now=now)
+            if outcome == DISCONNECTED:
+                # Meta rejected the token while this ran: it waits for the reconnect again.
+                PausedAction.objects.filter(pk=action.pk).update(
+                    status=PausedAction.Status.WAITING, resolved_at=None, reason=DISCONNECTED_REASON
+                )
+                continue
             PausedAction.objects.filter(pk=action.pk).update(reason=outcome[:64])
         resumed += len(claimed)
     waiting = PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING).count()

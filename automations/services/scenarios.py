@@ -32,7 +32,8 @@ from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate
 from billing.models import AutomationKind
 from contacts.hooks import InboundEvent
-from contacts.messaging import send_message
+from contacts.instagram import DISCONNECTED_REASON, sending_blocked
+from contacts.messaging import DISCONNECTED, send_message
 from contacts.models import Contact, Message, Tag
 from inro.errors import ApplicationError
 
@@ -276,24 +277,26 @@ def _send(run: ScenarioRun, index: int, text: str, suffix: str = "") -> str:
         idempotency_key=f"scenario-run:{run.pk}:step:{index}{suffix}", automation_ref=run.scenario.ref,
         reply_to_comment_id=reply_id,
     )
-    if reply_id:
+    if reply_id and result.status != DISCONNECTED:
         run.data = {**run.data, "private_reply_used": True}
         ScenarioRun.objects.filter(pk=run.pk).update(data=run.data)
     return result.status
 
 
-def _pause(run: ScenarioRun, index: int, step: dict) -> None:
+def _pause(run: ScenarioRun, index: int, step: dict, *, reason: str = "") -> None:
     with transaction.atomic():
         paused_actions_create(
             workspace=run.workspace, kind=AutomationKind.SCENARIO, automation_ref=run.scenario.ref,
             action_type=PausedAction.ActionType.SCENARIO_RUN, needs_window=step["type"] in MESSAGE_STEPS,
-            private_reply=bool(_private_reply_id(run)),
+            private_reply=bool(_private_reply_id(run)), reason=reason,
             items=[PauseItem(run.contact, f"scenario-run:{run.pk}", {"run_id": run.pk, "step": index})],
         )
         ScenarioRun.objects.filter(pk=run.pk, status=ScenarioRun.Status.RUNNING).update(
             status=ScenarioRun.Status.LIMITED, next_step=index
         )
-        _log(run, index, step["type"], "limited", "Monthly quota reached: paused until headroom appears.")
+        detail = (f"{DISCONNECTED_REASON}: paused until the account is reconnected." if reason
+                  else "Monthly quota reached: paused until headroom appears.")
+        _log(run, index, step["type"], "limited", detail)
 
 
 def _store_answer(contact: Contact, target: str, value: str) -> None:
@@ -399,6 +402,10 @@ def _execute_claimed(run_id: int, followups: list) -> ScenarioRun:
                 _log(run, index, "wait", "waiting", f"{step['seconds']} seconds")
                 followups.append(lambda i=index + 1, s=step["seconds"]: _queue_continue(run.pk, i, s))
             break
+        if step["type"] in MESSAGE_STEPS and sending_blocked(workspace_id=run.workspace_id):
+            # The Instagram connection is broken: the run waits before the gate (nothing charged).
+            _pause(run, index, step, reason=DISCONNECTED_REASON)
+            break
         if not run.engaged:
             decision = activate(run.workspace, run.contact, kind=AutomationKind.SCENARIO, ref=run.scenario.ref)
             if not decision.allowed:
@@ -410,6 +417,9 @@ def _execute_claimed(run_id: int, followups: list) -> ScenarioRun:
             if decision.newly_activated:
                 usage_alerts_check(workspace=run.workspace)
         outcome = _execute_step(run, index, step)
+        if outcome == DISCONNECTED:
+            _pause(run, index, step, reason=DISCONNECTED_REASON)  # Meta rejected the token mid-run
+            break
         _log(run, index, step["type"], outcome)
         index += 1
         if outcome == "waiting_answer":

@@ -9,6 +9,16 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+
+
+def derived_fernet_key(secret: str, purpose: str) -> str:
+    """A Fernet key derived from a secret: the local and test default of INSTAGRAM_TOKEN_KEYS only."""
+    import base64  # noqa: PLC0415
+    import hashlib  # noqa: PLC0415
+
+    return base64.urlsafe_b64encode(hashlib.sha256(f"{purpose}:{secret}".encode()).digest()).decode()
+
+
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env("SECRET_KEY", default="")
@@ -172,7 +182,16 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 META_APP_SECRET = env("META_APP_SECRET", default="meta_app_secret_local")
 META_VERIFY_TOKEN = env("META_VERIFY_TOKEN", default="meta_verify_token_local")
 META_GRAPH_API_BASE = env("META_GRAPH_API_BASE", default="https://graph.instagram.com/v21.0")
-META_PAGE_ACCESS_TOKEN = env("META_PAGE_ACCESS_TOKEN", default="")
+# Business Login for Instagram: each workspace connects its own account (contacts/instagram.py); every
+# Graph call uses that workspace's token. The consent page and the code exchange live on other hosts.
+META_APP_ID = env("META_APP_ID", default="meta_app_id_local")
+INSTAGRAM_AUTHORIZE_URL = env("INSTAGRAM_AUTHORIZE_URL", default="https://www.instagram.com/oauth/authorize")
+INSTAGRAM_TOKEN_URL = env("INSTAGRAM_TOKEN_URL", default="https://api.instagram.com/oauth/access_token")
+# Fernet keys (comma-separated): the first encrypts, every one decrypts, so keys rotate (docs/deploy.md).
+# No default here: local and test settings generate one, production requires it.
+INSTAGRAM_TOKEN_KEYS = env.list("INSTAGRAM_TOKEN_KEYS", default=[])
+# A connect link (its signed `state`) is good for this many seconds, once.
+INSTAGRAM_CONNECT_STATE_MAX_AGE = env.int("INSTAGRAM_CONNECT_STATE_MAX_AGE", default=600)
 
 LOGGING = {
     "version": 1,

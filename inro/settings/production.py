@@ -10,6 +10,9 @@ STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 META_APP_SECRET = env("META_APP_SECRET")
 META_VERIFY_TOKEN = env("META_VERIFY_TOKEN")
+META_APP_ID = env("META_APP_ID")
+# Required: the keys that encrypt every workspace's Instagram token (docs/deploy.md, key rotation).
+INSTAGRAM_TOKEN_KEYS = env.list("INSTAGRAM_TOKEN_KEYS")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -1,7 +1,7 @@
 """Test settings: fast hashing, in-memory email, tasks run inline unless a test says otherwise."""
 
 from inro.settings.base import *  # noqa: F403
-from inro.settings.base import env
+from inro.settings.base import derived_fernet_key, env
 
 DEBUG = False
 SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
@@ -20,3 +20,5 @@ STORAGES = {
 }
 # No collected static files in tests: serve nothing through whitenoise (it warns about STATIC_ROOT).
 MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405
+META_APP_ID = "meta_app_id_test"
+INSTAGRAM_TOKEN_KEYS = [derived_fernet_key(SECRET_KEY, "instagram-test")]

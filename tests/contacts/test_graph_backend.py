@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from contacts.messaging import DeliveryError, send_message
 from contacts.meta import GraphBackend, GraphClient
-from contacts.models import Message
-from tests.factories import ContactFactory
+from contacts.models import InstagramConnection, Message
+from tests.factories import ContactFactory, connect_instagram
 
 pytestmark = pytest.mark.django_db
 
@@ -55,12 +55,16 @@ class FakeGraph:
         self.responses.append((status, body if body is not None else {}, headers or {}))
 
 
+ACCOUNT_ID = "17841400000000999"
+TOKEN = "IGAAtestworkspacetoken"  # noqa: S105
+
+
 @pytest.fixture
-def graph(settings):
+def graph(settings, workspace):
     fake = FakeGraph()
     fake.thread.start()
     settings.META_GRAPH_API_BASE = fake.base_url
-    settings.META_PAGE_ACCESS_TOKEN = "page-token-test"
+    connect_instagram(workspace, account_id=ACCOUNT_ID, token=TOKEN)
     settings.META_GRAPH_MAX_ATTEMPTS = 3
     settings.META_GRAPH_RETRY_BASE_SECONDS = 0.5
     settings.META_GRAPH_TIMEOUT_SECONDS = 5
@@ -83,14 +87,14 @@ def _message(workspace, **kwargs):
                                   status="queued", text="Hello there", **kwargs)
 
 
-def test_a_dm_is_posted_to_me_messages_with_the_bearer_token(workspace, graph, sleeps):
+def test_a_dm_is_posted_from_the_workspace_account_with_its_own_bearer_token(workspace, graph, sleeps):
     graph.queue(200, {"recipient_id": "1122334455667788", "message_id": "aWdfZAG1fmid001"})
 
     mid = GraphBackend().deliver(_message(workspace))
 
     assert mid == "aWdfZAG1fmid001"
     assert graph.requests == [{
-        "path": "/v21.0/me/messages", "authorization": "Bearer page-token-test",
+        "path": f"/v21.0/{ACCOUNT_ID}/messages", "authorization": f"Bearer {TOKEN}",
         "json": {"recipient": {"id": "1122334455667788"}, "message": {"text": "Hello there"}},
     }]
     assert sleeps == []
@@ -129,7 +133,7 @@ def test_gives_up_after_the_bounded_number_of_attempts(workspace, graph, sleeps)
         GraphBackend().deliver(_message(workspace))
 
     assert str(error.value) == (
-        "Gave up after 3 attempts: Meta refused the message (HTTP 500, code 1): An unknown error occurred"
+        "Gave up after 3 attempts: Meta refused the request (HTTP 500, code 1): An unknown error occurred"
     )
     assert len(graph.requests) == 3
     assert sleeps == [0.5, 1.0]
@@ -175,10 +179,10 @@ def test_a_success_without_message_id_is_a_delivery_error(workspace, graph, slee
         GraphBackend().deliver(_message(workspace))
 
 
-def test_without_an_access_token_nothing_is_sent(workspace, graph, settings, sleeps):
-    settings.META_PAGE_ACCESS_TOKEN = ""
+def test_without_a_connected_account_nothing_is_sent(workspace, graph, settings, sleeps):
+    InstagramConnection.objects.filter(workspace=workspace).delete()
 
-    with pytest.raises(DeliveryError, match="META_PAGE_ACCESS_TOKEN"):
+    with pytest.raises(DeliveryError, match="no Instagram account connected"):
         GraphBackend().deliver(_message(workspace))
     assert graph.requests == []
 
@@ -215,7 +219,9 @@ def test_automated_message_outside_the_window_never_reaches_meta(workspace, grap
 
 
 def test_private_reply_within_seven_days_goes_out_but_a_dm_does_not(workspace, graph_backend, sleeps):
-    contact = ContactFactory(workspace=workspace, last_inbound_at=timezone.now() - datetime.timedelta(days=6))
+    # Commented 6 days ago, never wrote a message: one private reply, no DM.
+    contact = ContactFactory(workspace=workspace, last_inbound_at=None,
+                             last_comment_at=timezone.now() - datetime.timedelta(days=6))
 
     reply = send_message(workspace=workspace, contact=contact, text="Check your DMs", origin="automated",
                          reply_to_comment_id="17865799348089039")
@@ -233,4 +239,4 @@ def test_meta_refusing_marks_the_message_failed(workspace, graph_backend, sleeps
 
     assert result.status == "failed"
     assert result.message.status == "failed" and result.message.sent_at is None
-    assert result.message.error == "Meta refused the message (HTTP 403, code 551): The user can't receive messages."
+    assert result.message.error == "Meta refused the request (HTTP 403, code 551): The user can't receive messages."

@@ -35,7 +35,8 @@ def test_automated_message_outside_the_window_is_skipped_but_manual_goes(workspa
 
 
 def test_private_reply_window_is_seven_days(workspace):
-    contact = ContactFactory(workspace=workspace, last_inbound_at=timezone.now() - datetime.timedelta(days=6))
+    contact = ContactFactory(workspace=workspace, last_inbound_at=None,
+                             last_comment_at=timezone.now() - datetime.timedelta(days=6))
 
     reply = send_message(workspace=workspace, contact=contact, text="Check your DMs", origin="automated",
                          reply_to_comment_id="17890000000000001")

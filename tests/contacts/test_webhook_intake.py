@@ -9,7 +9,7 @@ from django.utils import timezone
 from billing.activation import usage
 from billing.models import ActivationRecord
 from contacts import intake
-from contacts.models import CapturedEvent, Contact, Message, WebhookDelivery
+from contacts.models import CapturedEvent, Contact, Message, PendingMention, WebhookDelivery
 from contacts.tasks import sweep_pending_deliveries
 from tests.contacts.conftest import IG_ACCOUNT_ID, meta_fixture, sign
 from tests.factories import ContactFactory
@@ -474,7 +474,9 @@ def test_comments_update_the_username_and_are_not_inbox_messages(ig_workspace, d
 
     contact = Contact.objects.get(workspace=ig_workspace)
     assert (contact.username, contact.source) == ("maya.designs", "dm")  # source is kept from first capture
-    assert contact.last_inbound_at == datetime.datetime(2025, 11, 26, 12, 8, tzinfo=datetime.UTC)
+    # A comment opens one private reply, not the 24-hour DM window (contacts/windows.py).
+    assert contact.last_inbound_at is None
+    assert contact.last_comment_at == datetime.datetime(2025, 11, 26, 12, 8, tzinfo=datetime.UTC)
     assert Message.objects.count() == 0
 
 
@@ -525,12 +527,17 @@ def test_echoes_of_our_own_messages_are_ignored(ig_workspace, deliver, captured_
     assert WebhookDelivery.objects.get().status == "processed"
 
 
-def test_mentions_without_an_author_are_noted_not_captured(ig_workspace, deliver, captured_events):
+def test_a_mention_without_its_author_waits_for_a_look_up_and_never_blocks_intake(
+        ig_workspace, deliver, captured_events):
+    # No connection (so no token): the look-up fails and is retried later; the delivery is done.
     deliver(meta_fixture("mentions"))
 
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "processed"
-    assert "has no author" in delivery.note
+    mention = PendingMention.objects.get()
+    assert (mention.workspace_id, mention.comment_id, mention.media_id, mention.status, mention.attempts) == (
+        ig_workspace.pk, "17865799348089042", "17887498072083523", "pending", 1)
+    assert mention.next_attempt_at > timezone.now()
     assert Contact.objects.count() == 0
     assert captured_events == []
 

@@ -26,7 +26,7 @@ from billing.fakestripe.server import FakeStripeServer
 from billing.models import AutomationKind, CheckoutSession
 from contacts.models import Message
 from tests.contacts.test_graph_backend import FakeGraph
-from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
+from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory, connect_instagram
 from tests.faults.conftest import assert_no_drift
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -125,7 +125,7 @@ def test_meta_5xx_and_timeouts_during_a_campaign_are_retried_and_each_contact_ge
     graph = FakeGraph()
     graph.thread.start()
     settings.INSTAGRAM_SEND_BACKEND = "graph"
-    settings.META_GRAPH_API_BASE, settings.META_PAGE_ACCESS_TOKEN = graph.base_url, "page-token-test"
+    settings.META_GRAPH_API_BASE = graph.base_url
     settings.META_GRAPH_MAX_ATTEMPTS, settings.META_GRAPH_RETRY_BASE_SECONDS = 4, 0.01
     settings.META_GRAPH_TIMEOUT_SECONDS = 0.5
     original_do_post = graph.server.RequestHandlerClass.do_POST
@@ -140,6 +140,7 @@ def test_meta_5xx_and_timeouts_during_a_campaign_are_retried_and_each_contact_ge
     graph.server.RequestHandlerClass.do_POST = do_post
     try:
         workspace = WorkspaceFactory()
+        connect_instagram(workspace)
         _, owner = _owner_client(workspace)
         contacts = ContactFactory.create_batch(3, workspace=workspace)
         graph.queue(503, {"error": {"message": "Service temporarily unavailable", "code": 2}})
