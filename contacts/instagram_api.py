@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from contacts import instagram
-from inro.api import WorkspaceView
+from accounts.api_base import WorkspaceView
 
 
 class InstagramStatusSerializer(serializers.Serializer):

@@ -17,5 +17,5 @@ urlpatterns = [
     path("", include("web.billing_urls")),
     path("", include("automations.urls")),
     path("", include("web.urls")),
-    path("", include("contacts.instagram_urls")),
+    path("", include("web.instagram_urls")),
 ]

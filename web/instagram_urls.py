@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from contacts import instagram_views
+from web import instagram_views
 
 urlpatterns = [
     path("w/<id:workspace_id>/instagram/", instagram_views.instagram_page, name="instagram"),

@@ -1,6 +1,6 @@
 """The workspace's Instagram page (connect, reconnect, disconnect) and Business Login's callback.
 
-Mounted by contacts/instagram_urls.py: /w/<id>/instagram/ and /instagram/callback/ (the redirect URI
+Mounted by web/instagram_urls.py: /w/<id>/instagram/ and /instagram/callback/ (the redirect URI
 registered with Meta: SITE_URL + /instagram/callback/).
 """
 
@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Membership
-from accounts.views import render_workspace, workspace_view
+from web.account_views import render_workspace, workspace_view
 from contacts import instagram
 
 
