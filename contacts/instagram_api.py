@@ -7,8 +7,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from contacts import instagram
 from accounts.api_base import WorkspaceView
+from contacts import instagram
 
 
 class InstagramStatusSerializer(serializers.Serializer):

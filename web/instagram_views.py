@@ -10,8 +10,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Membership
-from web.account_views import render_workspace, workspace_view
 from contacts import instagram
+from web.account_views import render_workspace, workspace_view
 
 
 @workspace_view
