@@ -12,7 +12,7 @@ import pytest
 from automations.models import Campaign, Scenario, Segment
 from automations.services import campaign_create, scenario_create, segment_create
 from billing.models import CheckoutSession
-from contacts.models import Folder, FolderMembership, Message
+from contacts.models import ConversationRead, Folder, FolderMembership, Message
 from tests.api.conftest import openapi_schema, ws_url
 from tests.factories import ContactFactory, FolderFactory, WorkspaceFactory
 
@@ -55,6 +55,11 @@ ROUTES = [
     ("GET", "paused-actions/", None),
     ("POST", "billing/checkout/", {"plan": "pro", "addon_packs": 1}),
     ("POST", "billing/portal/", None),
+    ("GET", "instagram/", None),
+    ("POST", "instagram/connect/", None),
+    ("POST", "instagram/disconnect/", None),
+    ("GET", "conversations/", None),
+    ("POST", "conversations/{contact}/read/", None),
 ]
 OBJECT_ROUTES = [route for route in ROUTES if "{" in route[1]]
 
@@ -93,6 +98,7 @@ class Objects:
         assert not Segment.objects.filter(name="Stolen").exists()
         assert not Campaign.objects.filter(name="Stolen").exists()
         assert Message.objects.count() == 0
+        assert ConversationRead.objects.count() == 0
         assert CheckoutSession.objects.count() == 0
 
 

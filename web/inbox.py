@@ -1,0 +1,144 @@
+"""The inbox's reads: one row per conversation, newest activity first, for the web page and the API.
+
+Here, in the interface layer, because a row brings together what three domain apps hold: the contact and
+its messages (contacts), whether it was activated this month (billing) and whether an automation for it
+is paused at the quota (automations). Read only.
+
+A page is one SQL statement whatever the size of the workspace: it walks the keyset index
+(workspace, last_activity_at desc, id desc) that the message trigger keeps current (contacts 0011), and
+each row's extras are index probes (its last message by primary key, the member's read mark, the
+person's messages after it, an activation this month, a waiting paused action).
+"""
+
+import base64
+import datetime
+import hashlib
+import re
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from accounts.models import Membership
+from automations.models import PausedAction
+from billing.models import ActivationRecord
+from billing.months import month_of
+from contacts import windows
+from contacts.models import Contact, ConversationRead, Message
+
+# How far behind the newest activity a `since` poll looks again: the person's messages carry Meta's
+# time, which may be a little older than a message stored just before them.
+SINCE_SLACK = datetime.timedelta(minutes=10)
+_SINCE = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})")
+
+PERSON, MEMBER, AUTOMATION = "person", "member", "automation"
+_SENDERS = {Message.Origin.CONTACT: PERSON, Message.Origin.MANUAL: MEMBER, Message.Origin.AUTOMATED: AUTOMATION}
+
+
+@dataclass(frozen=True, slots=True)
+class Since:
+    """Where a poll left off: the newest conversation it saw (its activity time and last message id)."""
+
+    activity_at: datetime.datetime
+    message_id: int
+
+    def token(self) -> str:
+        micros = int(self.activity_at.timestamp() * 1_000_000)
+        return f"{micros}.{self.message_id}"
+
+    @classmethod
+    def parse(cls, token: str) -> "Since | None":
+        match = _SINCE.fullmatch(token or "")
+        if not match:
+            return None
+        micros, message_id = int(match[1]), int(match[2])
+        if micros > 253_402_300_799_000_000 or message_id > 2**63 - 1:  # year 9999, bigint
+            return None
+        moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=micros)
+        return cls(moment, message_id)
+
+
+def conversation_list(
+    *,
+    membership: Membership,
+    unread: bool | None = None,
+    waiting: bool | None = None,
+    limited: bool | None = None,
+    source: str | None = None,
+    since: Since | None = None,
+) -> QuerySet[Contact]:
+    """The workspace's conversations as seen by one member, newest activity first (order by
+    -last_activity_at, -id). Each contact carries `read_up_to`, `unread` (the person's messages after this
+    member's read mark), `activated` (this month), `limited` (an automation for them is paused) and its
+    `last_message` (with its sender). `since`: only conversations with a message after that point."""
+    workspace_id = membership.workspace_id
+    read_mark = ConversationRead.objects.filter(membership=membership, contact=OuterRef("pk"))
+    unread_messages = (
+        Message.objects.filter(contact=OuterRef("pk"), direction=Message.Direction.INBOUND,
+                               id__gt=OuterRef("read_up_to"))
+        .order_by().values("contact").annotate(n=Count("*")).values("n")
+    )
+    rows = (
+        Contact.objects.filter(workspace_id=workspace_id, last_activity_at__isnull=False)
+        .annotate(
+            read_up_to=Coalesce(Subquery(read_mark.values("last_read_message_id")[:1]), Value(0)),
+            unread=Coalesce(Subquery(unread_messages, output_field=IntegerField()), Value(0)),
+            activated=Exists(ActivationRecord.objects.filter(workspace_id=workspace_id, month=month_of(),
+                                                             contact=OuterRef("pk"))),
+            limited=Exists(PausedAction.objects.filter(contact=OuterRef("pk"),
+                                                       status=PausedAction.Status.WAITING)),
+        )
+        .select_related("last_message__sent_by")
+        .only("id", "workspace_id", "username", "name", "source", "igsid", "last_inbound_at", "last_activity_at",
+              "last_message__id", "last_message__direction", "last_message__origin", "last_message__status",
+              "last_message__text", "last_message__created_at", "last_message__tag",
+              "last_message__sent_by__id", "last_message__sent_by__email", "last_message__sent_by__full_name")
+    )
+    if source:
+        rows = rows.filter(source=source)
+    if waiting is not None:
+        person_last = Q(last_message__direction=Message.Direction.INBOUND)
+        rows = rows.filter(person_last) if waiting else rows.exclude(person_last)
+    if unread is not None:
+        rows = rows.filter(unread__gt=0) if unread else rows.filter(unread=0)
+    if limited is not None:
+        rows = rows.filter(limited=limited)
+    if since is not None:
+        rows = rows.filter(last_activity_at__gte=since.activity_at - SINCE_SLACK,
+                           last_message_id__gt=since.message_id)
+    return rows.order_by(F("last_activity_at").desc(), F("id").desc())
+
+
+def conversation_get(*, membership: Membership, contact_id: int) -> Contact | None:
+    """One conversation row (as in `conversation_list`), or None when it is not one of the workspace's."""
+    return conversation_list(membership=membership).filter(pk=contact_id).first()
+
+
+def since_of(rows: list[Contact], since: Since | None = None) -> Since | None:
+    """The `since` a client sends next: the newest point among the rows it was given (or the one it sent)."""
+    points = [Since(row.last_activity_at, row.last_message_id or 0) for row in rows]
+    if since is not None:
+        points.append(since)
+    return max(points, key=lambda p: (p.message_id, p.activity_at), default=None)
+
+
+def sender_of(message: Message | None) -> str | None:
+    return _SENDERS.get(message.origin) if message is not None else None
+
+
+def reply_window_of(contact: Contact, *, now: datetime.datetime | None = None) -> windows.ReplyWindow:
+    """The window a member's reply to this conversation falls in: the very function sending enforces."""
+    return windows.member_reply_window(contact, now=now)
+
+
+def etag_for(content: bytes) -> str:
+    """A strong ETag for a rendered list: the same rows, read state and windows give the same tag."""
+    return '"' + base64.urlsafe_b64encode(hashlib.sha256(content).digest()[:18]).decode() + '"'
+
+
+def if_none_match(header: str | None, etag: str) -> bool:
+    """True when the client's If-None-Match names `etag` (or is "*")."""
+    if not header:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or etag in tags
