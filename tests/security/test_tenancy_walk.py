@@ -13,13 +13,14 @@ import re
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import api_token_create
 from automations.models import Campaign, Scenario, Segment
 from billing.models import CheckoutSession
-from contacts.models import Folder, FolderMembership, Message, Tag
+from contacts.models import Contact, Folder, FolderMembership, Message, Tag
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +36,7 @@ PUBLIC = {
     "instagram-data-deletion", "instagram-data-deletion-status",  # Meta's signed deletion callback + status
     "healthz", "readyz", "metrics",  # probes; metrics needs its bearer token (404 without)
     "api-schema", "api-docs", "api-token", "api-not-found",  # OpenAPI schema, Swagger UI, sign-in, 404 shape
+    "instagram_callback",  # Instagram's redirect after consent: its signed state names the workspace (400 without)
 }
 # Routes about the signed-in user only (no workspace id in the path).
 OWN = {
@@ -45,6 +47,11 @@ OWN = {
 SECRET_GUARDED = {"scenario_webhook"}
 # Owner/admin-only actions: a member of the workspace without that role gets 403 and nothing happens.
 MANAGER_ONLY = {("checkout", "POST"), ("portal", "POST")}
+# The inbox is every member's, not only owners' and admins': a plain member reads and replies.
+MEMBER_ALLOWED = {
+    ("inbox", "GET"): 200, ("inbox_live", "GET"): 200, ("inbox_reply", "POST"): 302,
+    ("api-conversations", "GET"): 200, ("api-conversation-read", "POST"): 200, ("api-contact-messages", "POST"): 201,
+}
 
 
 def _routes():
@@ -152,8 +159,8 @@ def test_every_route_keeps_outsiders_and_role_less_members_out(world, capsys):
                 ok = status in (302, 403, 404, 405) and (status != 302 or "/admin/login/" in response["Location"])
                 if name in ("login", "logout") and status in (200, 302):
                     ok = True  # the admin sign-in page itself; signing out of it
-            elif namespace == "fake_stripe":
-                ok = status == 404  # the offline demo's Stripe stand-in: off unless FAKE_STRIPE_ENABLED
+            elif namespace in ("fake_stripe", "fake_meta"):
+                ok = status == 404  # the offline demo's Stripe and Meta stand-ins: off unless enabled
             elif name in PUBLIC or name in OWN:
                 ok = True  # no workspace in the path; the data check above still applies
             elif name in SECRET_GUARDED:
@@ -178,6 +185,29 @@ def test_every_route_keeps_outsiders_and_role_less_members_out(world, capsys):
         print(f"\ntenancy walk: {walked} routes ({guarded} workspace-scoped), {calls} requests, 0 leaks")
 
 
+def test_a_plain_member_reads_and_replies_in_the_inbox(world):
+    """The inbox routes, walked as a member without the owner/admin role: each one works."""
+    contact_id = world["params"]["contact_id"]
+    Contact.objects.filter(pk=contact_id).update(last_inbound_at=timezone.now())
+    web, api = _clients(world["member"])
+    seen = set()
+    for route, name, _ in ROUTES:
+        for (allowed, method), expected in MEMBER_ALLOWED.items():
+            if name != allowed:
+                continue
+            path = _path(route, world["params"])
+            if path.startswith("/api/"):
+                response = api.generic(method, path, b'{"text": "hello"}' if method == "POST" else b"",
+                                       content_type="application/json")
+            else:
+                response = web.generic(method, path, "text=hello" if method == "POST" else "",
+                                       content_type="application/x-www-form-urlencoded")
+            assert response.status_code == expected, f"{method} {path} as a member: {response.status_code}"
+            seen.add((name, method))
+    assert seen == set(MEMBER_ALLOWED)
+    assert Message.objects.filter(workspace=world["victim"], origin="manual").count() == 2
+
+
 def test_every_web_form_enforces_csrf(world):
     """POST without a CSRF token, as the workspace's own owner: 403 on every web route that takes POST."""
     client = Client(enforce_csrf_checks=True)
@@ -185,7 +215,7 @@ def test_every_web_form_enforces_csrf(world):
     csrf_exempt = {"instagram-webhook", "stripe", "instagram-data-deletion", "scenario_webhook"}  # signed instead
     refused = 0
     for route, name, namespace in ROUTES:
-        if route.startswith(("api/", "admin/")) or name in csrf_exempt or namespace == "fake_stripe":
+        if route.startswith(("api/", "admin/")) or name in csrf_exempt or namespace in ("fake_stripe", "fake_meta"):
             continue  # the API authenticates with tokens (and enforces CSRF for sessions); admin is Django's
         path = _path(route, world["params"])
         response = client.post(path, {"name": "x", "text": "x", "username": "a@b.c", "password": "x"})
