@@ -154,6 +154,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Activated-contacts metering and billing for the mobile app.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A message's status appears in more than one component (a conversation's last message too).
+    "ENUM_NAME_OVERRIDES": {"MessageStatusEnum": "contacts.models.Message.Status"},
 }
 # REST API: one error shape, throttle rates, Swagger UI served from our own static files.
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "inro.api.exception_handler"
