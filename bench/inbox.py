@@ -15,7 +15,8 @@ on a workspace of 3 conversations: it must not grow with size.
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/inro_bench_inbox .venv/bin/python bench/inbox.py
 
 Sizes: BENCH_INBOX_CONTACTS (default 1,000,000), BENCH_INBOX_MESSAGES (default 10,000,000, a whole
-multiple of the contacts), BENCH_INBOX_RUNS (default 30).
+multiple of the contacts), BENCH_INBOX_RUNS (default 30); BENCH_INBOX_WORKSPACE=<id> measures a
+workspace an earlier run seeded, without seeding again.
 """
 
 import os
@@ -170,11 +171,18 @@ def main() -> None:
 
     setup_test_environment()
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    workspace = new_workspace("inbox")
-    user = User.objects.create_user(email=f"inbox-{workspace.pk}@bench.test")
-    membership = Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.MEMBER)
-    print(f"Seeding {CONTACTS:,} contacts and {MESSAGES:,} messages...", flush=True)
-    seed(workspace.pk, membership.pk)
+    reuse = os.environ.get("BENCH_INBOX_WORKSPACE")
+    if reuse:  # measure again on a workspace seeded by an earlier run (its bench member's view)
+        membership = Membership.objects.select_related("workspace", "user").get(
+            workspace_id=int(reuse), user__email=f"inbox-{reuse}@bench.test")
+        workspace, user = membership.workspace, membership.user
+    else:
+        workspace = new_workspace("inbox")
+        user = User.objects.create_user(email=f"inbox-{workspace.pk}@bench.test")
+        membership = Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.MEMBER)
+        print(f"Seeding {CONTACTS:,} contacts and {MESSAGES:,} messages...", flush=True)
+        seed(workspace.pk, membership.pk)
+    print(f"   workspace {workspace.pk} (BENCH_INBOX_WORKSPACE={workspace.pk} measures it again)", flush=True)
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user)[1]}")
