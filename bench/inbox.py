@@ -211,6 +211,16 @@ def main() -> None:
     not_modified = timed(lambda: get(HTTP_IF_NONE_MATCH=etag))
     assert get(HTTP_IF_NONE_MATCH=etag).status_code == 304
     nothing_new = timed(lambda: get(f"?since={since}"))
+    # The web page's poll: the HTML fragment, 200 the first time, then 304 while nothing changed.
+    from django.test import Client
+
+    web = Client()
+    web.force_login(user)
+    live = f"/w/{workspace.pk}/inbox/live/"
+    web_page = timed(lambda: web.get(live))
+    live_etag = web.get(live)["ETag"]
+    assert web.get(live, HTTP_IF_NONE_MATCH=live_etag).status_code == 304
+    web_poll = timed(lambda: web.get(live, HTTP_IF_NONE_MATCH=live_etag))
     # The API's floor on this machine right now: the cheapest authenticated request (who am I).
     floor = timed(lambda: client.get("/api/v1/me/"))
     assert get(f"?since={since}").json()["results"] == []
@@ -241,6 +251,8 @@ def main() -> None:
     rows.append(row("conversations, unread=true", unread, "—", None))
     rows.append(row("poll with If-None-Match, 304", not_modified, "—", None))
     rows.append(row("poll with since, nothing new", nothing_new, "—", None))
+    rows.append(row("web page's live fragment, 200", web_page, "—", None))
+    rows.append(row("web page's poll, 304", web_poll, "—", None))
     rows.append(Row(scenario="inbox: API floor, GET /api/v1/me/ (context)", figure=f"{ms(median(floor))} median",
                     reference="—", ratio="—", target="—", met="—"))
     rows.append(Row(scenario="inbox: queries per list request", figure=f"{queries_big} at {CONTACTS:,} contacts",

@@ -12,6 +12,7 @@ included), `If-None-Match` with it answers 304 with no body when nothing changed
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -150,11 +151,16 @@ class ConversationListView(WorkspaceView):
             "since": since.token() if since else None,
             "results": [conversation_data(row, now=now) for row in page],
         }
-        etag = inbox.etag_for(json.dumps(body, cls=DjangoJSONEncoder, sort_keys=True).encode())
-        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        # Encoded once: the ETag is the hash of the very bytes sent.
+        content = json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+        etag = inbox.etag_for(content)
         if inbox.if_none_match(request.headers.get("If-None-Match"), etag):
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response(body, headers=headers)
+            response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            response = HttpResponse(content, content_type="application/json")
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, no-cache"
+        return response
 
 
 class ConversationReadResultSerializer(serializers.Serializer):
