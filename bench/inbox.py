@@ -208,6 +208,7 @@ def main() -> None:
     list_times = timed(get)
     waiting = timed(lambda: get("?waiting=true"))
     unread = timed(lambda: get("?unread=true"))
+    limited = timed(lambda: get("?limited=true"))
     not_modified = timed(lambda: get(HTTP_IF_NONE_MATCH=etag))
     assert get(HTTP_IF_NONE_MATCH=etag).status_code == 304
     nothing_new = timed(lambda: get(f"?since={since}"))
@@ -249,6 +250,7 @@ def main() -> None:
                     median(list_times) * 1000 < TARGET_MS))
     rows.append(row("conversations, waiting=true", waiting, "—", None))
     rows.append(row("conversations, unread=true", unread, "—", None))
+    rows.append(row("conversations, limited=true (1 % of them)", limited, "—", None))
     rows.append(row("poll with If-None-Match, 304", not_modified, "—", None))
     rows.append(row("poll with since, nothing new", nothing_new, "—", None))
     rows.append(row("web page's live fragment, 200", web_page, "—", None))
