@@ -142,7 +142,7 @@ class ConversationListView(WorkspaceView):
         rows = inbox.conversation_list(membership=self.membership, unread=query.get("unread"),
                                        waiting=query.get("waiting"), limited=query.get("limited"),
                                        source=query.get("source"), since=query.get("since"))
-        page = self.paginate_queryset(rows)
+        page = inbox.conversation_rows_complete(membership=self.membership, rows=self.paginate_queryset(rows))
         now = timezone.now()
         since = inbox.since_of(page, query.get("since"))
         body = {

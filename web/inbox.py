@@ -4,10 +4,11 @@ Here, in the interface layer, because a row brings together what three domain ap
 its messages (contacts), whether it was activated this month (billing) and whether an automation for it
 is paused at the quota (automations). Read only.
 
-A page is one SQL statement whatever the size of the workspace: it walks the keyset index
-(workspace, last_activity_at desc, id desc) that the message trigger keeps current (contacts 0011), and
-each row's extras are index probes (its last message by primary key, the member's read mark, the
-person's messages after it, an activation this month, a waiting paused action).
+A page is two SQL statements whatever the size of the workspace: one walks the keyset index
+(workspace, last_activity_at desc, id desc) that the message trigger keeps current (contacts 0011),
+joining each row's last message by primary key; the other completes the page's rows with index probes
+(the member's read mark and the person's messages after it, a waiting paused action, an activation
+this month).
 """
 
 import base64
@@ -16,7 +17,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db import connection
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import Membership
@@ -25,6 +27,7 @@ from billing.models import ActivationRecord
 from billing.months import month_of
 from contacts import windows
 from contacts.models import Contact, ConversationRead, Message
+from inro.sql import pg_array
 
 # How far behind the newest activity a `since` poll looks again: the person's messages carry Meta's
 # time, which may be a little older than a message stored just before them.
@@ -68,26 +71,13 @@ def conversation_list(
     since: Since | None = None,
 ) -> QuerySet[Contact]:
     """The workspace's conversations as seen by one member, newest activity first (order by
-    -last_activity_at, -id). Each contact carries `read_up_to`, `unread` (the person's messages after this
-    member's read mark), `activated` (this month), `limited` (an automation for them is paused) and its
-    `last_message` (with its sender). `since`: only conversations with a message after that point."""
+    -last_activity_at, -id), with their `last_message` (and its sender). `since`: only conversations
+    with a message after that point. Complete a page's rows with `conversation_rows_complete` (unread
+    count, limited, activated): for a page those are per-row index probes, which a planner estimating
+    a million rows would otherwise hash over the whole workspace."""
     workspace_id = membership.workspace_id
-    read_mark = ConversationRead.objects.filter(membership=membership, contact=OuterRef("pk"))
-    unread_messages = (
-        Message.objects.filter(contact=OuterRef("pk"), direction=Message.Direction.INBOUND,
-                               id__gt=OuterRef("read_up_to"))
-        .order_by().values("contact").annotate(n=Count("*")).values("n")
-    )
     rows = (
         Contact.objects.filter(workspace_id=workspace_id, last_activity_at__isnull=False)
-        .annotate(
-            read_up_to=Coalesce(Subquery(read_mark.values("last_read_message_id")[:1]), Value(0)),
-            unread=Coalesce(Subquery(unread_messages, output_field=IntegerField()), Value(0)),
-            activated=Exists(ActivationRecord.objects.filter(workspace_id=workspace_id, month=month_of(),
-                                                             contact=OuterRef("pk"))),
-            limited=Exists(PausedAction.objects.filter(contact=OuterRef("pk"),
-                                                       status=PausedAction.Status.WAITING)),
-        )
         .select_related("last_message__sent_by")
         .only("id", "workspace_id", "username", "name", "source", "igsid", "last_inbound_at", "last_activity_at",
               "last_message__id", "last_message__direction", "last_message__origin", "last_message__status",
@@ -100,18 +90,52 @@ def conversation_list(
         person_last = Q(last_message__direction=Message.Direction.INBOUND)
         rows = rows.filter(person_last) if waiting else rows.exclude(person_last)
     if unread is not None:
-        rows = rows.filter(unread__gt=0) if unread else rows.filter(unread=0)
+        # Nested in the message subquery: the contact is the outer query's outer row.
+        read_mark = ConversationRead.objects.filter(membership=membership, contact=OuterRef(OuterRef("pk")))
+        after_mark = Message.objects.filter(
+            contact=OuterRef("pk"), direction=Message.Direction.INBOUND,
+            id__gt=Coalesce(Subquery(read_mark.values("last_read_message_id")[:1]), Value(0)),
+        )
+        rows = rows.filter(Exists(after_mark)) if unread else rows.exclude(Exists(after_mark))
     if limited is not None:
-        rows = rows.filter(limited=limited)
+        paused = Exists(PausedAction.objects.filter(contact=OuterRef("pk"), status=PausedAction.Status.WAITING))
+        rows = rows.filter(paused) if limited else rows.exclude(paused)
     if since is not None:
         rows = rows.filter(last_activity_at__gte=since.activity_at - SINCE_SLACK,
                            last_message_id__gt=since.message_id)
     return rows.order_by(F("last_activity_at").desc(), F("id").desc())
 
 
+_EXTRAS = f"""
+SELECT c.id,
+    (SELECT count(*) FROM {Message._meta.db_table} m WHERE m.contact_id = c.id AND m.direction = %s
+        AND m.id > coalesce((SELECT r.last_read_message_id FROM {ConversationRead._meta.db_table} r
+                             WHERE r.membership_id = %s AND r.contact_id = c.id), 0)),
+    EXISTS (SELECT 1 FROM {PausedAction._meta.db_table} p WHERE p.contact_id = c.id AND p.status = %s),
+    EXISTS (SELECT 1 FROM {ActivationRecord._meta.db_table} a
+            WHERE a.workspace_id = %s AND a.month = %s AND a.contact_id = c.id)
+FROM unnest(%s::bigint[]) AS c(id)
+"""  # noqa: S608 - table names only
+
+
+def conversation_rows_complete(*, membership: Membership, rows: list[Contact]) -> list[Contact]:
+    """Set each row's `unread` (the person's messages after this member's read mark), `limited` (an
+    automation for them is paused) and `activated` (this month): one statement for the page."""
+    if not rows:
+        return rows
+    with connection.cursor() as cursor:
+        cursor.execute(_EXTRAS, [Message.Direction.INBOUND.value, membership.pk, PausedAction.Status.WAITING.value,
+                                 membership.workspace_id, month_of(), pg_array(row.pk for row in rows)])
+        extras = {contact_id: (unread, limited, activated) for contact_id, unread, limited, activated in cursor}
+    for row in rows:
+        row.unread, row.limited, row.activated = extras.get(row.pk, (0, False, False))
+    return rows
+
+
 def conversation_get(*, membership: Membership, contact_id: int) -> Contact | None:
-    """One conversation row (as in `conversation_list`), or None when it is not one of the workspace's."""
-    return conversation_list(membership=membership).filter(pk=contact_id).first()
+    """One conversation row (as in `conversation_list`, completed), or None when it is not one."""
+    row = conversation_list(membership=membership).filter(pk=contact_id).first()
+    return conversation_rows_complete(membership=membership, rows=[row])[0] if row else None
 
 
 def since_of(rows: list[Contact], since: Since | None = None) -> Since | None:

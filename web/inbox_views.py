@@ -64,7 +64,7 @@ def _list_context(request: HttpRequest, membership: Membership, now: datetime.da
             last_activity_at=before.activity_at, id__gte=before.message_id)
     page = list(rows[: PAGE_SIZE + 1])
     more = len(page) > PAGE_SIZE
-    page = page[:PAGE_SIZE]
+    page = inbox.conversation_rows_complete(membership=membership, rows=page[:PAGE_SIZE])
     query = {"show": show, "source": source}
     base = "&".join(f"{k}={v}" for k, v in query.items() if v)
     older = None
