@@ -2,8 +2,9 @@
 
 `send_message` is what automations and the inbox call. It enforces the messaging window for automated
 messages (24 hours after the contact's last inbound message; 7 days for a private reply to a
-comment), deduplicates on an idempotency key so a retried task never sends twice, and hands the
-message to the backend named by INSTAGRAM_SEND_BACKEND: "outbox" (default: stored, not sent
+comment) and Meta's rules for a member's reply (`windows.reply_window`: standard within 24 hours, tagged
+HUMAN_AGENT up to 7 days, refused after), deduplicates on an idempotency key so a retried task never
+sends twice, and hands the message to the backend named by INSTAGRAM_SEND_BACKEND: "outbox" (default: stored, not sent
 anywhere; visible in the admin and the API) or "graph" (Meta's Graph API).
 """
 
