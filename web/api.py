@@ -22,7 +22,7 @@ from rest_framework.response import Response
 
 from accounts.api_base import WorkspaceView
 from contacts import services as contact_services
-from contacts.models import Contact, Message
+from contacts.models import Contact, Conversation, Message
 from inro.api import cursor_page, validated_query
 from web import inbox
 
@@ -77,12 +77,12 @@ def _when(value):
     return None if value is None else _datetime.to_representation(value)
 
 
-def conversation_data(row: Contact, *, now=None) -> dict:
+def conversation_data(row: Conversation, *, now=None) -> dict:
     """One conversation as the API shows it (ConversationSerializer's shape)."""
-    message = row.last_message
-    window = inbox.reply_window_of(row, now=now)
+    message, contact = row.last_message, row.contact
+    window = inbox.reply_window_of(contact, now=now)
     return {
-        "contact": {"id": row.pk, "username": row.username, "name": row.name, "source": row.source,
+        "contact": {"id": contact.pk, "username": contact.username, "name": contact.name, "source": contact.source,
                     "activated_this_month": row.activated},
         "last_message": None if message is None else {
             "id": message.pk, "sender": inbox.sender_of(message), "sent_by": message.sent_by_id,
@@ -125,7 +125,7 @@ class ConversationPageSerializer(serializers.Serializer):
 class ConversationListView(WorkspaceView):
     extra_error_statuses = {"GET": (400,)}
     serializer_class = ConversationSerializer
-    pagination_class = cursor_page("-last_activity_at", "-id")
+    pagination_class = cursor_page("-last_activity_at", "-contact_id")
 
     @extend_schema(
         operation_id="conversations_list", parameters=[

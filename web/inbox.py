@@ -5,7 +5,8 @@ its messages (contacts), whether it was activated this month (billing) and wheth
 is paused at the quota (automations). Read only.
 
 A page is two SQL statements whatever the size of the workspace: one walks the keyset index
-(workspace, last_activity_at desc, id desc) that the message trigger keeps current (contacts 0011),
+(workspace, last_activity_at desc, contact desc) of contacts_conversation, which the message trigger
+keeps current (contacts 0012),
 joining each row's last message by primary key; the other completes the page's rows with index probes
 (the member's read mark and the person's messages after it, a waiting paused action, an activation
 this month).
@@ -26,7 +27,7 @@ from automations.models import PausedAction
 from billing.models import ActivationRecord
 from billing.months import month_of
 from contacts import windows
-from contacts.models import Contact, ConversationRead, Message
+from contacts.models import Contact, Conversation, ConversationRead, Message
 from inro.sql import pg_array
 
 # How far behind the newest activity a `since` poll looks again: the person's messages carry Meta's
@@ -69,41 +70,44 @@ def conversation_list(
     limited: bool | None = None,
     source: str | None = None,
     since: Since | None = None,
-) -> QuerySet[Contact]:
+) -> QuerySet[Conversation]:
     """The workspace's conversations as seen by one member, newest activity first (order by
-    -last_activity_at, -id), with their `last_message` (and its sender). `since`: only conversations
-    with a message after that point. Complete a page's rows with `conversation_rows_complete` (unread
-    count, limited, activated): for a page those are per-row index probes, which a planner estimating
-    a million rows would otherwise hash over the whole workspace."""
-    workspace_id = membership.workspace_id
+    -last_activity_at, -contact), with their contact and last message (and its sender). `since`: only
+    conversations with a message after that point. Complete a page's rows with
+    `conversation_rows_complete` (unread count, limited, activated): for a page those are per-row index
+    probes, which a planner estimating a million rows would otherwise hash over the whole workspace."""
     rows = (
-        Contact.objects.filter(workspace_id=workspace_id, last_activity_at__isnull=False)
-        .select_related("last_message__sent_by")
-        .only("id", "workspace_id", "username", "name", "source", "igsid", "last_inbound_at", "last_activity_at",
+        Conversation.objects.filter(workspace_id=membership.workspace_id)
+        .select_related("contact", "last_message__sent_by")
+        .only("contact_id", "workspace_id", "last_activity_at", "last_message_id",
+              "contact__id", "contact__workspace_id", "contact__username", "contact__name", "contact__source",
+              "contact__igsid", "contact__last_inbound_at",
               "last_message__id", "last_message__direction", "last_message__origin", "last_message__status",
               "last_message__text", "last_message__created_at", "last_message__tag",
               "last_message__sent_by__id", "last_message__sent_by__email", "last_message__sent_by__full_name")
     )
     if source:
-        rows = rows.filter(source=source)
+        rows = rows.filter(contact__source=source)
     if waiting is not None:
         person_last = Q(last_message__direction=Message.Direction.INBOUND)
         rows = rows.filter(person_last) if waiting else rows.exclude(person_last)
     if unread is not None:
-        # Nested in the message subquery: the contact is the outer query's outer row.
-        read_mark = ConversationRead.objects.filter(membership=membership, contact=OuterRef(OuterRef("pk")))
+        # Nested in the message subquery: the conversation is the outer query's outer row.
+        read_mark = ConversationRead.objects.filter(membership=membership,
+                                                    contact_id=OuterRef(OuterRef("contact_id")))
         after_mark = Message.objects.filter(
-            contact=OuterRef("pk"), direction=Message.Direction.INBOUND,
+            contact_id=OuterRef("contact_id"), direction=Message.Direction.INBOUND,
             id__gt=Coalesce(Subquery(read_mark.values("last_read_message_id")[:1]), Value(0)),
         )
         rows = rows.filter(Exists(after_mark)) if unread else rows.exclude(Exists(after_mark))
     if limited is not None:
-        paused = Exists(PausedAction.objects.filter(contact=OuterRef("pk"), status=PausedAction.Status.WAITING))
+        paused = Exists(PausedAction.objects.filter(contact_id=OuterRef("contact_id"),
+                                                    status=PausedAction.Status.WAITING))
         rows = rows.filter(paused) if limited else rows.exclude(paused)
     if since is not None:
         rows = rows.filter(last_activity_at__gte=since.activity_at - SINCE_SLACK,
                            last_message_id__gt=since.message_id)
-    return rows.order_by(F("last_activity_at").desc(), F("id").desc())
+    return rows.order_by(F("last_activity_at").desc(), F("contact_id").desc())
 
 
 _EXTRAS = f"""
@@ -118,29 +122,29 @@ FROM unnest(%s::bigint[]) AS c(id)
 """  # noqa: S608 - table names only
 
 
-def conversation_rows_complete(*, membership: Membership, rows: list[Contact]) -> list[Contact]:
+def conversation_rows_complete(*, membership: Membership, rows: list[Conversation]) -> list[Conversation]:
     """Set each row's `unread` (the person's messages after this member's read mark), `limited` (an
     automation for them is paused) and `activated` (this month): one statement for the page."""
     if not rows:
         return rows
     with connection.cursor() as cursor:
         cursor.execute(_EXTRAS, [Message.Direction.INBOUND.value, membership.pk, PausedAction.Status.WAITING.value,
-                                 membership.workspace_id, month_of(), pg_array(row.pk for row in rows)])
+                                 membership.workspace_id, month_of(), pg_array(row.contact_id for row in rows)])
         extras = {contact_id: (unread, limited, activated) for contact_id, unread, limited, activated in cursor}
     for row in rows:
-        row.unread, row.limited, row.activated = extras.get(row.pk, (0, False, False))
+        row.unread, row.limited, row.activated = extras.get(row.contact_id, (0, False, False))
     return rows
 
 
-def conversation_get(*, membership: Membership, contact_id: int) -> Contact | None:
+def conversation_get(*, membership: Membership, contact_id: int) -> Conversation | None:
     """One conversation row (as in `conversation_list`, completed), or None when it is not one."""
-    row = conversation_list(membership=membership).filter(pk=contact_id).first()
+    row = conversation_list(membership=membership).filter(contact_id=contact_id).first()
     return conversation_rows_complete(membership=membership, rows=[row])[0] if row else None
 
 
-def since_of(rows: list[Contact], since: Since | None = None) -> Since | None:
+def since_of(rows: list[Conversation], since: Since | None = None) -> Since | None:
     """The `since` a client sends next: the newest point among the rows it was given (or the one it sent)."""
-    points = [Since(row.last_activity_at, row.last_message_id or 0) for row in rows]
+    points = [Since(row.last_activity_at, row.last_message_id) for row in rows]
     if since is not None:
         points.append(since)
     return max(points, key=lambda p: (p.message_id, p.activity_at), default=None)

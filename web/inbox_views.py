@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Membership
 from contacts import selectors as contact_selectors
 from contacts import services as contact_services
-from contacts.models import Contact, Message
+from contacts.models import Contact, Conversation, Message
 from inro.errors import ApplicationError
 from web import inbox
 from web.account_views import render_workspace, workspace_view
@@ -61,7 +61,7 @@ def _list_context(request: HttpRequest, membership: Membership, now: datetime.da
     before = _before(request)
     if before is not None:
         rows = rows.filter(last_activity_at__lte=before.activity_at).exclude(
-            last_activity_at=before.activity_at, id__gte=before.message_id)
+            last_activity_at=before.activity_at, contact_id__gte=before.message_id)
     page = list(rows[: PAGE_SIZE + 1])
     more = len(page) > PAGE_SIZE
     page = inbox.conversation_rows_complete(membership=membership, rows=page[:PAGE_SIZE])
@@ -70,7 +70,7 @@ def _list_context(request: HttpRequest, membership: Membership, now: datetime.da
     older = None
     if more:
         last = page[-1]
-        older = f"?{base + '&' if base else ''}before={inbox.Since(last.last_activity_at, last.pk).token()}"
+        older = f"?{base + '&' if base else ''}before={inbox.Since(last.last_activity_at, last.contact_id).token()}"
     return {
         "rows": [_row(row, now) for row in page],
         "show": show,
@@ -80,10 +80,11 @@ def _list_context(request: HttpRequest, membership: Membership, now: datetime.da
     }
 
 
-def _row(contact: Contact, now: datetime.datetime) -> dict:
-    message = contact.last_message
+def _row(conversation: Conversation, now: datetime.datetime) -> dict:
+    message, contact = conversation.last_message, conversation.contact
     return {
         "contact": contact,
+        "conversation": conversation,
         "message": message,
         "sender": inbox.sender_of(message),
         "waiting": message is not None and message.direction == Message.Direction.INBOUND,

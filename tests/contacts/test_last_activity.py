@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from contacts.messaging import send_message, send_messages_bulk
-from contacts.models import Contact, Message
+from contacts.models import Contact, Conversation, Message
 from tests.contacts.conftest import IG_ACCOUNT_ID
 from tests.factories import ContactFactory
 from tests.instagram.helpers import dm_payload
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 def activity(contact):
-    contact = Contact.objects.get(pk=contact.pk)
-    return contact.last_activity_at, contact.last_message_id
+    conversation = Conversation.objects.filter(contact_id=contact.pk).first()
+    return (conversation.last_activity_at, conversation.last_message_id) if conversation else (None, None)
 
 
 def test_an_inbound_dm_sets_the_last_activity(ig_workspace, deliver):
@@ -26,6 +26,7 @@ def test_an_inbound_dm_sets_the_last_activity(ig_workspace, deliver):
     contact = Contact.objects.get(igsid="9990001")
     message = Message.objects.get(contact=contact)
     assert activity(contact) == (message.created_at, message.pk)
+    assert Conversation.objects.get(contact=contact).workspace_id == ig_workspace.pk
 
 
 def test_sends_move_it_forward_and_an_older_message_does_not_move_it_back(workspace, owner):
