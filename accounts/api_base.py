@@ -13,12 +13,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.crypto import constant_time_compare
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from accounts.models import ApiToken
 from accounts.selectors import membership_for_user
 from accounts.services import (
     api_token_hash,
+    api_token_revoke,
     api_token_touch,
     idempotency_claim,
     idempotency_complete,
@@ -48,6 +50,9 @@ class ApiTokenAuthentication(TokenAuthentication):
             token = None  # the password changed since this device logged in
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("This token is not valid or was revoked. Log in again.")
+        if token.is_expired():
+            api_token_revoke(token=token)
+            raise exceptions.AuthenticationFailed("This token expired (unused too long, or too old). Log in again.")
         api_token_touch(token=token)
         return token.user, token
 
@@ -59,16 +64,29 @@ class ApiView(BaseApiView):
     authentication_classes = [ApiTokenAuthentication]
 
 
-class WorkspaceView(ApiView):
-    # A view under /workspaces/{workspace_id}/: 404 unless the user is a member (the tenancy guard).
+_ROLE_WORDS = {"admin": "owners and admins", "owner": "owners"}
 
+
+class WorkspaceView(ApiView):
+    # A view under /workspaces/{workspace_id}/: 404 unless the user is a member (the tenancy guard),
+    # then 403 unless their role is at least the one `required_roles` names for the method (the role
+    # matrix, docs/roles.md; a method not listed is open to every member). The schema documents the 403.
+
+    required_roles: dict[str, str] = {}
     membership = None
     workspace = None
 
     def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
+        # DRF's own initial (authentication, permissions, throttles), then tenancy and role, then the
+        # body: an outsider gets 404 and a role-less member 403 whatever they send.
+        GenericAPIView.initial(self, request, *args, **kwargs)
         self.membership = membership_for_user(user=request.user, workspace_id=kwargs["workspace_id"])
         self.workspace = self.membership.workspace
+        role = self.required_roles.get(request.method)
+        if role is not None and not self.membership.has_role(role):
+            raise exceptions.PermissionDenied(
+                f"Only {_ROLE_WORDS[role]} of this workspace can do this. Ask one of them.")
+        self.check_body(request)
 
     def require_manager(self, action: str) -> None:
         """Owners and admins only: a member gets 403 (after the 404 guard, so outsiders learn nothing)."""

@@ -1,5 +1,8 @@
 """Users (login by email), workspaces (one customer account each) and memberships with roles."""
 
+import datetime
+
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.serializers.json import DjangoJSONEncoder
@@ -107,10 +110,23 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} ({self.role})"
 
+    # The role matrix (docs/roles.md): members read everything and act by hand (manual DMs, folders,
+    # tags and fields); admins also run and edit automations; owners also manage billing and members.
+    RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+
+    def has_role(self, role: str) -> bool:
+        """At least `role` in the matrix (an owner has every admin's and member's rights)."""
+        return self.RANK.get(self.role, -1) >= self.RANK[role]
+
     @property
     def can_manage(self) -> bool:
-        """Owners and admins launch campaigns and buy upgrades; members do not."""
-        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+        """Owners and admins run and edit automations (campaigns, scenarios, segments); members do not."""
+        return self.has_role(self.Role.ADMIN)
+
+    @property
+    def can_manage_billing(self) -> bool:
+        """Only owners change the plan, buy add-on packs and open the payment portal."""
+        return self.has_role(self.Role.OWNER)
 
 
 class ApiToken(models.Model):
@@ -118,7 +134,9 @@ class ApiToken(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     key_hash = models.CharField(max_length=64, unique=True)
-    name = models.CharField(max_length=100, blank=True, help_text="Device name given at login, if any.")
+    name = models.CharField(max_length=100, blank=True,
+                            help_text="Device name given at login, else one read from its User-Agent.")
+    user_agent = models.CharField(max_length=255, blank=True, help_text="The User-Agent that logged in.")
     # The user's session auth hash when the token was made: any password change, by whatever path
     # (API, reset page, admin), makes it differ and the token stops working.
     password_fingerprint = models.CharField(max_length=128, blank=True)
@@ -130,6 +148,21 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.pk} of {self.user}"
+
+    @staticmethod
+    def lifetimes() -> tuple[datetime.timedelta, datetime.timedelta]:
+        """(idle, absolute): a token stops working unused for API_TOKEN_IDLE_DAYS, or API_TOKEN_MAX_AGE_DAYS
+        after its login, whichever comes first."""
+        return (datetime.timedelta(days=settings.API_TOKEN_IDLE_DAYS),
+                datetime.timedelta(days=settings.API_TOKEN_MAX_AGE_DAYS))
+
+    @property
+    def expires_at(self) -> datetime.datetime:
+        idle, max_age = self.lifetimes()
+        return min((self.last_used_at or self.created_at) + idle, self.created_at + max_age)
+
+    def is_expired(self, now: datetime.datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
 
 
 class IdempotencyKey(models.Model):

@@ -1,8 +1,9 @@
 """Reads for accounts, starting with the one tenancy guard every page and endpoint uses."""
 
+from django.db.models import F
 from django.http import Http404
 
-from accounts.models import Membership, User, Workspace
+from accounts.models import ApiToken, Membership, User, Workspace
 
 
 def membership_for_user(*, user: User, workspace_id: int) -> Membership:
@@ -29,3 +30,9 @@ def workspaces_of_user(*, user: User) -> list[Membership]:
         .filter(user=user, workspace__deleted_at__isnull=True)
         .order_by("workspace__name")
     )
+
+
+def api_tokens_of_user(*, user: User) -> list[ApiToken]:
+    """The user's devices (one API token each) that still work, most recently used first."""
+    tokens = ApiToken.objects.filter(user=user).order_by(F("last_used_at").desc(nulls_last=True), "-created_at", "-id")
+    return [token for token in tokens if not token.is_expired()]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -44,12 +45,36 @@ def membership_add(*, workspace: Workspace, user: User, role: str = Membership.R
     return membership
 
 
-def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
-    """A new API key for one device; returns the row and the key, which is shown only this once."""
+def api_token_create(*, user: User, name: str = "", user_agent: str = "") -> tuple[ApiToken, str]:
+    """A new API key for one device; returns the row and the key, which is shown only this once.
+
+    The device is named by the client (`name`) or, failing that, after its User-Agent.
+    """
     key = secrets.token_hex(20)
-    token = ApiToken.objects.create(user=user, key_hash=api_token_hash(key), name=(name or "").strip()[:100],
+    user_agent = (user_agent or "").strip()[:255]
+    name = (name or "").strip()[:100] or device_name_from_user_agent(user_agent)
+    token = ApiToken.objects.create(user=user, key_hash=api_token_hash(key), name=name, user_agent=user_agent,
                                     password_fingerprint=user.get_session_auth_hash())
     return token, key
+
+
+_PLATFORMS = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
+              ("Macintosh", "Mac"), ("Mac OS X", "Mac"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("CriOS/", "Chrome"),
+             ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+
+
+def device_name_from_user_agent(user_agent: str) -> str:
+    """A short name a person recognises ("Chrome on Android", "Inro on iPhone"), or "Unknown device"."""
+    platform = next((name for marker, name in _PLATFORMS if marker in user_agent), "")
+    if user_agent.startswith("Mozilla/"):
+        app = next((name for marker, name in _BROWSERS if marker in user_agent), "Browser")
+    else:
+        # An app's own User-Agent, e.g. "Inro/2.4 (iPhone; iOS 17.1)" or "okhttp/4.12": its product name.
+        app = user_agent.split("/", 1)[0].split(" ", 1)[0][:40]
+    if app and platform:
+        return f"{app} on {platform}"[:100]
+    return (app or platform or "Unknown device")[:100]
 
 
 def api_token_hash(key: str) -> str:
@@ -58,6 +83,17 @@ def api_token_hash(key: str) -> str:
 
 def api_token_revoke(*, token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk).delete()
+
+
+def api_tokens_purge_expired(*, now: datetime.datetime | None = None) -> int:
+    """Delete tokens past their idle or absolute expiry (they no longer authenticate); how many."""
+    now = now or timezone.now()
+    idle, max_age = ApiToken.lifetimes()
+    deleted, _ = ApiToken.objects.filter(
+        Q(created_at__lte=now - max_age) | Q(last_used_at__lte=now - idle)
+        | Q(last_used_at__isnull=True, created_at__lte=now - idle)
+    ).delete()
+    return deleted
 
 
 def api_token_touch(*, token: ApiToken, now: datetime.datetime | None = None) -> None:

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.urls import reverse
 
@@ -5,6 +6,7 @@ from accounts.models import Workspace
 from automations import models, services
 from automations.selectors import paused_actions_waiting_count
 from billing.admin import WorkspaceAdmin as BillingWorkspaceAdmin
+from inro.outbound import UnsafeURLError, url_checked
 
 # The workspace page is billing's, plus the paused actions waiting: automations sits above billing,
 # so it extends billing's admin rather than billing reading automations.
@@ -105,8 +107,22 @@ class SegmentAdmin(admin.ModelAdmin):
     raw_id_fields = ["workspace"]
 
 
+class IntegrationForm(forms.ModelForm):
+    class Meta:
+        model = models.Integration
+        fields = ["workspace", "name", "url", "secret", "enabled", "created_at"]
+
+    def clean_url(self) -> str:
+        # The same check as every other way in: staff see why a URL is refused (an internal address).
+        try:
+            return url_checked(self.cleaned_data["url"])
+        except UnsafeURLError as refused:
+            raise forms.ValidationError(refused.message, code="unsafe_url") from None
+
+
 @admin.register(models.Integration)
 class IntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationForm
     list_display = ["name", "workspace", "url", "enabled"]
     raw_id_fields = ["workspace"]
 

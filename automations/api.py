@@ -1,23 +1,33 @@
 """API endpoints of automations: segments, campaigns (preview, launch, cancel), scenarios, paused actions.
 
-Who may do what: any member edits segments and campaign drafts and may stop spending (cancel a
-campaign, disable a scenario); only owners and admins start it (launch a campaign, enable a scenario).
+Who may do what (the role matrix, docs/roles.md): every member reads all of it; owners and admins
+create, edit, launch and cancel campaigns, edit segments and turn scenarios on and off.
 """
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts.api_base import WorkspaceView, idempotent
+from accounts.models import Membership
 from automations import selectors, services
 from automations.models import Campaign, PausedAction, Scenario, Segment
 from automations.services.campaigns import campaign_delete, campaign_update
 from automations.services.segments import segment_delete
 from billing.models import AutomationKind
+from contacts.models import Contact
 from contacts.selectors import folder_list
-from inro.api import IDEMPOTENCY_PARAMETER, cursor_page, validated_query
+from inro.api import (
+    IDEMPOTENCY_PARAMETER,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    cursor_page,
+    validated_query,
+)
 from inro.converters import MAX_ID
+from inro.errors import ApplicationError
 
 # --- Segments -------------------------------------------------------------------------------------
 
@@ -36,14 +46,41 @@ class SegmentListSerializer(serializers.Serializer):
     results = SegmentSerializer(many=True)
 
 
-class SegmentWriteSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=120)
-    rules = serializers.DictField(required=False)
+_TAGS_SCHEMA = {"type": "array", "minItems": 1,
+                "items": {"type": "string", "maxLength": 64, "pattern": "^[^\\x00]*[^\\s\\x00][^\\x00]*$"}}
+_MOMENT_SCHEMA = {"type": "string", "format": "date-time"}
 
 
-class SegmentUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=120, required=False)
-    rules = serializers.DictField(required=False)
+@extend_schema_field({
+    "type": "object", "additionalProperties": False,
+    "description": "Every rule given must hold. Tag names are matched in lower case; moments are ISO 8601 with "
+                   "a time zone; custom_fields match exact values.",
+    "properties": {
+        "sources": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(Contact.Source.values)}},
+        "tags_any": _TAGS_SCHEMA, "tags_all": _TAGS_SCHEMA, "tags_none": _TAGS_SCHEMA,
+        "captured_after": _MOMENT_SCHEMA, "captured_before": _MOMENT_SCHEMA,
+        "last_inbound_after": _MOMENT_SCHEMA, "last_inbound_before": _MOMENT_SCHEMA,
+        "custom_fields": {
+            "type": "object", "minProperties": 1,
+            "propertyNames": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
+            "additionalProperties": {"anyOf": [{"type": "string", "pattern": "^[^\\x00]*$"},
+                                               {"type": "number"}, {"type": "boolean"}]},
+        },
+        "activated_this_month": {"type": "boolean"},
+    },
+})
+class SegmentRulesField(serializers.DictField):
+    """Segment rules: the schema states them; automations.services.segments checks them (the same)."""
+
+
+class SegmentWriteSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120)
+    rules = SegmentRulesField(required=False)
+
+
+class SegmentUpdateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120, required=False)
+    rules = SegmentRulesField(required=False)
 
 
 def _segment_data(segment: Segment) -> dict:
@@ -52,6 +89,7 @@ def _segment_data(segment: Segment) -> dict:
 
 
 class SegmentListView(WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
     extra_error_statuses = {"POST": (409,)}
 
     @extend_schema(operation_id="segments_list", responses={200: SegmentListSerializer}, tags=["segments"])
@@ -83,6 +121,7 @@ class _SegmentMixin:
 
 
 class SegmentDetailView(_SegmentMixin, WorkspaceView):
+    required_roles = {"PATCH": Membership.Role.ADMIN, "DELETE": Membership.Role.ADMIN}
     extra_error_statuses = {"PATCH": (409,), "DELETE": (409,)}
 
     @extend_schema(operation_id="segments_retrieve", responses={200: SegmentSerializer}, tags=["segments"])
@@ -131,21 +170,21 @@ class CampaignSerializer(serializers.Serializer):
     failed_count = serializers.IntegerField()
 
 
-class CampaignWriteSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=120)
-    text = serializers.CharField(max_length=1000)
+class CampaignWriteSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120)
+    text = StrictCharField(max_length=1000)
     audience = serializers.ChoiceField(choices=Campaign.Audience.choices, default=Campaign.Audience.ALL)
-    segment = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
-                                       help_text="Segment id, for audience \"segment\".")
-    folder = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
-                                      help_text="Folder id, for audience \"folder\".")
+    segment = StrictIntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
+                                 help_text="Segment id, for audience \"segment\".")
+    folder = StrictIntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
+                                help_text="Folder id, for audience \"folder\".")
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True,
                                              help_text="Send at this time once launched; now when empty.")
 
 
 class CampaignUpdateSerializer(CampaignWriteSerializer):
-    name = serializers.CharField(max_length=120, required=False)
-    text = serializers.CharField(max_length=1000, required=False)
+    name = StrictCharField(max_length=120, required=False)
+    text = StrictCharField(max_length=1000, required=False)
     audience = serializers.ChoiceField(choices=Campaign.Audience.choices, required=False)
 
 
@@ -158,19 +197,22 @@ class CampaignPreviewSerializer(serializers.Serializer):
 
 
 def _targets(view: WorkspaceView, data: dict) -> dict:
-    """Segment and folder ids from the request, resolved in this workspace (400 when not found)."""
+    """Segment and folder ids from the request, resolved in this workspace (404 when not found: the
+    body is well formed, the thing it names is missing, as for an id in the path)."""
     targets = {}
     if data.get("segment") is not None:
         segment = selectors.segment_get(workspace=view.workspace, segment_id=data["segment"])
         if segment is None:
-            raise serializers.ValidationError({"segment": ["No such segment in this workspace."]})
+            raise ApplicationError("No such segment in this workspace.", code="not_found", status=404,
+                                   fields={"segment": ["No such segment in this workspace."]})
         targets["segment"] = segment
     elif "segment" in data:
         targets["segment"] = None
     if data.get("folder") is not None:
         folder = folder_list(workspace=view.workspace).filter(pk=data["folder"]).first()
         if folder is None:
-            raise serializers.ValidationError({"folder": ["No such folder in this workspace."]})
+            raise ApplicationError("No such folder in this workspace.", code="not_found", status=404,
+                                   fields={"folder": ["No such folder in this workspace."]})
         targets["folder"] = folder
     elif "folder" in data:
         targets["folder"] = None
@@ -178,6 +220,7 @@ def _targets(view: WorkspaceView, data: dict) -> dict:
 
 
 class CampaignListView(WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
     serializer_class = CampaignSerializer
     pagination_class = cursor_page("-created_at", "-id")
 
@@ -211,6 +254,7 @@ class _CampaignMixin:
 
 
 class CampaignDetailView(_CampaignMixin, WorkspaceView):
+    required_roles = {"PATCH": Membership.Role.ADMIN, "DELETE": Membership.Role.ADMIN}
     extra_error_statuses = {"PATCH": (409,), "DELETE": (409,)}
 
     @extend_schema(operation_id="campaigns_retrieve", responses={200: CampaignSerializer}, tags=["campaigns"])
@@ -245,19 +289,20 @@ class CampaignPreviewView(_CampaignMixin, WorkspaceView):
 
 
 class CampaignLaunchView(_CampaignMixin, WorkspaceView):
-    extra_error_statuses = {"POST": (403, 409)}
+    required_roles = {"POST": Membership.Role.ADMIN}
+    extra_error_statuses = {"POST": (409,)}
 
     @extend_schema(operation_id="campaigns_launch", request=None, responses={200: CampaignSerializer},
                    parameters=[IDEMPOTENCY_PARAMETER], tags=["campaigns"])
     @idempotent
     def post(self, request, workspace_id, campaign_id):
         """Launch a draft now (or at its scheduled time). Owners and admins only; 409 unless a draft."""
-        self.require_manager("launch campaigns")
         campaign = services.campaign_launch(campaign=self.get_campaign(campaign_id), launched_by=request.user)
         return Response(CampaignSerializer(campaign).data)
 
 
 class CampaignCancelView(_CampaignMixin, WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
     extra_error_statuses = {"POST": (409,)}
 
     @extend_schema(operation_id="campaigns_cancel", request=None, responses={200: CampaignSerializer},
@@ -313,24 +358,24 @@ class ScenarioDetailView(_ScenarioMixin, WorkspaceView):
 
 
 class ScenarioEnableView(_ScenarioMixin, WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
     enabled = True
-    extra_error_statuses = {"POST": (403,)}
 
     @extend_schema(operation_id="scenarios_enable", request=None, responses={200: ScenarioSerializer},
                    tags=["scenarios"])
     def post(self, request, workspace_id, scenario_id):
         """Turn the scenario on: it starts engaging contacts (owners and admins only)."""
         scenario = self.get_scenario(scenario_id)
-        self.require_manager("turn scenarios on")
         services.scenario_set_enabled(scenario=scenario, enabled=True)
         return Response(ScenarioSerializer(self.get_scenario(scenario_id)).data)
 
 
 class ScenarioDisableView(_ScenarioMixin, WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
     @extend_schema(operation_id="scenarios_disable", request=None, responses={200: ScenarioSerializer},
                    tags=["scenarios"])
     def post(self, request, workspace_id, scenario_id):
-        """Turn the scenario off (any member may stop automated actions)."""
+        """Turn the scenario off: it stops engaging contacts (owners and admins only)."""
         scenario = self.get_scenario(scenario_id)
         services.scenario_set_enabled(scenario=scenario, enabled=False)
         return Response(ScenarioSerializer(self.get_scenario(scenario_id)).data)

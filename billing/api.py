@@ -8,10 +8,17 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts.api_base import WorkspaceView, idempotent
+from accounts.models import Membership
 from billing import checkout, selectors
 from billing.checkout import MAX_ADDON_PACKS
-from billing.models import AutomationKind
-from inro.api import IDEMPOTENCY_PARAMETER, cursor_page, validated_query
+from billing.models import AutomationKind, Plan
+from inro.api import (
+    IDEMPOTENCY_PARAMETER,
+    StrictIntegerField,
+    StrictSerializer,
+    cursor_page,
+    validated_query,
+)
 
 
 class PlanSerializer(serializers.Serializer):
@@ -150,10 +157,11 @@ class ActivationListView(WorkspaceView):
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
-class CheckoutRequestSerializer(serializers.Serializer):
-    plan = serializers.CharField(max_length=32, help_text="Plan code, e.g. \"pro\".")
-    addon_packs = serializers.IntegerField(min_value=0, max_value=MAX_ADDON_PACKS, default=0,
-                                           help_text=f"Add-on packs, 0 to {MAX_ADDON_PACKS}.")
+class CheckoutRequestSerializer(StrictSerializer):
+    # The one plan bought online (billing.checkout refuses any other): the schema says so too.
+    plan = serializers.ChoiceField(choices=[Plan.PRO], help_text="Plan code: \"pro\".")
+    addon_packs = StrictIntegerField(min_value=0, max_value=MAX_ADDON_PACKS, default=0,
+                                     help_text=f"Add-on packs, 0 to {MAX_ADDON_PACKS}.")
 
 
 class RedirectSerializer(serializers.Serializer):
@@ -161,7 +169,8 @@ class RedirectSerializer(serializers.Serializer):
 
 
 class CheckoutView(WorkspaceView):
-    extra_error_statuses = {"POST": (403, 502)}
+    required_roles = {"POST": Membership.Role.OWNER}
+    extra_error_statuses = {"POST": (502,)}
 
     @extend_schema(operation_id="billing_checkout", request=CheckoutRequestSerializer,
                    responses={200: RedirectSerializer}, parameters=[IDEMPOTENCY_PARAMETER], tags=["billing"])
@@ -169,7 +178,6 @@ class CheckoutView(WorkspaceView):
     def post(self, request, workspace_id):
         """Upgrade to a plan with add-on packs (rule 8): the Stripe Checkout page to open, or the billing page
         when a live subscription's packs were changed in place. Owners and admins only."""
-        self.require_manager("buy upgrades")
         serializer = CheckoutRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         url = checkout.checkout_start(workspace=self.workspace, user=request.user,
@@ -179,11 +187,11 @@ class CheckoutView(WorkspaceView):
 
 
 class PortalView(WorkspaceView):
-    extra_error_statuses = {"POST": (400, 403, 502)}
+    required_roles = {"POST": Membership.Role.OWNER}
+    extra_error_statuses = {"POST": (409, 502)}
 
     @extend_schema(operation_id="billing_portal", request=None, responses={200: RedirectSerializer},
                    tags=["billing"])
     def post(self, request, workspace_id):
         """Stripe's billing portal (payment method, invoices, cancellation). Owners and admins only."""
-        self.require_manager("manage billing")
         return Response({"url": checkout.portal_start(workspace=self.workspace, user=request.user)})

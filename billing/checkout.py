@@ -53,8 +53,8 @@ def billing_page_url(workspace: Workspace) -> str:
 
 def _manager_membership(*, workspace: Workspace, user: User) -> Membership:
     membership = membership_for_user(user=user, workspace_id=workspace.pk)  # 404 for outsiders
-    if not membership.can_manage:
-        raise ApplicationError("Only the workspace's owners and admins can change its plan or payment.",
+    if not membership.can_manage_billing:
+        raise ApplicationError("Only the workspace's owners can change its plan or payment.",
                                code="forbidden", status=403)
     return membership
 
@@ -270,7 +270,9 @@ def portal_start(*, workspace: Workspace, user: User) -> str:
     _manager_membership(workspace=workspace, user=user)
     subscription = Subscription.objects.filter(workspace=workspace).first()
     if subscription is None or not subscription.stripe_customer_id:
-        raise ApplicationError("There is no payment account yet: upgrade to Pro first.", code="no_billing_account")
+        # 409: the request is fine, the workspace is not in a state to have a portal yet.
+        raise ApplicationError("There is no payment account yet: upgrade to Pro first.", code="no_billing_account",
+                               status=409)
     session = stripe_client.billing_portal_session_create(
         customer_id=subscription.stripe_customer_id, return_url=billing_page_url(workspace)
     )

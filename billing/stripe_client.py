@@ -15,6 +15,7 @@ import stripe
 from django.conf import settings
 
 from inro.errors import ApplicationError
+from inro.untrusted import json_parse
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict:
         stripe.WebhookSignature.verify_header(
             text, signature_header, settings.STRIPE_WEBHOOK_SECRET, WEBHOOK_TOLERANCE_SECONDS
         )
-        event = json.loads(text)
+        event = json_parse(text)  # nesting bounded: a deep body is a 400, not a RecursionError
     except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError) as error:
         raise WebhookSignatureError(f"Invalid Stripe webhook: {error}") from error
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):

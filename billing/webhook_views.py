@@ -17,7 +17,8 @@ from inro.errors import ApplicationError
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     # Size first, before reading or parsing anything: Stripe events are a few kilobytes.
     limit = settings.STRIPE_WEBHOOK_MAX_BYTES
-    too_large = JsonResponse({"error": {"code": "too_large", "message": f"Events are limited to {limit} bytes."}},
+    too_large = JsonResponse({"error": {"code": "too_large", "message": f"Events are limited to {limit} bytes.",
+                                          "fields": {}}},
                              status=413)
     try:
         if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
@@ -25,7 +26,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         if len(request.body) > limit:
             return too_large
     except ValueError:
-        return JsonResponse({"error": {"code": "invalid", "message": "Bad Content-Length."}}, status=400)
+        return JsonResponse({"error": {"code": "invalid", "message": "Bad Content-Length.", "fields": {}}}, status=400)
     except RequestDataTooBig:
         return too_large
     try:
@@ -33,9 +34,10 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
             payload=request.body, signature_header=request.headers.get("Stripe-Signature", "")
         )
     except WebhookSignatureError as error:
-        return JsonResponse({"error": {"code": error.code, "message": error.message}}, status=400)
+        return JsonResponse({"error": {"code": error.code, "message": error.message, "fields": {}}}, status=400)
     except ApplicationError as error:
-        return JsonResponse({"error": {"code": error.code, "message": error.message}}, status=error.status)
+        return JsonResponse({"error": {"code": error.code, "message": error.message, "fields": {}}},
+                            status=error.status)
     if event.status == StripeEvent.Status.FAILED:
         # 500 so Stripe retries; the error is on the event for staff.
         return JsonResponse({"received": True, "status": event.status}, status=500)

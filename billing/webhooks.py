@@ -18,6 +18,7 @@ from billing.checkout import checkout_session_apply
 from billing.models import PaymentFailure, StripeEvent, Subscription
 from billing.subscriptions import stripe_id, subscription_locked, subscription_object_apply
 from inro.errors import ApplicationError
+from inro.untrusted import json_clean
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,10 @@ def _event_validated(event: dict) -> dict:
 
 def stripe_event_receive(*, payload: bytes, signature_header: str) -> StripeEvent:
     """Verify and store the event (once), then handle it (once). Raises WebhookSignatureError (400)."""
-    event = _event_validated(stripe_client.webhook_event_verify(payload=payload, signature_header=signature_header))
+    # Signed by Stripe: never refused for its characters; NUL and lone surrogates are cleaned before
+    # anything is stored (PostgreSQL refuses both in jsonb and text).
+    event = _event_validated(json_clean(
+        stripe_client.webhook_event_verify(payload=payload, signature_header=signature_header)))
     StripeEvent.objects.bulk_create(
         [StripeEvent(event_id=event["id"], type=event["type"][:255], created=event["created"],
                      livemode=bool(event.get("livemode")), payload=payload_scrubbed(event))],

@@ -3,8 +3,6 @@
 Everything here is a manual action (rule 6): never counted, never blocked at the limit.
 """
 
-import json
-
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -13,7 +11,15 @@ from rest_framework.response import Response
 from accounts.api_base import WorkspaceView, idempotent
 from contacts import selectors, services
 from contacts.models import Contact, Folder, Message
-from inro.api import IDEMPOTENCY_PARAMETER, cursor_page, validated_query
+from inro.api import (
+    IDEMPOTENCY_PARAMETER,
+    StrictCharField,
+    StrictEmailField,
+    StrictIntegerField,
+    StrictSerializer,
+    cursor_page,
+    validated_query,
+)
 from inro.converters import MAX_ID
 
 # --- Contacts -------------------------------------------------------------------------------------
@@ -44,21 +50,47 @@ class ContactSerializer(serializers.Serializer):
         return sorted(membership.folder_id for membership in contact.folder_memberships.all())
 
 
-class ContactUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=150, allow_blank=True, required=False)
-    email = serializers.EmailField(max_length=254, allow_blank=True, required=False)
-    phone = serializers.CharField(max_length=32, allow_blank=True, required=False)
-    custom_fields = serializers.DictField(required=False, help_text="Your own fields; at most 10,000 characters.")
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=100, required=False,
-                                 help_text="Tag names; replaces the contact's tags.")
+MAX_CUSTOM_FIELDS = 25
+MAX_CUSTOM_VALUE_LENGTH = 255
 
-    def validate_custom_fields(self, value: dict) -> dict:
-        encoded = json.dumps(value)
-        if len(encoded) > 10_000:
-            raise serializers.ValidationError("Keep custom fields under 10,000 characters.")
-        if "\\u0000" in encoded:
-            raise serializers.ValidationError("Null characters are not allowed.")
+
+@extend_schema_field({"anyOf": [{"type": "string", "maxLength": 254, "format": "email"},
+                                {"type": "string", "maxLength": 0}]})
+class BlankableEmailField(StrictEmailField):
+    """An email address, or "" to clear it."""
+
+
+@extend_schema_field({
+    "type": "object", "maxProperties": MAX_CUSTOM_FIELDS,
+    "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\x00]*$"},
+    "additionalProperties": {"anyOf": [
+        {"type": "string", "maxLength": MAX_CUSTOM_VALUE_LENGTH, "pattern": "^[^\\x00]*$"},
+        {"type": "number"}, {"type": "boolean"}, {"type": "null"}]},
+})
+class CustomFieldsField(serializers.DictField):
+    """Your own fields: names of 1 to 64 characters, plain values (text, number, true/false, null)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) > MAX_CUSTOM_FIELDS:
+            raise serializers.ValidationError(f"Keep to {MAX_CUSTOM_FIELDS} custom fields.")
+        for name, item in value.items():
+            if not 1 <= len(name) <= 64:
+                raise serializers.ValidationError(f"Field names are 1 to 64 characters: {name[:70]!r}.")
+            if isinstance(item, dict | list) or (isinstance(item, str) and len(item) > MAX_CUSTOM_VALUE_LENGTH):
+                raise serializers.ValidationError(
+                    f"Each value is text of at most {MAX_CUSTOM_VALUE_LENGTH} characters, a number, true/false "
+                    f"or null: {name!r} is not.")
         return value
+
+
+class ContactUpdateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=150, allow_blank=True, required=False)
+    email = BlankableEmailField(max_length=254, allow_blank=True, required=False)
+    phone = StrictCharField(max_length=32, allow_blank=True, required=False)
+    custom_fields = CustomFieldsField(required=False, help_text="Your own fields; replaces them all.")
+    tags = serializers.ListField(child=StrictCharField(max_length=64), max_length=100, required=False,
+                                 help_text="Tag names; replaces the contact's tags.")
 
 
 class ContactQuerySerializer(serializers.Serializer):
@@ -66,7 +98,7 @@ class ContactQuerySerializer(serializers.Serializer):
                                    help_text="Username, name or exact IGSID.")
     source = serializers.ChoiceField(choices=Contact.Source.choices, required=False)
     folder = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Folder id.")
-    tag = serializers.CharField(max_length=64, required=False, allow_blank=True, help_text="Tag name.")
+    tag = serializers.CharField(max_length=64, required=False, help_text="Tag name.")
     activated = serializers.BooleanField(required=False, allow_null=True, default=None,
                                          help_text="Activated this month (true) or not (false).")
 
@@ -85,9 +117,7 @@ class ContactListView(WorkspaceView):
 
     def get_queryset(self):
         query = validated_query(ContactQuerySerializer, self.request)
-        folder_id = query.get("folder")
-        if folder_id and not selectors.folder_list(workspace=self.workspace).filter(pk=folder_id).exists():
-            raise serializers.ValidationError({"folder": ["No such folder in this workspace."]})
+        folder_id = query.get("folder")  # a folder that does not exist here holds no contacts: an empty page
         contacts = selectors.contact_list(workspace=self.workspace, search=query.get("search"),
                                           source=query.get("source"), folder_id=folder_id, tag=query.get("tag"))
         if query.get("activated") is not None and self.activated_filter is not None:
@@ -154,8 +184,8 @@ class MessageSerializer(serializers.Serializer):
     sent_at = serializers.DateTimeField(allow_null=True)
 
 
-class MessageSendSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=1000, help_text="1 to 1000 characters (Instagram's limit).")
+class MessageSendSerializer(StrictSerializer):
+    text = StrictCharField(max_length=1000, help_text="1 to 1000 characters (Instagram's limit).")
 
 
 class ContactMessagesView(_ContactMixin, WorkspaceView):
@@ -187,10 +217,10 @@ class ContactMessagesView(_ContactMixin, WorkspaceView):
 # --- Folders --------------------------------------------------------------------------------------
 
 
-class FolderSerializer(serializers.Serializer):
-    id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(max_length=80)
-    size = serializers.IntegerField(read_only=True, help_text="Contacts in the folder.")
+class FolderSerializer(StrictSerializer):
+    id = StrictIntegerField(read_only=True)
+    name = StrictCharField(max_length=80)
+    size = StrictIntegerField(read_only=True, help_text="Contacts in the folder.")
     created_at = serializers.DateTimeField(read_only=True)
 
 
@@ -235,15 +265,14 @@ class FolderDetailView(_FolderMixin, WorkspaceView):
         """One folder with its size."""
         return Response(FolderSerializer(self.get_folder(folder_id)).data)
 
-    @extend_schema(operation_id="folders_partial_update", tags=["folders"], request={"application/json": {
-        "type": "object", "required": ["name"],
-        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 80}}}})
+    @extend_schema(operation_id="folders_partial_update", tags=["folders"], request=FolderSerializer)
     def patch(self, request, workspace_id, folder_id):
-        """Rename a folder (409 when the name is taken)."""
+        """Rename a folder (409 when the name is taken); without a name, nothing changes."""
         folder = self.get_folder(folder_id)
-        serializer = FolderSerializer(data=request.data)
+        serializer = FolderSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.folder_rename(folder=folder, name=serializer.validated_data["name"])
+        if "name" in serializer.validated_data:
+            services.folder_rename(folder=folder, name=serializer.validated_data["name"])
         return Response(FolderSerializer(self.get_folder(folder_id)).data)
 
     @extend_schema(operation_id="folders_destroy", tags=["folders"])
@@ -253,9 +282,9 @@ class FolderDetailView(_FolderMixin, WorkspaceView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ContactIdsSerializer(serializers.Serializer):
+class ContactIdsSerializer(StrictSerializer):
     contact_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), min_length=1, max_length=1000,
+        child=StrictIntegerField(min_value=1, max_value=MAX_ID), min_length=1, max_length=1000,
         help_text="1 to 1000 contact ids of this workspace.",
     )
 
@@ -280,8 +309,8 @@ class FolderContactsView(_FolderMixin, WorkspaceView):
                    responses={200: FolderChangeSerializer}, tags=["folders"])
     def post(self, request, workspace_id, folder_id):
         """Add contacts to the folder by hand; contacts already in it are left alone."""
-        folder = self.get_folder(folder_id)
-        changed = services.folder_add_contacts(folder=folder, contact_ids=self._contact_ids(request),
+        contact_ids = self._contact_ids(request)  # a malformed body is a 400 before any lookup
+        changed = services.folder_add_contacts(folder=self.get_folder(folder_id), contact_ids=contact_ids,
                                                added_by=request.user)
         return Response({"changed": changed, "size": self.get_folder(folder_id).size})
 
@@ -289,6 +318,6 @@ class FolderContactsView(_FolderMixin, WorkspaceView):
                    responses={200: FolderChangeSerializer}, tags=["folders"])
     def delete(self, request, workspace_id, folder_id):
         """Take contacts out of the folder by hand (the body is {"contact_ids": [...]}, as for POST)."""
-        folder = self.get_folder(folder_id)
-        changed = services.folder_remove_contacts(folder=folder, contact_ids=self._contact_ids(request))
+        contact_ids = self._contact_ids(request)  # a malformed body is a 400 before any lookup
+        changed = services.folder_remove_contacts(folder=self.get_folder(folder_id), contact_ids=contact_ids)
         return Response({"changed": changed, "size": self.get_folder(folder_id).size})

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts.api_base import WorkspaceView
+from accounts.models import Membership
 from contacts import instagram
 
 
@@ -47,23 +48,21 @@ class InstagramStatusView(WorkspaceView):
 
 
 class InstagramConnectView(WorkspaceView):
-    extra_error_statuses = {"POST": (403,)}
+    required_roles = {"POST": Membership.Role.ADMIN}
 
     @extend_schema(operation_id="instagram_connect", request=None, responses={200: InstagramConnectSerializer},
                    tags=["instagram"])
     def post(self, request, workspace_id):
         """Business Login for Instagram: the consent page to open. Instagram sends the browser back to
         /instagram/callback/, which stores the connection. Owners and admins only."""
-        self.require_manager("connect the Instagram account")
         return Response({"url": instagram.connect_url(workspace=self.workspace, user=request.user)})
 
 
 class InstagramDisconnectView(WorkspaceView):
-    extra_error_statuses = {"POST": (403,)}
+    required_roles = {"POST": Membership.Role.ADMIN}
 
     @extend_schema(operation_id="instagram_disconnect", request=None,
                    responses={200: InstagramDisconnectSerializer}, tags=["instagram"])
     def post(self, request, workspace_id):
         """Unsubscribe the account from webhooks and delete its token. Owners and admins only."""
-        self.require_manager("disconnect the Instagram account")
         return Response({"disconnected": instagram.connection_disconnect(workspace=self.workspace)})

@@ -35,6 +35,7 @@ from contacts.hooks import InboundEvent, inbound_event_captured
 from contacts.models import CapturedEvent, Contact, Message, PendingMention, WebhookDelivery
 from inro.celery import app as celery_app
 from inro.sql import LibpqStatement
+from inro.untrusted import json_clean
 
 logger = logging.getLogger(__name__)
 
@@ -543,7 +544,9 @@ def _error_text(error: Exception) -> str:
 
 
 def _capture_delivery(delivery: WebhookDelivery, now: datetime.datetime) -> tuple[int, list[str]]:
-    payload = json.loads(delivery.body)
+    # Signed by Meta: never refused for its characters. NUL and lone surrogates (a message cut inside an
+    # emoji) are cleaned here, so every contact of the delivery is captured with its text.
+    payload = json_clean(json.loads(delivery.body))
     if not isinstance(payload, dict):
         return 0, ["Ignored: the body is not a JSON object."]
     events, notes = parse_delivery(payload, now=now)

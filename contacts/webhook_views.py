@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -23,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from contacts import intake, services
 from contacts.models import DataDeletionRequest
+from inro.untrusted import UntrustedJSONError, json_parse, text_is_storable
 
 SIGNATURE_PREFIX = "sha256="
 
@@ -78,9 +78,10 @@ def _delivery(request: HttpRequest) -> HttpResponse:
     if not signature_is_valid(body, request.META.get("HTTP_X_HUB_SIGNATURE_256")):
         return _error(403, "bad_signature", "The X-Hub-Signature-256 header does not match this body.")
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return _error(400, "malformed", "The body is not valid UTF-8 JSON.")
+        # Bounded nesting; the text is kept as sent (NUL, lone surrogates): intake cleans it where stored.
+        payload = json_parse(body)
+    except UntrustedJSONError as error:
+        return _error(400, "malformed", f"The body is not valid UTF-8 JSON: {error}")
     if not isinstance(payload, dict):
         return _error(400, "malformed", "The body must be a JSON object.")
     intake.delivery_store(body=body, signature_valid=True)
@@ -104,8 +105,8 @@ def parse_signed_request(signed_request: str) -> dict | None:
         raise ValueError("signed_request is not two base64url parts joined by a dot")
     try:
         signature = _b64url_decode(encoded_signature)
-        payload = json.loads(_b64url_decode(encoded_payload).decode("utf-8"))
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        payload = json_parse(_b64url_decode(encoded_payload))
+    except (binascii.Error, ValueError) as error:
         raise ValueError("signed_request is not valid base64url JSON") from error
     if not isinstance(payload, dict):
         raise ValueError("signed_request payload is not a JSON object")
@@ -131,7 +132,8 @@ def data_deletion_callback(request: HttpRequest) -> HttpResponse:
     if payload is None:
         return _error(403, "bad_signature", "The signed_request signature does not match.")
     user_id = payload.get("user_id")
-    if isinstance(user_id, bool) or not isinstance(user_id, str | int) or not 0 < len(str(user_id)) <= 64:
+    if (isinstance(user_id, bool) or not isinstance(user_id, str | int) or not 0 < len(str(user_id)) <= 64
+            or not text_is_storable(str(user_id))):
         return _error(400, "malformed", "The signed_request carries no usable user_id.")
     deletion = services.contact_erase_for_meta_user(user_id=str(user_id))
     path = reverse("instagram-data-deletion-status", args=[deletion.confirmation_code])

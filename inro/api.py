@@ -7,9 +7,11 @@ handling read accounts' tables, so they live in accounts.api_base.
 """
 
 import re
+from collections.abc import Mapping
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.http import Http404
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -18,12 +20,105 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import UserRateThrottle
 
 from inro.errors import ApplicationError
+from inro.untrusted import UntrustedJSONError, first_unstorable, json_parse
 
-_TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
+# --- Request bodies -------------------------------------------------------------------------------
+
+UNSTORABLE_MESSAGE = ("Remove the null character or the broken emoji (a lone surrogate) from this text: "
+                      "it cannot be stored.")
+
+
+class StrictJSONParser(JSONParser):
+    """JSON bodies nested at most JSON_MAX_DEPTH levels, without NaN, and without a NUL or a lone
+    surrogate in any string (keys included): a 400 before any view or database work.
+
+    The body's size is already bounded by RequestBodyLimitMiddleware (API_MAX_BODY_BYTES).
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding") or "utf-8"
+        raw = stream.read() if stream is not None else b""
+        try:
+            data = json_parse(raw, encoding=encoding)
+        except UntrustedJSONError as error:
+            # "parse_error" as DRF names it (a stable code clients know); "too_deep" for nesting.
+            code = "too_deep" if error.reason == "too_deep" else "parse_error"
+            raise exceptions.ParseError(str(error), code=code) from None
+        where = first_unstorable(data)
+        if where is not None:
+            raise exceptions.ValidationError({where: [UNSTORABLE_MESSAGE]})
+        return data
+
+
+# --- Strict input fields ----------------------------------------------------------------------------
+# DRF's fields coerce: CharField takes 0 as "0", IntegerField takes "7" and 7.0. The API's bodies are
+# JSON, so a wrong type is a client bug, answered with a 400 rather than guessed at; and each field's
+# schema states what the server enforces (no NUL, not only spaces), so a client (or a fuzzer) that
+# follows the schema is never refused.
+
+_NO_NUL = r"^[^\x00]*$"
+_SOME_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+class StrictSerializer(serializers.Serializer):
+    # A request body: a JSON object with the listed fields only. An unknown field is a 400, not
+    # silently ignored (a typo would otherwise look like success); the schema says
+    # `additionalProperties: false` for every request body (schema_closed_request_bodies).
+    # (A comment, not a docstring: drf-spectacular would show it on every request body.)
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in set(data) - set(self.fields))
+            if unknown:
+                raise exceptions.ValidationError({name: ["Unknown field: leave it out."] for name in unknown[:20]})
+        return super().to_internal_value(data)
+
+
+def schema_closed_request_bodies(result, generator, request, public):
+    """drf-spectacular postprocessing hook: request bodies admit no properties besides theirs."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component.setdefault("additionalProperties", False)
+    return result
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Enter text (a JSON string)."}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        blank_ok = self.allow_blank or not self.trim_whitespace
+        self.validators.insert(0, RegexValidator(_NO_NUL if blank_ok else _SOME_TEXT,
+                                                 message="Enter some text (not only spaces, no null character)."))
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictEmailField(serializers.EmailField):
+    default_error_messages = {"invalid": "Enter a valid email address."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    # JSON numbers only: "7" and true are refused; 7.0 is the integer 7 (JSON Schema agrees).
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float) or (
+                isinstance(data, float) and not data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(int(data))
 
 
 # --- Errors ---------------------------------------------------------------------------------------
@@ -94,7 +189,8 @@ def exception_handler(exc, context):
         wait = int(exc.wait) if exc.wait is not None else 60
         headers["Retry-After"] = str(max(wait, 1))
         return error_response(status=exc.status_code, code="throttled", headers=headers,
-                              message=f"Too many requests. Try again in {max(wait, 1)} seconds.")
+                              message=getattr(exc, "message", None)
+                              or f"Too many requests. Try again in {max(wait, 1)} seconds.")
     code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
     return error_response(status=exc.status_code, code=code, message=str(exc.detail), headers=headers)
 
@@ -126,12 +222,11 @@ class CursorPage(CursorPagination):
         return parameters
 
     def decode_cursor(self, request):
+        # A cursor is an opaque address of a page: one that does not decode names no page (404).
         try:
             return super().decode_cursor(request)
         except exceptions.NotFound:
-            raise exceptions.ValidationError(
-                {"cursor": ["This cursor is not valid: use the next or previous link as given."]}
-            ) from None
+            raise exceptions.NotFound("There is no such page: use the next or previous link as given.") from None
 
 
 def cursor_page(*ordering: str) -> type[CursorPage]:
@@ -146,23 +241,16 @@ class UserThrottle(UserRateThrottle):
     scope = "user"
 
 
-class TokenObtainIPThrottle(SimpleRateThrottle):
-    """Per client IP on POST /auth/token/, against password guessing (rate "auth_token")."""
-
-    scope = "auth_token"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
 # --- Schema ---------------------------------------------------------------------------------------
 
 _ERROR_DESCRIPTIONS = {
     400: "Bad input: the fields say what to correct.",
     401: "No token, or a token that is not valid or was revoked.",
-    403: "Your role in this workspace does not allow this (owners and admins only).",
+    403: "Your role in this workspace does not allow this (the role matrix: docs/roles.md).",
     404: "Not found, or not in a workspace of yours.",
     409: "Conflict with the current state (or an Idempotency-Key reused with another body).",
+    406: "The Accept header asks for something other than JSON: accept application/json.",
+    413: "The body is larger than the API accepts (API_MAX_BODY_BYTES, 256 KB by default).",
     415: "Send JSON (Content-Type: application/json).",
     502: "The payment provider failed or could not be reached; nothing was charged. Try again.",
     429: "Too many requests: see the Retry-After header.",
@@ -184,19 +272,21 @@ class ApiAutoSchema(AutoSchema):
 
     def error_statuses(self) -> set[int]:
         view, method = self.view, self.method
-        statuses = {429}
+        statuses = {406, 429}
         has_body = method in ("POST", "PUT", "PATCH") or (
             method == "DELETE" and getattr(view, "delete_has_body", False))
-        if has_body or getattr(view, "pagination_class", None) is not None:
-            statuses.add(400)
+        if has_body or method == "DELETE" or getattr(view, "pagination_class", None) is not None:
+            statuses.add(400)  # a DELETE's body is parsed too, if one is sent (ApiView.check_body)
         if not any(isinstance(p, AllowAny) for p in view.get_permissions()):
             statuses.add(401)
         if "{" in self.path:
             statuses.add(404)
         if getattr(getattr(view, method.lower(), None), "idempotent", False):
             statuses.add(409)
-        if has_body:
-            statuses.add(415)
+        if has_body or method == "DELETE":
+            statuses |= {413, 415}
+        if method in getattr(view, "required_roles", {}):
+            statuses.add(403)
         statuses |= set(getattr(view, "extra_error_statuses", {}).get(method, ()))
         return statuses
 
@@ -228,15 +318,41 @@ class BaseApiView(GenericAPIView):
 
     permission_classes = [IsAuthenticated]
     throttle_classes = [UserThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
+    renderer_classes = [JSONRenderer]  # JSON only: never DRF's HTML browsable pages under /api/
     schema = ApiAutoSchema()
-    metadata_class = None  # OPTIONS is a 405: the schema at /api/schema/ describes every endpoint
+    metadata_class = None  # the schema at /api/schema/ describes every endpoint; OPTIONS says only Allow
     # {"POST": (403, 409)}: statuses besides the common ones that an operation may return.
     extra_error_statuses: dict[str, tuple[int, ...]] = {}
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.check_body(request)
+
+    @staticmethod
+    def check_body(request) -> None:
+        # Any body of a POST, PUT, PATCH or DELETE is parsed (StrictJSONParser) before the view's work,
+        # even one the operation ignores: NUL, lone surrogates, depth and content type are refused on
+        # every operation alike. (A well-formed body sent to an operation that takes none is ignored, as
+        # is any body of a GET.)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and int(request.META.get("CONTENT_LENGTH") or 0):
+            request.data  # noqa: B018 - digits: RequestBodyLimitMiddleware checked the header
+
+    def options(self, request, *args, **kwargs):
+        """204 with the `Allow` header (finalize_response adds it): the methods this path answers."""
+        return Response(status=204)
+
+
 
 def validated_query(serializer_class: type[serializers.Serializer], request) -> dict:
+    """The query parameters, validated. An empty one (`?month=`) is a 400 unless its field takes blank
+    text: leaving a parameter out and sending it empty are not silently the same."""
     serializer = serializer_class(data=request.query_params)
+    empty = {name: ["Leave this parameter out rather than sending it empty."]
+             for name, field in serializer.fields.items()
+             if request.query_params.get(name, None) == "" and not getattr(field, "allow_blank", False)}
+    if empty:
+        raise exceptions.ValidationError(empty)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 

@@ -27,19 +27,22 @@ class SignInForm(AuthenticationForm):
         # Accounts store emails lower-cased (UserManager); accept any case at the door.
         return self.cleaned_data["username"].strip().lower()
 
+    device_key = ""
+
     def clean(self):
-        # Brute force: refuse while this email+address is locked out, count each failure.
-        email, ip = self.cleaned_data.get("username") or "", throttling.client_ip(self.request)
-        if email and throttling.login_locked(email=email, ip=ip):
-            raise forms.ValidationError(throttling.locked_message(), code="throttled")
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            if email:
-                throttling.login_failed(email=email, ip=ip)
-            raise
-        throttling.login_succeeded(email=email, ip=ip)
-        return cleaned
+        # The sign-in limits the API shares (accounts.throttling): growing waits, trusted devices.
+        email, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if email and password is not None:
+            cookie = self.request.COOKIES.get(throttling.DEVICE_COOKIE) if self.request is not None else None
+            attempt = throttling.sign_in_attempt(request=self.request, email=email, password=password,
+                                                 device_key=cookie)
+            if attempt.wait:
+                raise forms.ValidationError(throttling.wait_message(attempt.wait), code="throttled")
+            if attempt.user is None:
+                raise self.get_invalid_login_error()
+            self.user_cache, self.device_key = attempt.user, attempt.device_key
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
 
 
 class ResetForm(PasswordResetForm):

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -11,6 +12,7 @@ from django.urls import reverse_lazy
 
 from accounts.models import Membership
 from accounts.selectors import membership_for_user, workspaces_of_user
+from accounts.throttling import DEVICE_COOKIE
 from web.account_forms import ResetForm, SignInForm
 
 LAST_WORKSPACE_SESSION_KEY = "inro.last_workspace"
@@ -43,6 +45,7 @@ def render_workspace(
             "workspace": membership.workspace,
             "memberships": memberships,
             "can_manage": membership.can_manage,
+            "can_manage_billing": membership.can_manage_billing,
             **context,
         },
         status=status,
@@ -64,6 +67,13 @@ class SignInView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = SignInForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # This browser is now a trusted device: other people's failed attempts do not slow it down.
+        response.set_cookie(DEVICE_COOKIE, form.device_key, max_age=settings.LOGIN_DEVICE_TRUST_DAYS * 86400,
+                            secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Lax")
+        return response
 
 
 class SignOutView(auth_views.LogoutView):

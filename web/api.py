@@ -105,8 +105,9 @@ class ConversationQuerySerializer(serializers.Serializer):
     limited = serializers.BooleanField(required=False, allow_null=True, default=None,
                                        help_text="Only conversations where an automation is paused (true) or not.")
     source = serializers.ChoiceField(choices=Contact.Source.choices, required=False)
-    since = serializers.CharField(max_length=40, required=False,
-                                  help_text="A previous answer's `since`: only conversations with a newer message.")
+    since = serializers.RegexField(inbox.SINCE_PATTERN, max_length=37, required=False,
+                                   error_messages={"invalid": "Use the `since` value of a previous answer as given."},
+                                   help_text="A previous answer's `since`: only conversations with a newer message.")
 
     def validate_since(self, value: str) -> inbox.Since:
         since = inbox.Since.parse(value)

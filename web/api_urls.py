@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts.api import MeView, TokenView
+from accounts.api import DeviceDetailView, DeviceListView, MeView, TokenView
 from automations.api import (
     CampaignCancelView,
     CampaignDetailView,
@@ -39,6 +39,8 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/auth/token/", TokenView.as_view(), name="api-token"),
+    path("v1/auth/devices/", DeviceListView.as_view(), name="api-devices"),
+    path("v1/auth/devices/<id:device_id>/", DeviceDetailView.as_view(), name="api-device"),
     path("v1/me/", MeView.as_view(), name="api-me"),
     path(WS + "usage/", UsageView.as_view(paused_actions_count=paused_actions_waiting_count), name="api-usage"),
     path(WS + "usage/history/", UsageHistoryView.as_view(), name="api-usage-history"),
@@ -69,5 +71,6 @@ urlpatterns = [
     path(WS + "instagram/connect/", InstagramConnectView.as_view(), name="api-instagram-connect"),
     path(WS + "instagram/disconnect/", InstagramDisconnectView.as_view(), name="api-instagram-disconnect"),
     # Last: anything else under /api/ is a 404 in the API's error shape.
-    re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
+    # [\s\S], not ".": a newline (%0A) in the path is matched too, not left to Django's HTML 404.
+    re_path(r"^[\s\S]*$", NotFoundView.as_view(), name="api-not-found"),
 ]

@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 
 def _manager(request: HttpRequest, workspace_id: int) -> Membership:
     membership = membership_for_user(user=request.user, workspace_id=workspace_id)  # 404 for outsiders
-    if not membership.can_manage:
-        raise PermissionDenied("Only owners and admins can change the plan or payment.")
+    if not membership.can_manage_billing:
+        raise PermissionDenied("Only owners can change the plan or payment.")
     return membership
 
 

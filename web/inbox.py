@@ -33,7 +33,10 @@ from inro.sql import pg_array
 # How far behind the newest activity a `since` poll looks again: the person's messages carry Meta's
 # time, which may be a little older than a message stored just before them.
 SINCE_SLACK = datetime.timedelta(minutes=10)
-_SINCE = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})")
+# Microseconds since 1970 and a message id; 18 digits each keep any well-formed token a valid bigint.
+SINCE_PATTERN = r"^[0-9]{1,18}\.[0-9]{1,18}$"
+_SINCE = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")
+_SINCE_MAX_MICROS = 253_402_300_799_000_000  # the end of year 9999
 
 PERSON, MEMBER, AUTOMATION = "person", "member", "automation"
 _SENDERS = {Message.Origin.CONTACT: PERSON, Message.Origin.MANUAL: MEMBER, Message.Origin.AUTOMATED: AUTOMATION}
@@ -55,9 +58,8 @@ class Since:
         match = _SINCE.fullmatch(token or "")
         if not match:
             return None
-        micros, message_id = int(match[1]), int(match[2])
-        if micros > 253_402_300_799_000_000 or message_id > 2**63 - 1:  # year 9999, bigint
-            return None
+        # Past year 9999 is simply "after everything": nothing is newer (not an error for a well-formed token).
+        micros, message_id = min(int(match[1]), _SINCE_MAX_MICROS), int(match[2])
         moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=micros)
         return cls(moment, message_id)
 

@@ -50,7 +50,7 @@ def segment_rules_clean(rules: object) -> dict:
     if "sources" in rules:
         sources = rules["sources"]
         valid = set(Contact.Source.values)
-        if not isinstance(sources, list) or not sources or not all(s in valid for s in sources):
+        if not isinstance(sources, list) or not sources or not all(isinstance(s, str) and s in valid for s in sources):
             raise _invalid("sources", f"Give a list of sources among {', '.join(sorted(valid))}.")
         clean["sources"] = sorted(set(sources))
     for key in _TAG_RULES:
@@ -63,14 +63,17 @@ def segment_rules_clean(rules: object) -> dict:
     for key in _DATE_RULES:
         if key in rules:
             value = rules[key]
-            parsed = parse_datetime(value) if isinstance(value, str) else None
+            try:
+                parsed = parse_datetime(value) if isinstance(value, str) else None
+            except ValueError:  # well formed but impossible, e.g. 2026-02-30T25:00:00Z
+                parsed = None
             if parsed is None or timezone.is_naive(parsed):
                 raise _invalid(key, "Give an ISO 8601 date and time with its time zone.")
-            clean[key] = parsed.isoformat()
+            clean[key] = _in_utc(parsed).isoformat()
     if "custom_fields" in rules:
         fields = rules["custom_fields"]
         if (not isinstance(fields, dict) or not fields
-                or not all(isinstance(k, str) and _CUSTOM_KEY.match(k) for k in fields)
+                or not all(isinstance(k, str) and _CUSTOM_KEY.fullmatch(k) for k in fields)
                 or not all(isinstance(v, str | int | float | bool) for v in fields.values())):
             raise _invalid("custom_fields", "Give field names (letters, digits, _) and plain values.")
         clean["custom_fields"] = dict(fields)
@@ -79,6 +82,17 @@ def segment_rules_clean(rules: object) -> dict:
             raise _invalid("activated_this_month", "Give true or false.")
         clean["activated_this_month"] = rules["activated_this_month"]
     return clean
+
+
+def _in_utc(moment: datetime.datetime) -> datetime.datetime:
+    """The moment in UTC: PostgreSQL refuses offsets beyond 15:59 that ISO 8601 allows (+19:16). At the
+    ends of the calendar the conversion overflows: such a moment is before or after everything."""
+    try:
+        return moment.astimezone(datetime.UTC)
+    except OverflowError:
+        if moment.year > 1:
+            return datetime.datetime.max.replace(tzinfo=datetime.UTC)
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
 def segment_rules_q(*, workspace_id: int, rules: dict, month: datetime.date | None = None) -> Q:
@@ -98,7 +112,9 @@ def segment_rules_q(*, workspace_id: int, rules: dict, month: datetime.date | No
         if key in rules:
             q &= Q(**{lookup: parse_datetime(rules[key])})
     for name, value in rules.get("custom_fields", {}).items():
-        q &= Q(**{f"custom_fields__{name}": value})
+        # Containment (custom_fields @> {name: value}), not a key lookup: a key spelled like a lookup
+        # ("a__contains", "has_key") is matched as the key it is.
+        q &= Q(custom_fields__contains={name: value})
     if "activated_this_month" in rules:
         active = Exists(ActivationRecord.objects.filter(
             workspace_id=workspace_id, month=month or month_of(), contact_id=OuterRef("pk")

@@ -157,7 +157,6 @@ SPECTACULAR_SETTINGS = {
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "inro.api.exception_handler"
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "user": env("API_THROTTLE_USER", default="1200/min"),
-    "auth_token": env("API_THROTTLE_AUTH_TOKEN", default="10/min"),  # per client IP: password guessing
 }
 # Client IP for throttles: REMOTE_ADDR unless this many proxies in front add X-Forwarded-For.
 REST_FRAMEWORK["NUM_PROXIES"] = env.int("API_NUM_PROXIES", default=0)
@@ -167,6 +166,10 @@ SPECTACULAR_SETTINGS.update({
     "COMPONENT_SPLIT_REQUEST": True,
     # `<id:…>` path parameters (inro.converters) are integers to API clients, as `<int:…>` were.
     "PATH_CONVERTER_OVERRIDES": {"id": int},
+    # 3.1: JSON Schema proper (propertyNames), so the schema can state what the server checks.
+    "OAS_VERSION": "3.1.0",
+    # Request bodies are closed (inro.api.StrictSerializer refuses unknown fields): the schema says so.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "inro.api.schema_closed_request_bodies"],
 })
 
 # Stripe (issue: billing). Secrets have no defaults in production.
@@ -294,9 +297,16 @@ META_WEBHOOK_RETENTION_DAYS = env.int("META_WEBHOOK_RETENTION_DAYS", default=30)
 # every-minute beat job (its worker died); Stripe webhook bodies above this size are refused (413).
 CAMPAIGN_STALL_SECONDS = env.int("CAMPAIGN_STALL_SECONDS", default=300)
 STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=512 * 1024)
-# Web sign-in brute force (accounts/throttling.py): failures per email and client address.
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+# Sign-in limits, web and API alike (accounts/throttling.py, docs/security.md): failures are counted per
+# email and per client address; past the free ones each attempt waits, doubling from the base delay up
+# to the cap. A counter is forgotten this long after its last failure. Devices that signed in before
+# stay trusted this many days (they only answer to their own failures).
+LOGIN_FREE_FAILURES = env.int("LOGIN_FREE_FAILURES", default=5)
+LOGIN_FREE_FAILURES_PER_ADDRESS = env.int("LOGIN_FREE_FAILURES_PER_ADDRESS", default=50)
+LOGIN_DELAY_BASE_SECONDS = env.int("LOGIN_DELAY_BASE_SECONDS", default=2)
+LOGIN_DELAY_MAX_SECONDS = env.int("LOGIN_DELAY_MAX_SECONDS", default=15 * 60)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=24 * 60 * 60)
+LOGIN_DEVICE_TRUST_DAYS = env.int("LOGIN_DEVICE_TRUST_DAYS", default=180)
 # The queue tasks go to when no route says otherwise (the fault tests give each run its own).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # A campaign fan-out's lease (automations.services.campaign_fanout): after a worker dies, another takes the
@@ -306,3 +316,17 @@ CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default
 # it gates the next one, committing them in order (automations.services.campaign_fanout._BatchWriter).
 # False: one connection, in turn.
 CAMPAIGN_FANOUT_OVERLAP = env.bool("CAMPAIGN_FANOUT_OVERLAP", default=True)
+# The front door for request bodies (inro.middleware.RequestBodyLimitMiddleware, inro.untrusted): the
+# API's body limit (the webhooks have META_WEBHOOK_MAX_BYTES and STRIPE_WEBHOOK_MAX_BYTES), and how
+# deep JSON may nest in an API body or a webhook delivery.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)
+MIDDLEWARE.insert(MIDDLEWARE.index("inro.observability.RequestIdMiddleware") + 1,
+                  "inro.middleware.RequestBodyLimitMiddleware")
+# Networks customer-entered URLs (integration webhooks) may reach although they are not public
+# (inro.outbound): none in production; e.g. OUTBOUND_ALLOWED_NETWORKS=127.0.0.1/32 for a local receiver.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
+# API tokens (accounts.ApiToken, one per device): a token unused this many days stops working, and
+# every token stops this many days after its login, used or not.
+API_TOKEN_IDLE_DAYS = env.int("API_TOKEN_IDLE_DAYS", default=60)
+API_TOKEN_MAX_AGE_DAYS = env.int("API_TOKEN_MAX_AGE_DAYS", default=365)

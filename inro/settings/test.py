@@ -22,3 +22,5 @@ STORAGES = {
 MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405
 META_APP_ID = "meta_app_id_test"
 INSTAGRAM_TOKEN_KEYS = [derived_fernet_key(SECRET_KEY, "instagram-test")]
+# The suite's integration receivers listen on 127.0.0.1; tests of the refusal set this to [].
+OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]

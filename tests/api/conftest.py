@@ -27,6 +27,8 @@ def documented_statuses(method: str, path: str) -> set[str] | None:
         return None
     template = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", match.route)
     operation = openapi_schema()["paths"][template].get(method.lower())
+    if method.upper() == "OPTIONS":  # the Allow header, for any path (docs/api.md)
+        return {"204", "401", "404"}
     if operation is None:  # a method the path does not have: 405 (401 first without a token)
         return {"401", "405"}
     return set(operation["responses"])

@@ -1,4 +1,4 @@
-"""Token login per device, logout, password change revoking every device, brute-force throttling."""
+"""Token login per device, logout, password change revoking every device (sign-in limits: tests/security)."""
 
 import datetime
 import re
@@ -54,7 +54,8 @@ def test_email_is_case_insensitive_at_login(anonymous, ana):
 def test_wrong_password_is_refused_and_creates_no_token(anonymous, ana):
     response = login(anonymous, password="wrong-password")
 
-    assert response.status_code == 400
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
     assert response.json() == {"error": {"code": "invalid_credentials",
                                          "message": "The email or password is not correct.", "fields": {}}}
     assert ApiToken.objects.count() == 0
@@ -143,38 +144,6 @@ def test_a_weak_new_password_is_refused_and_changes_nothing(ana):
     ana.refresh_from_db()
     assert ana.check_password("correct-horse-battery")
     assert ApiToken.objects.filter(user=ana).count() == 1
-
-
-def test_login_is_throttled_per_ip_even_for_the_right_password(anonymous, ana):
-    for _ in range(10):
-        assert login(anonymous, password="guess").status_code == 400
-
-    response = login(anonymous)
-
-    assert response.status_code == 429
-    assert response.json()["error"]["code"] == "throttled"
-    assert 1 <= int(response["Retry-After"]) <= 60
-    assert f"Try again in {response['Retry-After']} seconds" in response.json()["error"]["message"]
-    assert ApiToken.objects.count() == 0
-
-
-def test_a_forged_forwarded_for_header_does_not_escape_the_login_throttle(anonymous, ana):
-    for n in range(10):
-        login(anonymous, password="guess", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")
-    response = anonymous.post(TOKEN_URL, {"email": "ana@example.test", "password": "x"}, format="json",
-                              HTTP_X_FORWARDED_FOR="10.0.0.99")
-
-    assert response.status_code == 429
-
-
-def test_another_ip_can_still_log_in(anonymous, ana):
-    for _ in range(10):
-        login(anonymous, password="guess")
-
-    response = CheckedClient(REMOTE_ADDR="192.0.2.7").post(
-        TOKEN_URL, {"email": "ana@example.test", "password": "correct-horse-battery"}, format="json")
-
-    assert response.status_code == 200
 
 
 def test_login_with_a_stale_token_in_the_headers_still_works(anonymous, ana):

@@ -106,7 +106,6 @@ def ids(response):
     ({"name": "X", "text": ""}, "text"),
     ({"name": "X", "text": "Hi", "audience": "segment"}, "segment"),
     ({"name": "X", "text": "Hi", "audience": "everyone"}, "audience"),
-    ({"name": "X", "text": "Hi", "audience": "folder", "folder": 999999}, "folder"),
     ({"name": "X", "text": "Hi", "scheduled_at": "tomorrow"}, "scheduled_at"),
 ])
 def test_campaign_input_is_validated(api, workspace, body, field):
@@ -117,13 +116,16 @@ def test_campaign_input_is_validated(api, workspace, body, field):
     assert not Campaign.objects.exists()
 
 
-def test_a_folder_of_another_workspace_cannot_be_a_campaign_audience(api, workspace):
-    foreign = FolderFactory(workspace=WorkspaceFactory())
+@pytest.mark.parametrize("folder", ["foreign", 999999])
+def test_a_folder_missing_here_cannot_be_a_campaign_audience(api, workspace, folder):
+    # A well-formed body naming something that is not in this workspace: 404, as for an id in the path.
+    folder_id = FolderFactory(workspace=WorkspaceFactory()).pk if folder == "foreign" else folder
 
     response = api.post(ws_url(workspace, "campaigns/"),
-                        {"name": "X", "text": "Hi", "audience": "folder", "folder": foreign.pk}, format="json")
+                        {"name": "X", "text": "Hi", "audience": "folder", "folder": folder_id}, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 404
+    assert response.json()["error"]["fields"] == {"folder": ["No such folder in this workspace."]}
     assert not Campaign.objects.exists()
 
 
@@ -252,16 +254,19 @@ def test_a_member_cannot_launch_a_campaign(member_api, workspace):
     assert Message.objects.count() == 0
 
 
-def test_a_member_cannot_turn_a_scenario_on_but_can_turn_it_off(member_api, workspace, scenario):
-    assert member_api.post(ws_url(workspace, f"scenarios/{scenario.pk}/disable/")).status_code == 200
+def test_a_member_can_turn_a_scenario_neither_on_nor_off(member_api, workspace, scenario):
+    enabled = Scenario.objects.get(pk=scenario.pk).enabled
+
+    assert member_api.post(ws_url(workspace, f"scenarios/{scenario.pk}/disable/")).status_code == 403
     assert member_api.post(ws_url(workspace, f"scenarios/{scenario.pk}/enable/")).status_code == 403
-    assert Scenario.objects.get(pk=scenario.pk).enabled is False
+    assert Scenario.objects.get(pk=scenario.pk).enabled is enabled
 
 
-def test_a_member_may_draft_preview_and_cancel(member_api, workspace):
-    created = member_api.post(ws_url(workspace, "campaigns/"), {"name": "Draft", "text": "Hi"}, format="json")
-    campaign_id = created.json()["id"]
+def test_a_member_may_preview_but_neither_draft_nor_cancel(member_api, workspace):
+    campaign = campaign_create(workspace=workspace, name="Promo", text="Hi")
 
-    assert created.status_code == 201
-    assert member_api.get(ws_url(workspace, f"campaigns/{campaign_id}/preview/")).status_code == 200
-    assert member_api.post(ws_url(workspace, f"campaigns/{campaign_id}/cancel/")).json()["status"] == "cancelled"
+    assert member_api.post(ws_url(workspace, "campaigns/"), {"name": "Draft", "text": "Hi"},
+                           format="json").status_code == 403
+    assert member_api.get(ws_url(workspace, f"campaigns/{campaign.pk}/preview/")).status_code == 200
+    assert member_api.post(ws_url(workspace, f"campaigns/{campaign.pk}/cancel/")).status_code == 403
+    assert campaign_list(workspace=workspace).get().status == "draft"

@@ -60,7 +60,7 @@ def test_a_stripe_failure_is_a_502_and_charges_nothing(api, workspace, fake_stri
 def test_portal_needs_a_payment_account(api, workspace, fake_stripe):
     response = api.post(ws_url(workspace, "billing/portal/"))
 
-    assert response.status_code == 400
+    assert response.status_code == 409  # the request is fine; the workspace has no payment account yet
     assert response.json()["error"]["code"] == "no_billing_account"
     assert fake_stripe.requests == []
 

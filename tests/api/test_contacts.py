@@ -69,13 +69,15 @@ def test_contact_filters_are_validated(api, workspace, query, field):
     assert field in response.json()["error"]["fields"]
 
 
-def test_a_folder_of_another_workspace_is_not_a_valid_filter(api, workspace):
+def test_a_folder_of_another_workspace_filters_to_nothing(api, workspace):
     other = FolderFactory(workspace=WorkspaceFactory())
+    other.memberships.create(contact=ContactFactory(workspace=other.workspace))
+    ContactFactory(workspace=workspace)
 
     response = api.get(ws_url(workspace, f"contacts/?folder={other.pk}"))
 
-    assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"folder": ["No such folder in this workspace."]}
+    assert response.status_code == 200
+    assert response.json()["results"] == []
 
 
 def test_contact_detail_and_hand_edit_create_no_activation(api, workspace):

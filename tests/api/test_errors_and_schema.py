@@ -25,11 +25,12 @@ def test_a_method_not_allowed_is_a_405_in_the_error_shape(api, workspace):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_options_is_a_405_in_the_error_shape(api):
-    response = api.options("/api/v1/me/")
+def test_options_answers_with_the_allow_header(api, workspace):
+    me = api.options("/api/v1/me/")
+    folders = api.options(ws_url(workspace, "folders/"))
 
-    assert response.status_code == 405
-    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert me.status_code == 204 and me["Allow"] == "GET, HEAD, OPTIONS"
+    assert folders.status_code == 204 and folders["Allow"] == "GET, POST, HEAD, OPTIONS"
 
 
 def test_a_non_json_body_is_a_415_in_the_error_shape(api, workspace):
@@ -79,7 +80,7 @@ def test_the_schema_validates_without_warnings(tmp_path):
     assert schema["openapi"].startswith("3.")
     assert "tokenAuth" in schema["components"]["securitySchemes"]
     usage = schema["paths"]["/api/v1/workspaces/{workspace_id}/usage/"]["get"]
-    assert set(usage["responses"]) == {"200", "401", "404", "429"}
+    assert set(usage["responses"]) == {"200", "401", "404", "406", "429"}
     error = schema["components"]["schemas"]["Error"]
     assert error["required"] == ["error"]
 

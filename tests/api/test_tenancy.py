@@ -103,7 +103,7 @@ class Objects:
 
 
 def call(client, method, url, body):
-    return client.generic(method, url, data=None if body is None else json.dumps(body),
+    return client.generic(method, url, data="" if body is None else json.dumps(body),
                           content_type="application/json")
 
 

@@ -251,11 +251,12 @@ def test_member_gets_403_on_checkout_and_portal_and_nothing_is_created(client, w
     assert client.get(f"/w/{workspace.pk}/billing/").status_code == 200  # members may look
 
 
-def test_admin_may_upgrade(client, workspace, fake_stripe):
+def test_only_owners_upgrade_an_admin_gets_403(client, workspace, fake_stripe):
+    # The role matrix (docs/roles.md): admins run automations, owners manage billing.
     admin = MembershipFactory(workspace=workspace, role=Membership.Role.ADMIN).user
     client.force_login(admin)
-    assert _checkout(client, workspace, "0").status_code == 302
-    assert CheckoutSession.objects.get(workspace=workspace).status == "open"
+    assert _checkout(client, workspace, "0").status_code == 403
+    assert CheckoutSession.objects.count() == 0 and fake_stripe.requests == []
 
 
 def test_outsider_gets_404_everywhere(client, workspace, fake_stripe):

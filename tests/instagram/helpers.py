@@ -25,7 +25,7 @@ def consent(url: str, *, username: str, decision: str = "allow") -> str:
 
 def start_connect(client, workspace_id: int) -> str:
     """POST /api/v1/workspaces/{id}/instagram/connect/ as the signed-in client: the consent URL."""
-    response = client.post(f"/api/v1/workspaces/{workspace_id}/instagram/connect/")
+    response = client.post(f"/api/v1/workspaces/{workspace_id}/instagram/connect/", content_type="application/json")
     assert response.status_code == 200, response.content
     return response.json()["url"]
 

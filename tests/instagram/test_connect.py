@@ -162,8 +162,9 @@ def test_members_cannot_connect_and_outsiders_do_not_see_the_workspace(fake_meta
     member, _ = _owner_client(workspace, role=Membership.Role.MEMBER)
     outsider, _ = _owner_client(WorkspaceFactory())
 
-    assert member.post(f"/api/v1/workspaces/{workspace.pk}/instagram/connect/").status_code == 403
-    assert outsider.post(f"/api/v1/workspaces/{workspace.pk}/instagram/connect/").status_code == 404
+    api_connect = f"/api/v1/workspaces/{workspace.pk}/instagram/connect/"
+    assert member.post(api_connect, content_type="application/json").status_code == 403
+    assert outsider.post(api_connect, content_type="application/json").status_code == 404
     assert member.post(f"/w/{workspace.pk}/instagram/connect/").status_code == 302
     assert not InstagramConnectState.objects.exists()
 
@@ -190,7 +191,7 @@ def test_disconnect_unsubscribes_and_deletes_the_token_web_and_api(fake_meta):
     account_id = account_id_for("leaving.brand")
     assert account_id in fake_meta.subscriptions
 
-    response = client.post(f"/api/v1/workspaces/{workspace.pk}/instagram/disconnect/")
+    response = client.post(f"/api/v1/workspaces/{workspace.pk}/instagram/disconnect/", content_type="application/json")
 
     assert response.json() == {"disconnected": True}
     assert account_id not in fake_meta.subscriptions

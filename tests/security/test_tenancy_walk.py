@@ -42,6 +42,7 @@ PUBLIC = {
 OWN = {
     "home",  # redirects to the user's own last workspace
     "api-me",  # the user and their own memberships
+    "api-devices",  # the user's own devices (another user's device id is a 404: the default check)
 }
 # Routes guarded by a per-object secret instead of a membership: refused (403) without it.
 SECRET_GUARDED = {"scenario_webhook"}
@@ -84,7 +85,8 @@ def _path(route: str, params: dict) -> str:
         return body.split("|")[0] if re.fullmatch(r"[\w|]+", body) else "x"
 
     path = re.sub(r"\(\?P<(\w+)>([^)]*)\)", group, path)
-    path = path.replace("^", "").replace("$", "").replace(".*", "nothing-here/").replace("\\", "")
+    path = path.replace("^", "").replace("$", "").replace("[\\s\\S]*", "nothing-here/").replace(".*", "nothing-here/")
+    path = path.replace("\\", "")
     return "/" + path
 
 
@@ -112,6 +114,7 @@ def world():
         "object_id": contact.pk, "content_type_id": 1, "code": "nosuchcode", "uidb64": "MQ", "token": "set-password",
         "app_label": "contacts", "url": "nothing-here/", "id": owner.pk,
         "path": "customers", "session_id": "cs_1", "portal_id": "bps_1",  # the demo Stripe stand-in
+        "device_id": api_token_create(user=owner, name="victimsecret phone")[0].pk,  # the owner's device
     }
     return {"victim": victim, "owner": owner, "member": member, "outsider": outsider, "params": params}
 

@@ -92,7 +92,7 @@ def test_owners_get_the_upgrade_form_members_do_not(owner_client, workspace, cli
 def test_members_are_told_who_can_upgrade(member_client, workspace):
     page = member_client.get(usage_url(workspace)).content.decode()
     assert "/billing/checkout/" not in page
-    assert "Only owners and admins can change the plan." in page
+    assert "Only owners can change the plan." in page
 
 
 def test_pro_workspace_sees_its_packs_in_the_quota(owner_client, workspace):
