@@ -10,7 +10,6 @@ from rest_framework.response import Response
 
 from accounts.api_base import WorkspaceView, idempotent
 from contacts import selectors, services
-from contacts.messaging import send_message
 from contacts.models import Contact, Folder, Message
 from inro.api import (
     IDEMPOTENCY_PARAMETER,
@@ -177,6 +176,8 @@ class MessageSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Message.Status.choices)
     text = serializers.CharField()
     automation_ref = serializers.CharField()
+    tag = serializers.CharField(help_text='Meta\'s message tag it was sent with: "HUMAN_AGENT" for a member\'s reply '
+                                          "24 hours to 7 days after the person's last message, else empty.")
     sent_by = serializers.IntegerField(source="sent_by_id", allow_null=True, help_text="User id, for manual ones.")
     error = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -203,12 +204,13 @@ class ContactMessagesView(_ContactMixin, WorkspaceView):
                    responses={201: MessageSerializer}, parameters=[IDEMPOTENCY_PARAMETER], tags=["contacts"])
     @idempotent
     def post(self, request, workspace_id, contact_id):
-        """Send a DM by hand (rule 6): no activation, works at the limit and outside automation windows."""
+        """Send a DM by hand (rule 6): no activation, works at the limit. Within 24 hours of the person's last
+        message a standard reply, up to 7 days one tagged HUMAN_AGENT, after that 409 reply_window_closed."""
         contact = self.get_contact(contact_id)
         serializer = MessageSendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = send_message(workspace=self.workspace, contact=contact, text=serializer.validated_data["text"],
-                              origin=Message.Origin.MANUAL, sent_by=request.user)
+        result = services.message_send_manual(contact=contact, text=serializer.validated_data["text"],
+                                              sent_by=request.user)
         return Response(MessageSerializer(result.message).data, status=status.HTTP_201_CREATED)
 
 

@@ -2,8 +2,9 @@
 
 `send_message` is what automations and the inbox call. It enforces the messaging window for automated
 messages (24 hours after the contact's last inbound message; 7 days for a private reply to a
-comment), deduplicates on an idempotency key so a retried task never sends twice, and hands the
-message to the backend named by INSTAGRAM_SEND_BACKEND: "outbox" (default: stored, not sent
+comment) and Meta's rules for a member's reply (`windows.reply_window`: standard within 24 hours, tagged
+HUMAN_AGENT up to 7 days, refused after), deduplicates on an idempotency key so a retried task never
+sends twice, and hands the message to the backend named by INSTAGRAM_SEND_BACKEND: "outbox" (default: stored, not sent
 anywhere; visible in the admin and the API) or "graph" (Meta's Graph API).
 """
 
@@ -20,6 +21,7 @@ from accounts.models import User, Workspace
 from contacts import windows
 from contacts.instagram_connection import DISCONNECTED_REASON, connection_mark_broken
 from contacts.models import Contact, Message
+from inro.errors import ApplicationError
 from inro.sql import pg_array
 
 # The windows are computed in contacts/windows.py; these names stay for the callers that import them here.
@@ -94,7 +96,9 @@ def send_message(
     reply_to_comment_id: str = "",
     sent_by: User | None = None,
 ) -> SendResult:
-    """Send one message. Automated messages respect the window; manual ones are a human agent's.
+    """Send one message. Automated messages respect the window; manual ones are a human agent's reply
+    (`windows.reply_window`: standard, tagged HUMAN_AGENT, or refused with ApplicationError and nothing
+    stored).
 
     Activation is not this function's business: automations call the gate before calling this.
     """
@@ -102,6 +106,14 @@ def send_message(
         raise ValueError("The contact belongs to another workspace.")
     if origin not in (Message.Origin.MANUAL, Message.Origin.AUTOMATED):
         raise ValueError(f"Unknown origin {origin!r}.")
+    tag = ""
+    if origin == Message.Origin.MANUAL and not reply_to_comment_id:
+        # A member's reply: standard within 24 hours, with the HUMAN_AGENT tag up to 7 days, else refused
+        # before anything is stored (Meta would refuse it; the outbox must not record it as sent).
+        reply = windows.member_reply_window(contact)
+        if not reply.can_reply:
+            raise ApplicationError(reply.reason, code="reply_window_closed", status=409)
+        tag = reply.tag
     if origin == Message.Origin.AUTOMATED and not windows.messaging_window(
         contact, reply_to_comment_id=reply_to_comment_id
     ).is_open:
@@ -113,7 +125,7 @@ def send_message(
             message = Message.objects.create(
                 workspace=workspace, contact=contact, direction=Message.Direction.OUTBOUND, origin=origin,
                 status=status, text=text, reply_to_comment_id=reply_to_comment_id,
-                automation_ref=automation_ref, sent_by=sent_by, idempotency_key=idempotency_key,
+                automation_ref=automation_ref, sent_by=sent_by, idempotency_key=idempotency_key, tag=tag,
             )
     except IntegrityError:
         existing = Message.objects.get(workspace=workspace, idempotency_key=idempotency_key)
@@ -182,7 +194,10 @@ def send_messages_bulk(
     """
     if not backend_sends_in_bulk():
         raise ValueError("This send backend delivers one message at a time: use send_message.")
-    if origin not in (Message.Origin.MANUAL, Message.Origin.AUTOMATED):
+    if origin == Message.Origin.MANUAL:
+        # A member's reply has its own window and tag (`windows.reply_window`): one at a time, send_message.
+        raise ValueError("Members' replies are sent one at a time with send_message.")
+    if origin != Message.Origin.AUTOMATED:
         raise ValueError(f"Unknown origin {origin!r}.")
     if not items:
         return []
@@ -191,7 +206,7 @@ def send_messages_bulk(
         raise ValueError("Each message of a bulk send needs its own idempotency key.")
     now = now or timezone.now()
     # Open while now < last_inbound_at + 24 h (window_is_open), i.e. last_inbound_at > now - 24 h.
-    cutoff = None if origin == Message.Origin.MANUAL else windows.dm_window_cutoff(now)
+    cutoff = windows.dm_window_cutoff(now)
     with transaction.atomic():  # a savepoint in the caller's transaction: a refusal leaves it usable
         inserted = _insert(workspace.pk, items, text, origin, automation_ref, now, cutoff)
         missing = [key for key in keys if key not in inserted]

@@ -158,13 +158,19 @@ class GraphClient:
 
     # --- sends -----------------------------------------------------------------------------------
 
-    def send(self, *, account_id: str, access_token: str, recipient: dict, text: str) -> str:
-        """POST /{account id}/messages with the account's own token; returns Meta's message id."""
+    def send(self, *, account_id: str, access_token: str, recipient: dict, text: str, tag: str = "") -> str:
+        """POST /{account id}/messages with the account's own token; returns Meta's message id.
+
+        `tag` ("HUMAN_AGENT"): sent as Meta's message tag (`"messaging_type": "MESSAGE_TAG"`), which lets
+        a person's reply through 24 hours to 7 days after their last message."""
         if not access_token or not account_id:
             raise DeliveryError("This workspace has no Instagram account connected: nothing was sent.")
+        payload = {"recipient": recipient, "message": {"text": text}}
+        if tag:
+            payload.update(messaging_type="MESSAGE_TAG", tag=tag)
         try:
             data = self.request("POST", f"{self.base_url}/{account_id}/messages", label="/messages",
-                                token=access_token, json={"recipient": recipient, "message": {"text": text}})
+                                token=access_token, json=payload)
         except TokenRejected as error:
             raise SendTokenRejected(str(error)) from None
         except MetaError as error:
@@ -347,4 +353,4 @@ class GraphBackend:
         else:
             recipient = {"id": message.contact.igsid}
         return self.client.send(account_id=credentials.account_id, access_token=credentials.access_token,
-                                recipient=recipient, text=message.text)
+                                recipient=recipient, text=message.text, tag=message.tag)

@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import User, Workspace
+from accounts.models import Membership, User, Workspace
 
 
 class Contact(models.Model):
@@ -154,6 +154,9 @@ class Message(models.Model):
     # Private reply to a comment (7-day window) rather than a DM (24-hour window).
     reply_to_comment_id = models.CharField(max_length=64, blank=True)
     automation_ref = models.CharField(max_length=64, blank=True)
+    # Meta's message tag it was sent with ("HUMAN_AGENT": a member's reply 24 hours to 7 days after the
+    # person's last message, contacts/windows.py). A database default too: bulk sends insert by SQL.
+    tag = models.CharField(max_length=16, blank=True, default="", db_default="")
     sent_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Meta's message id: inbound deliveries are deduplicated on it, outbound ones get it on send.
     meta_mid = models.CharField(max_length=255, blank=True)
@@ -175,7 +178,12 @@ class Message(models.Model):
                 name="contacts_message_send_once",
             ),
         ]
-        indexes = [models.Index(fields=["contact", "-created_at"], name="message_contact_created")]
+        indexes = [
+            models.Index(fields=["contact", "-created_at"], name="message_contact_created"),
+            # A conversation's unread count: the person's messages after a member's read mark (an id).
+            models.Index(fields=["contact", "id"], name="message_contact_inbound",
+                         condition=models.Q(direction="in")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.direction} {self.contact_id}: {self.text[:40]}"
@@ -350,3 +358,50 @@ class PendingMention(models.Model):
 
     def __str__(self) -> str:
         return f"mention {self.meta_id} ({self.status})"
+
+
+class Conversation(models.Model):
+    """A contact's conversation: its newest message, in or out, whatever path wrote it (intake, a send,
+    a bulk send in SQL), kept by a trigger on the message table (contacts 0012). What the inbox sorts
+    and pages on. A narrow row of its own rather than columns on the contact: moving it rewrites two
+    index entries, where the contact row has eight. A message skipped because the window was closed was
+    never sent, so it is no activity."""
+
+    contact = models.OneToOneField(Contact, primary_key=True, on_delete=models.CASCADE, related_name="conversation")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, db_index=False, db_constraint=False,
+                                  related_name="+")
+    last_activity_at = models.DateTimeField()
+    last_message = models.ForeignKey(Message, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                                     related_name="+")
+
+    class Meta:
+        indexes = [
+            # The inbox's keyset: newest activity first.
+            models.Index(fields=["workspace", "-last_activity_at", "-contact"], name="conversation_ws_activity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"conversation with {self.contact_id}"
+
+
+class ConversationRead(models.Model):
+    """How far a member has read a conversation: per member, so one reading clears nobody else's count.
+
+    Unread = the person's messages after (last_read_at, last_read_message_id), in the order the
+    conversation shows them (created_at, id).
+    """
+
+    # No index of its own: contacts_conversation_read_once (membership, contact) starts with it.
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    last_read_at = models.DateTimeField()
+    last_read_message_id = models.BigIntegerField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "contact"], name="contacts_conversation_read_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.membership_id} read {self.contact_id} to {self.last_read_message_id}"

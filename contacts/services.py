@@ -7,7 +7,7 @@ import json
 import secrets
 from collections.abc import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
@@ -15,6 +15,7 @@ from accounts.models import Membership, User, Workspace
 from contacts.messaging import SendResult, send_message
 from contacts.models import (
     Contact,
+    ConversationRead,
     DataDeletionRequest,
     Folder,
     FolderMembership,
@@ -126,8 +127,10 @@ MANUAL_MESSAGE_MAX_LENGTH = 1000
 def message_send_manual(*, contact: Contact, text: str, sent_by: User) -> SendResult:
     """A member sends a DM from the inbox (rule 6): never counted, never blocked by the quota.
 
-    The activation gate is not called. The automated-message window does not apply either: this is a
-    human agent's message; Meta itself may still refuse it, which comes back as status "failed".
+    The activation gate is not called, whatever the quota state. Meta's rules for a person's reply do
+    apply (`contacts.windows.reply_window`): within 24 hours a standard reply, up to 7 days one tagged
+    HUMAN_AGENT, after that an ApplicationError (409, code "reply_window_closed") saying why and since
+    when, with nothing stored. Meta may still refuse a message, which comes back as status "failed".
     """
     text = (text or "").strip()
     if not text or len(text) > MANUAL_MESSAGE_MAX_LENGTH:
@@ -141,6 +144,33 @@ def message_send_manual(*, contact: Contact, text: str, sent_by: User) -> SendRe
     return send_message(
         workspace=contact.workspace, contact=contact, text=text, origin=Message.Origin.MANUAL, sent_by=sent_by,
     )
+
+
+_READS = ConversationRead._meta.db_table
+
+
+def conversation_mark_read(*, membership: Membership, contact: Contact) -> int:
+    """Mark a conversation read for one member, up to the person's newest message; returns that
+    message's id (0: none yet). Other members' marks are untouched, and a mark never moves back (two
+    tabs reading at once keep the further one). Reading is a manual action: never counted (rule 6)."""
+    if contact.workspace_id != membership.workspace_id:
+        raise ApplicationError("No such contact in this workspace.", code="not_found", status=404)
+    newest = (
+        Message.objects.filter(contact=contact, direction=Message.Direction.INBOUND)
+        .order_by("-id").values_list("id", "created_at").first()
+    )
+    if newest is None:
+        return 0
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_READS} (membership_id, contact_id, last_read_message_id, last_read_at, updated_at)"  # noqa: S608
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (membership_id, contact_id) DO UPDATE SET"
+            " last_read_message_id = EXCLUDED.last_read_message_id, last_read_at = EXCLUDED.last_read_at,"
+            f" updated_at = EXCLUDED.updated_at WHERE {_READS}.last_read_message_id < EXCLUDED.last_read_message_id",
+            [membership.pk, contact.pk, newest[0], newest[1], now],
+        )
+    return newest[0]
 
 
 # --- privacy: export, delete, erase -----------------------------------------------------------

@@ -38,6 +38,7 @@ from contacts.api import (
 )
 from contacts.instagram_api import InstagramConnectView, InstagramDisconnectView, InstagramStatusView
 from inro.api import NotFoundView
+from web.api import ConversationListView, ConversationReadView
 
 WS = "v1/workspaces/<id:workspace_id>/"
 
@@ -55,6 +56,8 @@ urlpatterns = [
     path(WS + "contacts/", ContactListView.as_view(activated_filter=contacts_filter_activated), name="api-contacts"),
     path(WS + "contacts/<id:contact_id>/", ContactDetailView.as_view(), name="api-contact"),
     path(WS + "contacts/<id:contact_id>/messages/", ContactMessagesView.as_view(), name="api-contact-messages"),
+    path(WS + "conversations/", ConversationListView.as_view(), name="api-conversations"),
+    path(WS + "conversations/<id:contact_id>/read/", ConversationReadView.as_view(), name="api-conversation-read"),
     path(WS + "folders/", FolderListView.as_view(), name="api-folders"),
     path(WS + "folders/<id:folder_id>/", FolderDetailView.as_view(), name="api-folder"),
     path(WS + "folders/<id:folder_id>/contacts/", FolderContactsView.as_view(), name="api-folder-contacts"),

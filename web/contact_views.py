@@ -112,7 +112,8 @@ def contact_message(request: HttpRequest, membership: Membership, contact_id: in
             contact=contact, text=form.cleaned_data["text"], sent_by=request.user
         ).message
     except ApplicationError as error:
-        form.add_error("text" if "text" in error.fields else None, error.message)
+        # The form's one field: the refusal (bad text, or Meta's reply window closed) shows next to it.
+        form.add_error("text", error.message)
         return _contact_page(request, membership, contact, message_form=form, status=error.status)
     if message.status == Message.Status.FAILED:
         messages.error(request, f"Instagram refused the message: {message.error or 'no reason given'}. "

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from web import account_views as views
-from web import automation_views, contact_views, usage_views
+from web import automation_views, contact_views, inbox_views, usage_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,6 +16,9 @@ urlpatterns = [
     path("w/<id:workspace_id>/", usage_views.usage_page, name="usage"),
     path("w/<id:workspace_id>/usage/settings/", usage_views.usage_settings, name="usage_settings"),
     path("w/<id:workspace_id>/activations.csv", usage_views.activations_csv, name="activations_csv"),
+    path("w/<id:workspace_id>/inbox/", inbox_views.inbox_page, name="inbox"),
+    path("w/<id:workspace_id>/inbox/live/", inbox_views.inbox_live, name="inbox_live"),
+    path("w/<id:workspace_id>/inbox/<id:contact_id>/reply/", inbox_views.inbox_reply, name="inbox_reply"),
     path("w/<id:workspace_id>/contacts/", contact_views.contact_list_page, name="contacts"),
     path("w/<id:workspace_id>/contacts/<id:contact_id>/", contact_views.contact_page, name="contact"),
     path("w/<id:workspace_id>/contacts/<id:contact_id>/message/", contact_views.contact_message,

@@ -147,7 +147,7 @@ class FakeMeta:
             body = body or {}
             with self.lock:
                 self.sent.append({"account_id": target, "recipient": body.get("recipient"),
-                                  "text": (body.get("message") or {}).get("text")})
+                                  "text": (body.get("message") or {}).get("text"), "body": body})
                 number = len(self.sent)
             return 200, {"recipient_id": str((body.get("recipient") or {}).get("id", "")),
                          "message_id": f"fake.mid.{target}.{number}"}

@@ -150,6 +150,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Activated-contacts metering and billing for the mobile app.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A message's status appears in more than one component (a conversation's last message too).
+    "ENUM_NAME_OVERRIDES": {"MessageStatusEnum": "contacts.models.Message.Status"},
 }
 # REST API: one error shape, throttle rates, Swagger UI served from our own static files.
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "inro.api.exception_handler"
@@ -221,6 +223,9 @@ META_WEBHOOK_PREPARED_STATEMENTS = env.bool("META_WEBHOOK_PREPARED_STATEMENTS", 
 META_GRAPH_MAX_ATTEMPTS = env.int("META_GRAPH_MAX_ATTEMPTS", default=4)
 META_GRAPH_RETRY_BASE_SECONDS = env.float("META_GRAPH_RETRY_BASE_SECONDS", default=1.0)
 META_GRAPH_TIMEOUT_SECONDS = env.float("META_GRAPH_TIMEOUT_SECONDS", default=10.0)
+# Members' replies 24 hours to 7 days after the person's last message go out with Meta's HUMAN_AGENT tag
+# (Meta grants the Human Agent feature per app). Off: those replies are refused like later ones.
+META_HUMAN_AGENT_TAG = env.bool("META_HUMAN_AGENT_TAG", default=True)
 
 # Data enrichment provider: a dotted class path; the default is a deterministic fake.
 ENRICHMENT_BACKEND = env("ENRICHMENT_BACKEND", default="automations.enrichment.FakeEnrichmentBackend")

@@ -120,13 +120,15 @@ def test_message_history_newest_first(api, workspace):
 
 def test_manual_dm_at_the_limit_is_sent_and_creates_no_activation(api, owner, workspace, make_contacts):
     activate_many(workspace, make_contacts(workspace, 100), kind="campaign")
-    newcomer = ContactFactory(workspace=workspace, last_inbound_at=None)  # window closed: a human may still write
+    # Wrote 3 days ago: the automated window is closed, a member's reply goes out as a human agent's.
+    newcomer = ContactFactory(workspace=workspace, last_inbound_at=timezone.now() - datetime.timedelta(days=3))
 
     response = api.post(ws_url(workspace, f"contacts/{newcomer.pk}/messages/"), {"text": "Hi Ana!"}, format="json")
 
     assert response.status_code == 201
     body = response.json()
-    assert (body["text"], body["origin"], body["status"], body["sent_by"]) == ("Hi Ana!", "manual", "sent", owner.pk)
+    assert (body["text"], body["origin"], body["status"], body["sent_by"], body["tag"]) == (
+        "Hi Ana!", "manual", "sent", owner.pk, "HUMAN_AGENT")
     assert not ActivationRecord.objects.filter(contact=newcomer).exists()
     assert usage(workspace).activated == 100
 

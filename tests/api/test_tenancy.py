@@ -14,7 +14,7 @@ from accounts.models import Workspace
 from automations.models import Campaign, Scenario, Segment
 from automations.services import campaign_create, scenario_create, segment_create
 from billing.models import CheckoutSession
-from contacts.models import Folder, FolderMembership, Message
+from contacts.models import ConversationRead, Folder, FolderMembership, Message
 from tests.api.conftest import openapi_schema, ws_url
 from tests.factories import ContactFactory, FolderFactory, WorkspaceFactory
 
@@ -63,6 +63,8 @@ ROUTES = [
     ("GET", "instagram/", None),
     ("POST", "instagram/connect/", None),
     ("POST", "instagram/disconnect/", None),
+    ("GET", "conversations/", None),
+    ("POST", "conversations/{contact}/read/", None),
 ]
 OBJECT_ROUTES = [route for route in ROUTES if "{" in route[1]]
 
@@ -103,6 +105,7 @@ class Objects:
         assert not Segment.objects.filter(name="Stolen").exists()
         assert not Campaign.objects.filter(name="Stolen").exists()
         assert Message.objects.count() == 0
+        assert ConversationRead.objects.count() == 0
         assert CheckoutSession.objects.count() == 0
 
 

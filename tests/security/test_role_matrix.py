@@ -46,6 +46,8 @@ MATRIX = {
     ("PATCH", WS + "contacts/{contact_id}/"): "member",
     ("GET", WS + "contacts/{contact_id}/messages/"): "member",
     ("POST", WS + "contacts/{contact_id}/messages/"): "member",
+    ("GET", WS + "conversations/"): "member",
+    ("POST", WS + "conversations/{contact_id}/read/"): "member",
     ("GET", WS + "folders/"): "member",
     ("POST", WS + "folders/"): "member",
     ("GET", WS + "folders/{folder_id}/"): "member",

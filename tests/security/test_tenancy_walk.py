@@ -13,13 +13,14 @@ import re
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import api_token_create
 from automations.models import Campaign, Scenario, Segment
 from billing.models import CheckoutSession
-from contacts.models import Folder, FolderMembership, Message, Tag
+from contacts.models import Contact, Folder, FolderMembership, Message, Tag
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +48,11 @@ OWN = {
 SECRET_GUARDED = {"scenario_webhook"}
 # Owner/admin-only actions: a member of the workspace without that role gets 403 and nothing happens.
 MANAGER_ONLY = {("checkout", "POST"), ("portal", "POST")}
+# The inbox is every member's, not only owners' and admins': a plain member reads and replies.
+MEMBER_ALLOWED = {
+    ("inbox", "GET"): 200, ("inbox_live", "GET"): 200, ("inbox_reply", "POST"): 302,
+    ("api-conversations", "GET"): 200, ("api-conversation-read", "POST"): 200, ("api-contact-messages", "POST"): 201,
+}
 
 
 def _routes():
@@ -180,6 +186,29 @@ def test_every_route_keeps_outsiders_and_role_less_members_out(world, capsys):
     assert guarded >= 20  # sanity: the workspace routes were found
     with capsys.disabled():
         print(f"\ntenancy walk: {walked} routes ({guarded} workspace-scoped), {calls} requests, 0 leaks")
+
+
+def test_a_plain_member_reads_and_replies_in_the_inbox(world):
+    """The inbox routes, walked as a member without the owner/admin role: each one works."""
+    contact_id = world["params"]["contact_id"]
+    Contact.objects.filter(pk=contact_id).update(last_inbound_at=timezone.now())
+    web, api = _clients(world["member"])
+    seen = set()
+    for route, name, _ in ROUTES:
+        for (allowed, method), expected in MEMBER_ALLOWED.items():
+            if name != allowed:
+                continue
+            path = _path(route, world["params"])
+            if path.startswith("/api/"):
+                response = api.generic(method, path, b'{"text": "hello"}' if method == "POST" else b"",
+                                       content_type="application/json")
+            else:
+                response = web.generic(method, path, "text=hello" if method == "POST" else "",
+                                       content_type="application/x-www-form-urlencoded")
+            assert response.status_code == expected, f"{method} {path} as a member: {response.status_code}"
+            seen.add((name, method))
+    assert seen == set(MEMBER_ALLOWED)
+    assert Message.objects.filter(workspace=world["victim"], origin="manual").count() == 2
 
 
 def test_every_web_form_enforces_csrf(world):

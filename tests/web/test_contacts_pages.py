@@ -1,9 +1,12 @@
 """The contacts pages: filters validated by a form, the contact page, manual actions at any quota."""
 
+import datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from billing.activation import activate_many, usage
 from billing.models import ActivationRecord
@@ -102,14 +105,16 @@ def _at_the_limit(workspace, make_contacts):
 
 def test_a_manual_dm_is_sent_at_the_limit_without_an_activation(owner_client, workspace, owner, make_contacts):
     _at_the_limit(workspace, make_contacts)
-    contact = ContactFactory(workspace=workspace, username="newcomer", last_inbound_at=None)
+    # Wrote 2 days ago: past the 24-hour window, a member's reply goes out as a human agent's.
+    contact = ContactFactory(workspace=workspace, username="newcomer",
+                             last_inbound_at=timezone.now() - datetime.timedelta(days=2))
 
     response = owner_client.post(contact_url(contact, "message/"), {"text": "Hi! Your order is ready."})
 
     assert response.status_code == 302 and response["Location"] == contact_url(contact) + "#conversation"
     message = Message.objects.get(contact=contact)
-    assert (message.text, message.origin, message.status, message.sent_by) == (
-        "Hi! Your order is ready.", "manual", "sent", owner)
+    assert (message.text, message.origin, message.status, message.sent_by, message.tag) == (
+        "Hi! Your order is ready.", "manual", "sent", owner, "HUMAN_AGENT")
     assert not ActivationRecord.objects.filter(contact=contact).exists()
     assert usage(workspace).activated == 100
     assert "Message sent to @newcomer." in owner_client.get(contact_url(contact)).content.decode()

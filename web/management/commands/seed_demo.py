@@ -16,7 +16,7 @@ from billing.models import AutomationKind, Plan, Subscription
 from billing.months import month_of, previous_month
 from billing.services import quota_refresh
 from contacts.fakemeta.demo import demo_connect
-from contacts.models import Contact, Folder, FolderMembership, Tag
+from contacts.models import Contact, Folder, FolderMembership, Message, Tag
 from inro.celery import app as celery_app
 
 DEMO_EMAIL = "owner@demo.inro.test"
@@ -55,6 +55,7 @@ class Command(BaseCommand):
         self._activate_now(brand, 1300, rng)
         self._activate_now(near, 92, rng)
         self._automations(brand, near)
+        self._inbox(brand)
         brand_usage, near_usage = usage(brand), usage(near)
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: {brand.name} {brand_usage.activated}/{brand_usage.quota} activated, "
@@ -186,6 +187,27 @@ class Command(BaseCommand):
                                                 text="From Monday we open at 6am")
         finally:
             celery_app.conf.CELERY_TASK_ALWAYS_EAGER = eager
+
+    @transaction.atomic
+    def _inbox(self, workspace: Workspace) -> None:
+        """A few people wrote in (once): the inbox opens on conversations waiting for a reply, one
+        still inside Meta's 24 hours, one in the human-agent days, one closed."""
+        if Message.objects.filter(workspace=workspace, direction=Message.Direction.INBOUND).exists():
+            return
+        now = timezone.now()
+        questions = [
+            (datetime.timedelta(minutes=12), "Hi! Is the vitamin C serum back in stock?"),
+            (datetime.timedelta(hours=3), "Do you ship to Lisbon?"),
+            (datetime.timedelta(days=2), "My order hasn't arrived yet, can you check?"),
+            (datetime.timedelta(days=9), "Do you have a store in Porto?"),
+        ]
+        contacts = workspace.contacts.order_by("pk")[: len(questions)]
+        for contact, (ago, text) in zip(contacts, questions, strict=False):
+            at = now - ago
+            Contact.objects.filter(pk=contact.pk).update(last_inbound_at=at)
+            Message.objects.create(workspace=workspace, contact=contact, direction=Message.Direction.INBOUND,
+                                   origin=Message.Origin.CONTACT, status=Message.Status.RECEIVED, text=text,
+                                   created_at=at)
 
     def _campaign(self, workspace: Workspace, name: str, text: str, audience: str, **target) -> None:
         campaign = automation_services.campaign_create(workspace=workspace, name=name, text=text, audience=audience,
