@@ -8,7 +8,6 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts.api_base import WorkspaceView
-from accounts.models import Membership
 from contacts import instagram
 
 
