@@ -92,7 +92,8 @@ class Worker:
                 log.seek(start_offset)
                 return b" ready." in log.read()
 
-        wait_until(ready, timeout=60, interval=0.2, what="the Celery worker to be ready")
+        # Bounded; 60 s was not always enough on a loaded machine.
+        wait_until(ready, timeout=180, interval=0.2, what="the Celery worker to be ready")
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
