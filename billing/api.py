@@ -33,7 +33,7 @@ class ForecastSerializer(serializers.Serializer):
     method = serializers.CharField()
 
 
-@extend_schema_field({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$", "example": "2026-03"})
+@extend_schema_field({"type": "string", "pattern": "^[2-9][0-9]{3}-(0[1-9]|1[0-2])$", "example": "2026-03"})
 class MonthField(serializers.Field):
     """A billing month as "YYYY-MM" (in and out)."""
 
@@ -46,11 +46,9 @@ class MonthField(serializers.Field):
         if not isinstance(data, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}", data):
             self.fail("invalid")
         year, month = int(data[:4]), int(data[5:])
-        if not (1 <= month <= 12 and year >= 2000):
+        if not (1 <= month <= 12 and year >= 2000):  # the schema's pattern says the same
             self.fail("invalid")
         return datetime.date(year, month, 1)
-
-
 
 
 class ScheduledChangeSerializer(serializers.Serializer):

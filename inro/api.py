@@ -219,6 +219,9 @@ class CursorPage(CursorPagination):
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:
                 parameter["schema"].update({"minimum": 1, "maximum": self.max_page_size})
+            if parameter["name"] == self.cursor_query_param:
+                # No query value may hold a NUL (RequestBodyLimitMiddleware answers 400): the schema says so.
+                parameter["schema"].update({"pattern": "^[^\\x00]*$"})
         return parameters
 
     def decode_cursor(self, request):

@@ -6,6 +6,8 @@ import pytest
 from django.utils import timezone
 
 from contacts.hooks import InboundEvent, inbound_event_captured
+from contacts.models import Contact
+from contacts.windows import COMMENT_TYPES
 from tests.factories import MembershipFactory, WorkspaceFactory
 
 
@@ -47,6 +49,9 @@ def fire(django_capture_on_commit_callbacks):
             workspace_id=contact.workspace_id, contact_id=contact.pk, type=type,
             occurred_at=fields.pop("occurred_at", timezone.now()), **fields,
         )
+        if type in COMMENT_TYPES:
+            # Intake records the comment's time first: it opens the one private reply (rule 14).
+            Contact.objects.filter(pk=contact.pk).update(last_comment_at=event.occurred_at)
         with django_capture_on_commit_callbacks(execute=True):
             inbound_event_captured(event)
         return event
