@@ -317,6 +317,12 @@ def activate(
                 cursor.execute(_STATE_OF, [workspace.pk, contact.pk, db_month])
                 if cursor.fetchone() is not None:
                     continue
+                # The row in the way may have been a reservation released since: with room left, try
+                # again rather than report a quota that is not exhausted.
+                cursor.execute(f"SELECT activated + reserved + %s < quota FROM {_USAGE} WHERE id = %s",  # noqa: S608
+                               [max(reserve, 0), usage_id])
+                if cursor.fetchone()[0]:
+                    continue
                 _mark_limit_reached(cursor, usage_id, db_now)
                 return ActivationResult(False, False, QUOTA_EXHAUSTED, month)
         # First use this month: open the row (lazily, rule 11) and try again.

@@ -98,10 +98,10 @@ def test_a_scenario_whose_message_is_skipped_for_the_window_charges_nothing(free
         steps=[{"type": "send_message", "text": "Check your DMs!"}],
     )
     # A comment 8 days old: past the 7 days of its private reply.
-    contact = ContactFactory(workspace=free_workspace, source="organic_post",
-                             last_inbound_at=timezone.now() - datetime.timedelta(days=8))
+    eight_days_ago = timezone.now() - datetime.timedelta(days=8)
+    contact = ContactFactory(workspace=free_workspace, source="organic_post", last_inbound_at=eight_days_ago)
 
-    fire(contact, type="comment", text="me!", meta_id="c.1", comment_id="c.1")
+    fire(contact, type="comment", text="me!", meta_id="c.1", comment_id="c.1", occurred_at=eight_days_ago)
 
     run = ScenarioRun.objects.get(contact=contact)
     assert run.status == ScenarioRun.Status.COMPLETED
