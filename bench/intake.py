@@ -45,6 +45,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import BENCH_URL, ROOT, Row, django_setup, emit, ensure_database, integer, redis_url
@@ -206,6 +208,8 @@ def server_env(broker: str) -> dict:
         "STRIPE_WEBHOOK_SECRET": "whsec_bench",
         "META_APP_SECRET": SECRET,
         "META_VERIFY_TOKEN": "bench-verify-token",
+        "META_APP_ID": "bench-app",
+        "INSTAGRAM_TOKEN_KEYS": Fernet.generate_key().decode(),
         "CACHE_URL": cache,
         "CELERY_BROKER_URL": broker,
         "WEB_CONCURRENCY": "2",

@@ -6,9 +6,16 @@ object comes from Celery's registry, so `.delay()` and `.apply_async()` behave a
 run inline under CELERY_TASK_ALWAYS_EAGER, published to the broker otherwise.
 """
 
+import threading
+
 from celery import Task
 
 from inro.celery import app
+
+# Autodiscovery imports every app's tasks module on first need. In a threaded web worker several
+# requests can need a task at once: without the lock, a second thread would look the name up while
+# the first is still importing the module that registers it, and fail to queue.
+_discovery = threading.Lock()
 
 
 def registered_task(name: str) -> Task:
@@ -16,5 +23,6 @@ def registered_task(name: str) -> Task:
     try:
         return app.tasks[name]
     except KeyError:
-        app.loader.import_default_modules()
+        with _discovery:
+            app.loader.import_default_modules()
         return app.tasks[name]

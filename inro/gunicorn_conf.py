@@ -70,3 +70,10 @@ class JsonAccessLogger(Logger):
 
 
 logger_class = JsonAccessLogger
+
+
+def post_worker_init(worker) -> None:
+    """Register every app's Celery tasks before the first request, so requests never race to do it."""
+    from inro.celery import app  # noqa: PLC0415  (the application exists only once the worker loaded it)
+
+    app.loader.import_default_modules()
