@@ -273,7 +273,7 @@ def resume_wording(*, parts: selectors.QuotaParts, waiting: int, campaign_messag
                              f"{order}; the other {movable - room:,} wait: they resume {rises}{reserve}.")
     if expiring:
         sentences.append(
-            f"{_plural(expiring, 'of them is a reply that can', 'of them are replies that can')} only be sent "
+            f"{_plural(expiring, 'of them is a message that can', 'of them are messages that can')} only be sent "
             f"inside the contact's 24-hour window, which closes before your quota {reset_words}: "
             f"{'it expires' if expiring == 1 else 'they expire'} then, not sent, unless there is room sooner."
         )
