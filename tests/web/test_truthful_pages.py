@@ -10,6 +10,8 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -189,12 +191,8 @@ def test_names_not_references_on_the_page_the_csv_and_the_contact(owner_client, 
     assert 'data-testid="activation-automation">Autumn launch</span>' in detail
 
 
-def test_names_take_one_query_whatever_the_number_of_automations(owner_client, workspace,
-                                                                django_assert_num_queries):
+def test_names_take_one_query_whatever_the_number_of_automations(owner_client, workspace):
     def page_queries():
-        from django.db import connection
-        from django.test.utils import CaptureQueriesContext
-
         with CaptureQueriesContext(connection) as captured:
             owner_client.get(usage_url(workspace))
         return len(captured.captured_queries)
