@@ -489,7 +489,7 @@ class StripeEventAdmin(admin.ModelAdmin):
             failed = failed or replayed.status == StripeEvent.Status.FAILED
             reason = event_reason(replayed)
             self.message_user(
-                request, f"{replayed.event_id} ({replayed.type}): {replayed.get_status_display().lower()}"
+                request, f"Event {replayed.event_id} ({replayed.type}): {replayed.get_status_display().lower()}"
                          + (f", {reason}" if reason else "") + ".",
                 messages.WARNING if replayed.status == StripeEvent.Status.FAILED else messages.INFO,
             )
