@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.activation import UsageSnapshot, usage
-from billing.integrity import Breakdown, usage_breakdown_from_records, usage_breakdown_rebuild
+from billing.integrity import (
+    Breakdown,
+    usage_breakdown_from_records,
+    usage_breakdown_rebuild,
+    usage_by_ref_from_records,
+    usage_by_ref_rebuild,
+)
 from billing.models import (
     ActivationRecord,
     AutomationKind,
@@ -485,13 +491,24 @@ def billing_overview(*, workspace: Workspace) -> BillingOverview:
 
 def activations_per_automation(*, workspace: Workspace, month: datetime.date | None = None,
                                limit: int = 8) -> list[tuple[str, str, int]]:
-    """(kind, automation_ref, activations) of the month, most first: one grouped query on the ledger's
-    (workspace, month) index, the top `limit` automations and the rest summed as ("", "", n)."""
+    """(kind, automation_ref, activations) of the month, most first: the top `limit` automations and
+    the rest summed as ("", "", n).
+
+    Read from the usage row's per-automation counters, which the gate moves with `activated` (one row
+    read whatever the month's size); a row whose counters are not known yet is counted once from the
+    ledger. The kind is the reference's prefix ("campaign:4" -> campaign)."""
     month = (month or month_of()).replace(day=1)
-    rows = list(
-        ActivationRecord.objects.filter(workspace=workspace, month=month).order_by()
-        .values_list("kind", "automation_ref").annotate(n=Count("id")).order_by("-n", "automation_ref")
-    )
+    row = MonthlyUsage.objects.filter(workspace=workspace, month=month).values_list("activated_by_ref", flat=True)
+    found = list(row[:1])
+    if not found:
+        by_ref = usage_by_ref_from_records(workspace_id=workspace.pk, month=month)
+    elif found[0] is None:
+        by_ref = usage_by_ref_rebuild(workspace_id=workspace.pk, month=month)
+    else:
+        by_ref = found[0]
+    kinds = {kind: kind for kind in AutomationKind.values} | {"segment": AutomationKind.SEGMENTATION.value}
+    rows = sorted(((kinds.get(ref.split(":", 1)[0], ""), ref, int(n)) for ref, n in by_ref.items() if n),
+                  key=lambda item: (-item[2], item[1]))
     top = rows[:limit]
     rest = sum(n for _, _, n in rows[limit:])
     return [*top, ("", "", rest)] if rest else top
