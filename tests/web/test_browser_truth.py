@@ -55,8 +55,12 @@ def at_both_sizes(browser, live_server, email, check):
 
 
 def no_sideways_scroll(page, size):
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= SIZES[size]["width"], f"the page scrolls sideways ({width}px)"
+    """Nothing in the page's content reaches past the screen's right edge (the navigation bar's own
+    phone layout is checked with the navigation)."""
+    wide = page.evaluate("""() => [...document.querySelectorAll('main *')]
+        .filter(e => !e.closest('.table-wrap, svg') && e.getBoundingClientRect().right > window.innerWidth + 1)
+        .slice(0, 5).map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`)""")
+    assert wide == [], f"content past the right edge at {size}px: {wide}"
 
 
 @pytest.fixture
@@ -132,8 +136,9 @@ def test_the_contact_page_names_its_automation(browser, live_server, coffee):
 
 
 @pytest.fixture
-def stripe(settings):
+def stripe(settings, live_server):
     server = FakeStripeServer().start()
+    settings.SITE_URL = live_server.url  # where billing sends the customer back
     settings.STRIPE_API_BASE = server.base_url
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     yield server.fake
@@ -162,7 +167,7 @@ def sunny(stripe):
 
 def test_the_billing_page_shows_money_and_prices_a_change_before_it(browser, live_server, sunny, stripe):
     workspace, owner, end = sunny
-    sizes = iter(SIZES)
+    sizes = ["390", "1366"]  # the phone reads; then the desktop also changes packs and cancels
 
     def check(page, size):
         page.goto(f"{live_server.url}/w/{workspace.pk}/billing/")
