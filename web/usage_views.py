@@ -32,7 +32,7 @@ from web.account_views import render_workspace, workspace_view
 
 PAGE_SIZE = 25
 CHART_WIDTH, CHART_HEIGHT = 720, 200
-CHART_LEFT, CHART_BOTTOM, CHART_TOP = 40, 24, 12
+CHART_LEFT, CHART_BOTTOM, CHART_TOP = 52, 28, 14
 
 
 class ActivationSearchForm(forms.Form):
