@@ -131,6 +131,10 @@ def test_with_the_reserve_left_paused_campaign_messages_are_not_promised_to_resu
     assert "The 12 paused campaign messages do not resume" in words
     assert "resuming" not in words and "There is room" not in words
     assert 'title="Campaign “Loyalty card”">Loyalty card: 12</span>' in page  # the chip names it
+    # The campaigns page's paused list says the same, right now.
+    campaigns = owner_client.get(reverse("campaigns", kwargs={"workspace_id": workspace.pk})).content.decode()
+    now = re.search(r'data-testid="paused-now"><strong>Right now:</strong> (.*?)</p>', campaigns, re.S).group(1)
+    assert words.startswith(now) and "do not resume" in now
 
 
 def test_room_for_some_says_how_many(owner_client, workspace, make_contacts):

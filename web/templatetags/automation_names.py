@@ -5,6 +5,7 @@ from django import template
 
 from automations.names import AutomationName
 from automations.names import automation_names as names_of_refs
+from web.usage_views import automation_state, resume_wording
 
 register = template.Library()
 
@@ -30,3 +31,13 @@ def name_of(names: dict | None, ref: str) -> AutomationName | str:
         return "—"
     found = (names or {}).get(ref)
     return found if found is not None else ref
+
+
+@register.simple_tag
+def paused_now_words(workspace, summary, reset_words: str) -> str:
+    """What the resume job will do with the workspace's paused actions right now, in the words of the
+    usage page (web.usage_views.resume_wording): for the paused lists of the automation pages."""
+    state = automation_state(workspace=workspace, resets_at=summary.resets_at)
+    return resume_wording(parts=summary.parts, waiting=state["paused_waiting"],
+                          campaign_messages=state["paused_campaign_messages"], reset_words=reset_words,
+                          expiring=state["paused_expiring"], blocked=state["paused_blocked"])
