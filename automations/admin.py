@@ -1,16 +1,29 @@
 from django import forms
 from django.contrib import admin
 from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.models import Workspace
 from automations import models, services
+from automations.names import automation_names
 from automations.selectors import paused_actions_waiting_count
+from billing.admin import ActivationRecordAdmin as BillingActivationRecordAdmin
+from billing.admin import MonthColumn
 from billing.admin import WorkspaceAdmin as BillingWorkspaceAdmin
+from billing.models import ActivationRecord
 from inro.outbound import UnsafeURLError, url_checked
 
 # The workspace page is billing's, plus the paused actions waiting: automations sits above billing,
-# so it extends billing's admin rather than billing reading automations.
+# so it extends billing's admin rather than billing reading automations. The ledger's list likewise
+# names the automations its references point at.
 admin.site.unregister(Workspace)
+admin.site.unregister(ActivationRecord)
+
+
+@admin.register(ActivationRecord)
+class ActivationRecordAdmin(BillingActivationRecordAdmin):
+    def automation_names(self, refs: list[str]) -> dict:
+        return automation_names(refs)
 
 
 @admin.register(Workspace)
@@ -65,7 +78,7 @@ class ScenarioRunAdmin(admin.ModelAdmin):
 class PausedActionAdmin(admin.ModelAdmin):
     """Limited actions waiting for headroom. Staff resume or cancel them through the services only."""
 
-    list_display = ["created_at", "workspace", "contact", "kind", "automation_ref", "action_type", "status",
+    list_display = ["created_at", "workspace", "contact", "kind", "automation_label", "action_type", "status",
                     "expires_at", "reason"]
     list_filter = ["status", "kind", "action_type"]
     search_fields = ["automation_ref", "workspace__name", "workspace__slug", "contact__username"]
@@ -81,6 +94,25 @@ class PausedActionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_changelist(self, request, **kwargs):
+        base = super().get_changelist(request, **kwargs)
+
+        class NamedChangeList(base):
+            def get_results(self, request):
+                super().get_results(request)
+                names = automation_names([row.automation_ref for row in self.result_list])  # one query
+                for row in self.result_list:
+                    row.automation_name = names.get(row.automation_ref)
+
+        return NamedChangeList
+
+    @admin.display(description="Automation", ordering="automation_ref")
+    def automation_label(self, action) -> str:
+        name = getattr(action, "automation_name", None)
+        if name is None:
+            return action.automation_ref
+        return format_html('{} <span style="color:#777">({})</span>', name.full, action.automation_ref)
 
     @admin.action(description="Resume waiting actions of these workspaces (oldest first, up to the headroom)",
                   permissions=["change"])
@@ -141,6 +173,6 @@ class EnrichmentJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.UsageAlert)
-class UsageAlertAdmin(admin.ModelAdmin):
-    list_display = ["workspace", "month", "threshold", "created_at", "sent_at", "attempts", "last_error"]
+class UsageAlertAdmin(MonthColumn, admin.ModelAdmin):
+    list_display = ["workspace", "month_name", "threshold", "created_at", "sent_at", "attempts", "last_error"]
     raw_id_fields = ["workspace"]

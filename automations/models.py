@@ -337,6 +337,7 @@ class IntegrationDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name_plural = "integration deliveries"
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "idempotency_key"], name="automations_delivery_once"

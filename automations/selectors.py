@@ -1,8 +1,9 @@
 """Automation reads for the usage page, the API and the admin (one source for every surface)."""
 
+import datetime
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 
 from accounts.models import Workspace
 from automations.models import (
@@ -15,6 +16,7 @@ from automations.models import (
     Segment,
     UsageAlert,
 )
+from automations.services.paused import MESSAGE_ACTIONS
 from automations.services.segments import segment_size
 from billing.months import month_of
 from contacts.models import Contact
@@ -82,6 +84,34 @@ def paused_actions_by_automation(*, workspace: Workspace) -> list[tuple[str, str
         .annotate(n=Count("id"))
         .order_by("-n", "automation_ref")
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PausedGroup:
+    kind: str
+    automation_ref: str
+    waiting: int
+    messages: int  # campaign messages and other sends, which wait for the Instagram connection
+    expiring: int  # those whose messaging window closes before `before`: they expire unless room comes first
+    next_expiry: datetime.datetime | None
+
+
+def paused_actions_grouped(*, workspace: Workspace, before: datetime.datetime) -> list[PausedGroup]:
+    """The waiting actions per automation, most waiting first, with how many expire before `before`
+    (the quota's reset): one grouped query."""
+    rows = (
+        PausedAction.objects.filter(workspace=workspace, status=PausedAction.Status.WAITING)
+        .values_list("kind", "automation_ref")
+        .annotate(
+            n=Count("id"),
+            messages=Count("id", filter=Q(action_type__in=MESSAGE_ACTIONS)),
+            expiring=Count("id", filter=Q(expires_at__lt=before)),
+            next_expiry=Min("expires_at"),
+        )
+        .order_by("-n", "automation_ref")
+    )
+    return [PausedGroup(kind=kind, automation_ref=ref, waiting=n, messages=messages, expiring=expiring,
+                        next_expiry=next_expiry) for kind, ref, n, messages, expiring, next_expiry in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,27 +239,31 @@ def _day_key(now: datetime.datetime) -> str:
     return str(now.astimezone(billing_zone()).day)
 
 
-# SET clauses moving the per-day and per-kind counters of a usage row along with `activated`.
-# Parameters, in order: day key, day key, [n,] kind, kind[, n] (see _breakdown_params). A None
-# breakdown ("not known", see billing.selectors) stays None: jsonb_set of NULL is NULL.
+# SET clauses moving the per-day, per-kind and per-automation counters of a usage row along with
+# `activated`. Parameters, in order: day key, day key, [n,] kind, kind, [n,] ref, ref[, n] (see
+# _breakdown_params). A None breakdown ("not known", see billing.selectors) stays None: jsonb_set of
+# NULL is NULL.
 _BREAKDOWN = (
     "activated_by_day = jsonb_set(activated_by_day, ARRAY[%s::text],"
     " to_jsonb(COALESCE((activated_by_day ->> %s::text)::int, 0) + {n})),"
     " activated_by_kind = jsonb_set(activated_by_kind, ARRAY[%s::text],"
-    " to_jsonb(COALESCE((activated_by_kind ->> %s::text)::int, 0) + {n}))"
+    " to_jsonb(COALESCE((activated_by_kind ->> %s::text)::int, 0) + {n})),"
+    " activated_by_ref = jsonb_set(activated_by_ref, ARRAY[%s::text],"
+    " to_jsonb(COALESCE((activated_by_ref ->> %s::text)::int, 0) + {n}))"
 )
 
 
 def _breakdown(n_sql: str = "%s::int") -> str:
-    """The SET clauses moving the per-day and per-kind counters by `n_sql` (a placeholder by default)."""
+    """The SET clauses moving the per-day, per-kind and per-automation counters by `n_sql` (a
+    placeholder by default)."""
     return _BREAKDOWN.format(n=n_sql)
 
 
-def _breakdown_params(day: str, kind: str, n: int | None = None) -> list:
+def _breakdown_params(day: str, kind: str, ref: str, n: int | None = None) -> list:
     """Parameters of `_breakdown()`: with `n` for the placeholder form, without it for an SQL count."""
     if n is None:
-        return [day, day, kind, kind]
-    return [day, day, n, kind, kind, n]
+        return [day, day, kind, kind, ref, ref]
+    return [day, day, n, kind, kind, n, ref, ref, n]
 
 
 def activate(
@@ -389,7 +393,7 @@ def _count_and_record(
     head = [workspace_id, db_month, reserve, workspace_id, contact_id, db_month, db_now, kind, ref]
     tail = [workspace_id, db_month]
     if confirm:
-        cursor.execute(_COUNT_AND_RECORD, [*head, CONFIRMED, 0, *_breakdown_params(day, kind, 1), *tail])
+        cursor.execute(_COUNT_AND_RECORD, [*head, CONFIRMED, 0, *_breakdown_params(day, kind, ref, 1), *tail])
     else:
         cursor.execute(_COUNT_AND_RESERVE, [*head, RESERVED, 1, workspace_id, db_month,
                                             ActivationEvent.Action.RESERVED.value, kind, ref, "", db_now, *tail])
@@ -483,7 +487,7 @@ def _confirm_params(workspace_id: int, contact_ids: list[int], db_month, now, ki
     db_now = _adapt(now, db_month)[0]
     return [CONFIRMED, db_now, kind, ref, pg_array(contact_ids), workspace_id, db_month, RESERVED,
             workspace_id, db_month, ActivationEvent.Action.CONFIRMED.value, kind, by or ref, reason[:64], db_now,
-            *_breakdown_params(_day_key(now), kind)]
+            *_breakdown_params(_day_key(now), kind, ref)]
 
 
 def _confirm_rows(cursor, usage_id: int, workspace_id: int, contact_ids: list[int], db_month, now, kind: str,
@@ -784,7 +788,7 @@ def activate_many(
                     cursor.execute(
                         f"UPDATE {_USAGE} SET activated = activated + %s, {_breakdown()}"  # noqa: S608
                         " WHERE id = %s",
-                        [len(new_ids), *_breakdown_params(_day_key(now), kind, len(new_ids)), usage_id],
+                        [len(new_ids), *_breakdown_params(_day_key(now), kind, ref_text, len(new_ids)), usage_id],
                     )
                 elif new_ids:
                     cursor.execute(
@@ -976,6 +980,7 @@ def history_import(
         )
         # The breakdown becomes "not known" and is rebuilt from the records on first read.
         MonthlyUsage.objects.filter(pk=row.pk).update(
-            activated=after, quota=max(row.quota, after), activated_by_day=None, activated_by_kind=None
+            activated=after, quota=max(row.quota, after), activated_by_day=None, activated_by_kind=None,
+            activated_by_ref=None
         )
     return after - before

@@ -73,6 +73,26 @@ def can_grant_bonus(user) -> bool:
     return user.is_active and user.is_staff and user.has_perm("billing.add_bonusgrant")
 
 
+def month_label(value: datetime.date | None) -> str:
+    """A billing month as people say it: "December 2026" (not "Dec. 1, 2026")."""
+    return value.strftime("%B %Y") if value else "—"
+
+
+class MonthColumn:
+    """`month` shown as "December 2026" in list pages, still sortable by the column."""
+
+    @admin.display(description="Month", ordering="month")
+    def month_name(self, obj) -> str:
+        return month_label(obj.month)
+
+
+def moment_label(value: datetime.datetime | None) -> str:
+    if value is None:
+        return "—"
+    local = value.astimezone(datetime.UTC)
+    return f"{local.day} {local:%b %Y, %H:%M:%S} UTC"
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Ledgers and records kept by the services: viewable, never added, edited or deleted here."""
 
@@ -88,7 +108,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "instagram_account_id", "plan_name", "payment_status", "created_at"]
+    """Workspaces: usage, bonuses and the spending controls. Created and deleted times are facts, not
+    input; a workspace is not deleted from here (no bulk "Delete selected" either): deleting one is
+    a customer's decision with consequences (billing, contacts' data) no admin button spells out."""
+
+    list_display = ["name", "slug", "instagram_account_id", "plan_name", "payment_status", "created_at",
+                    "deleted_at"]
+    readonly_fields = ["created_at", "deleted_at"]
     list_select_related = ["subscription__plan"]
     search_fields = [
         "name", "slug", "instagram_account_id", "memberships__user__email", "subscription__stripe_customer_id",
@@ -114,6 +140,14 @@ class WorkspaceAdmin(admin.ModelAdmin):
             return
         super().save_model(request, obj, form, change)
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     @admin.display(description="Plan")
     def plan_name(self, workspace: Workspace) -> str:
         subscription = getattr(workspace, "subscription", None)
@@ -122,7 +156,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
     @admin.display(description="Payment")
     def payment_status(self, workspace: Workspace) -> str:
         subscription = getattr(workspace, "subscription", None)
-        return subscription.get_status_display() if subscription else "—"
+        return selectors.subscription_badge(subscription).label if subscription else "—"
 
     def automation_context(self, workspace: Workspace) -> dict:
         """Figures of the apps above billing for the change page; automations' admin fills them in."""
@@ -227,8 +261,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(MonthlyUsage)
-class MonthlyUsageAdmin(ReadOnlyAdmin):
-    list_display = ["workspace", "month", "activated", "quota", "limit_reached_at", "closed_at"]
+class MonthlyUsageAdmin(MonthColumn, ReadOnlyAdmin):
+    list_display = ["workspace", "month_name", "activated", "quota", "limit_reached_at", "closed_at"]
     list_filter = ["month"]
     search_fields = ["workspace__name", "workspace__slug"]
     list_select_related = ["workspace"]
@@ -259,10 +293,10 @@ class MonthFilter(admin.SimpleListFilter):
 
 
 @admin.register(ActivationRecord)
-class ActivationRecordAdmin(ReadOnlyAdmin):
+class ActivationRecordAdmin(MonthColumn, ReadOnlyAdmin):
     """The ledger is append-only: not even a superuser adds, edits or deletes here."""
 
-    list_display = ["activated_at", "workspace", "contact_link", "month", "kind", "automation_ref"]
+    list_display = ["activated_at", "workspace", "contact_link", "month_name", "kind", "automation_label"]
     list_filter = [MonthFilter, "kind"]
     search_fields = ["workspace__name", "workspace__slug", "contact__username", "automation_ref"]
     list_select_related = ["workspace", "contact"]
@@ -270,6 +304,32 @@ class ActivationRecordAdmin(ReadOnlyAdmin):
     raw_id_fields = ["workspace", "contact"]
     actions = ["export_csv"]
     change_list_template = "admin/billing/activationrecord_change_list.html"
+
+    def automation_names(self, refs: list[str]) -> dict:
+        """{reference: name} of the apps above billing; automations' admin fills it in."""
+        return {}
+
+    def get_changelist(self, request, **kwargs):
+        base = super().get_changelist(request, **kwargs)
+        model_admin = self
+
+        class NamedChangeList(base):
+            def get_results(self, request):
+                super().get_results(request)
+                # Every row's automation named at once (one query), not one look-up per row.
+                names = model_admin.automation_names([row.automation_ref for row in self.result_list])
+                for row in self.result_list:
+                    row.automation_name = names.get(row.automation_ref)
+
+        return NamedChangeList
+
+    @admin.display(description="Automation", ordering="automation_ref")
+    def automation_label(self, record) -> str:
+        name = getattr(record, "automation_name", None)
+        if name is None:
+            return record.automation_ref or "—"
+        return format_html('{} <span style="color:#777">({})</span>', str(getattr(name, "full", name)),
+                           record.automation_ref)
 
     @admin.display(description="Contact")
     def contact_link(self, record: ActivationRecord) -> str:
@@ -306,12 +366,15 @@ class ActivationRecordAdmin(ReadOnlyAdmin):
 
         def stream():
             yield writer.writerow(["activated_at", "month", "workspace", "contact_id", "username", "kind",
-                                   "automation_ref"])
+                                   "automation_ref", "automation_name"])
+            refs = rows.order_by().values_list("automation_ref", flat=True).distinct()
+            names = self.automation_names(list(refs[:5000]))
             for record in rows.iterator(chunk_size=2000):
+                name = names.get(record.automation_ref)
                 yield writer.writerow([
                     record.activated_at.isoformat(), record.month.strftime("%Y-%m"), record.workspace.slug,
                     record.contact_id or "", record.contact.username if record.contact else "", record.kind,
-                    record.automation_ref,
+                    record.automation_ref, getattr(name, "name", ""),
                 ])
 
         response = StreamingHttpResponse(stream(), content_type="text/csv")
@@ -320,10 +383,10 @@ class ActivationRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ActivationEvent)
-class ActivationEventAdmin(ReadOnlyAdmin):
+class ActivationEventAdmin(MonthColumn, ReadOnlyAdmin):
     """The history of reservations (rule 13): who reserved, confirmed or released, when and why."""
 
-    list_display = ["at", "workspace", "contact_id", "month", "action", "kind", "by", "reason"]
+    list_display = ["at", "workspace", "contact_id", "month_name", "action", "kind", "by", "reason"]
     list_filter = [MonthFilter, "action", "kind"]
     search_fields = ["workspace__name", "workspace__slug", "by", "reason"]
     list_select_related = ["workspace"]
@@ -332,19 +395,19 @@ class ActivationEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(BonusGrant)
-class BonusGrantAdmin(ReadOnlyAdmin):
+class BonusGrantAdmin(MonthColumn, ReadOnlyAdmin):
     """Grants go through the workspace's "grant bonus" form (billing.services.bonus_grant), so the
     quota follows and paused actions resume; the ledger itself is append-only."""
 
-    list_display = ["workspace", "month", "amount", "reason", "granted_by", "created_at"]
+    list_display = ["workspace", "month_name", "amount", "reason", "granted_by", "created_at"]
     list_filter = [MonthFilter]
     search_fields = ["workspace__name", "reason"]
     list_select_related = ["workspace", "granted_by"]
 
 
 @admin.register(MonthRollover)
-class MonthRolloverAdmin(admin.ModelAdmin):
-    list_display = ["month", "started_at", "completed_at", "workspaces_opened"]
+class MonthRolloverAdmin(MonthColumn, admin.ModelAdmin):
+    list_display = ["month_name", "started_at", "completed_at", "workspaces_opened"]
 
     def has_add_permission(self, request):
         return False
@@ -355,20 +418,49 @@ class MonthRolloverAdmin(admin.ModelAdmin):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(admin.ModelAdmin):
-    """Stripe events as received: status, error, payload, and an idempotent replay."""
+    """Stripe events as received: which workspace, when (readable), status and why, the payload, and an
+    idempotent replay that reports each event's outcome."""
 
-    list_display = ["received_at", "event_id", "type", "status", "attempts", "short_error"]
+    list_display = ["received_at", "event_id", "type", "workspace_link", "created_at_label", "status", "attempts",
+                    "short_error"]
     list_filter = ["status", "type"]
     search_fields = ["event_id", "type"]
     show_full_result_count = False
     actions = ["replay_events"]
-    readonly_fields = ["event_id", "type", "livemode", "status", "error", "attempts", "received_at", "processed_at",
-                       "payload_pretty"]
-    exclude = ["payload"]
+    readonly_fields = ["event_id", "type", "workspace_link", "created_at_label", "livemode", "status", "error",
+                       "attempts", "received_at", "processed_at", "payload_pretty"]
+    exclude = ["payload", "created"]
 
-    @admin.display(description="Error")
+    def get_changelist(self, request, **kwargs):
+        base = super().get_changelist(request, **kwargs)
+
+        class WithWorkspaces(base):
+            def get_results(self, request):
+                super().get_results(request)
+                # The workspaces of the page's events, in two queries whatever the page's size.
+                found = selectors.stripe_event_workspaces(list(self.result_list))
+                for event in self.result_list:
+                    event.workspace = found.get(event.pk)
+
+        return WithWorkspaces
+
+    @admin.display(description="Workspace")
+    def workspace_link(self, event: StripeEvent) -> str:
+        if not hasattr(event, "workspace"):
+            event.workspace = selectors.stripe_event_workspaces([event]).get(event.pk)
+        if event.workspace is None:
+            return "—"
+        return format_html('<a href="{}">{}</a>', reverse("admin:accounts_workspace_change",
+                                                          args=[event.workspace.pk]), event.workspace.name)
+
+    @admin.display(description="Created at Stripe", ordering="created")
+    def created_at_label(self, event: StripeEvent) -> str:
+        return moment_label(datetime.datetime.fromtimestamp(event.created, tz=datetime.UTC)) if event.created else "—"
+
+    @admin.display(description="Error or reason")
     def short_error(self, event: StripeEvent) -> str:
-        return (event.error[:80] + "…") if len(event.error) > 80 else event.error
+        reason = event_reason(event)
+        return (reason[:80] + "…") if len(reason) > 80 else reason
 
     @admin.display(description="Payload (card data removed)")
     def payload_pretty(self, event: StripeEvent) -> str:
@@ -390,12 +482,29 @@ class StripeEventAdmin(admin.ModelAdmin):
     @admin.action(description="Replay selected events (idempotent)", permissions=["replay"])
     def replay_events(self, request, queryset):
         outcomes: dict[str, int] = {}
+        failed = False
         for event in queryset.order_by("received_at", "pk"):
             replayed = webhooks.stripe_event_replay(event=event)
             outcomes[replayed.status] = outcomes.get(replayed.status, 0) + 1
+            failed = failed or replayed.status == StripeEvent.Status.FAILED
+            reason = event_reason(replayed)
+            self.message_user(
+                request, f"Event {replayed.event_id} ({replayed.type}): {replayed.get_status_display().lower()}"
+                         + (f", {reason}" if reason else "") + ".",
+                messages.WARNING if replayed.status == StripeEvent.Status.FAILED else messages.INFO,
+            )
         summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
-        level = messages.WARNING if outcomes.get(StripeEvent.Status.FAILED) else messages.SUCCESS
+        level = messages.WARNING if failed else messages.SUCCESS
         self.message_user(request, f"Replayed {sum(outcomes.values())} events: {summary}.", level)
+
+
+def event_reason(event: StripeEvent) -> str:
+    """Why an event ended as it did, in words: the handler's reason, or that nothing handles its type."""
+    if event.error:
+        return event.error
+    if event.status == StripeEvent.Status.IGNORED:
+        return "nothing here acts on this event type"
+    return ""
 
 
 @admin.register(PlanChange)

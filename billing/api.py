@@ -27,10 +27,17 @@ class PlanSerializer(serializers.Serializer):
 
 
 class ForecastSerializer(serializers.Serializer):
-    projected_activations = serializers.IntegerField()
+    projected_activations = serializers.IntegerField(
+        help_text="Activations at the current pace by the month's end, not capped at the quota."
+    )
     limit_date = serializers.DateField(allow_null=True, help_text="Day the quota runs out at this pace, if it does.")
     daily_rate = serializers.FloatField()
     method = serializers.CharField()
+    shortfall = serializers.IntegerField(help_text="How far the projection goes past the quota (0 when it fits).")
+    packs_needed = serializers.IntegerField(
+        help_text="Add-on packs that would cover the shortfall on the current plan (0 on Free or when it fits)."
+    )
+    packs_price_cents = serializers.IntegerField(help_text="What those packs cost a month, in the plan's currency.")
 
 
 @extend_schema_field({"type": "string", "pattern": "^[2-9][0-9]{3}-(0[1-9]|1[0-2])$", "example": "2026-03"})
@@ -106,7 +113,11 @@ class UsageSerializer(serializers.Serializer):
     )
     limit_reached = serializers.BooleanField()
     percent = serializers.IntegerField(help_text="0 to 100, for the meter.")
-    level = serializers.ChoiceField(choices=["ok", "warning", "limit"])
+    level = serializers.ChoiceField(
+        choices=["ok", "warning", "limit"],
+        help_text="limit: the quota is reached; warning: 80 % used, or the current pace reaches the quota this "
+                  "month (see forecast.limit_date); ok otherwise.",
+    )
     paused_actions = serializers.IntegerField(help_text="Automated actions waiting for headroom (rule 4).")
     plan = PlanSerializer()
     addon_packs = serializers.IntegerField()

@@ -67,8 +67,30 @@ def usage_breakdown_rebuild(*, workspace_id: int, month: datetime.date) -> Break
         row = MonthlyUsage.objects.select_for_update().filter(workspace_id=workspace_id, month=month).first()
         by_day, by_kind = usage_breakdown_from_records(workspace_id=workspace_id, month=month)
         if row is not None:
-            MonthlyUsage.objects.filter(pk=row.pk).update(activated_by_day=by_day, activated_by_kind=by_kind)
+            MonthlyUsage.objects.filter(pk=row.pk).update(
+                activated_by_day=by_day, activated_by_kind=by_kind,
+                activated_by_ref=usage_by_ref_from_records(workspace_id=workspace_id, month=month),
+            )
     return by_day, by_kind
+
+
+def usage_by_ref_from_records(*, workspace_id: int, month: datetime.date) -> dict[str, int]:
+    """A month's activations per automation reference, counted from the ledger; writes nothing."""
+    return dict(
+        ActivationRecord.objects.filter(workspace_id=workspace_id, month=month).order_by()
+        .values_list("automation_ref").annotate(n=Count("id")).values_list("automation_ref", "n")
+    )
+
+
+def usage_by_ref_rebuild(*, workspace_id: int, month: datetime.date) -> dict[str, int]:
+    """Count a month's activations per automation from the ledger and store them on its usage row,
+    under the row's lock (as usage_breakdown_rebuild)."""
+    with transaction.atomic():
+        row = MonthlyUsage.objects.select_for_update().filter(workspace_id=workspace_id, month=month).first()
+        by_ref = usage_by_ref_from_records(workspace_id=workspace_id, month=month)
+        if row is not None:
+            MonthlyUsage.objects.filter(pk=row.pk).update(activated_by_ref=by_ref)
+    return by_ref
 
 
 def _breakdown_drift(month: datetime.date | None) -> list[Drift]:

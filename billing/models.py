@@ -119,6 +119,8 @@ class MonthlyUsage(models.Model):
     # the ledger. None means "not known": rebuilt from the records on first read (selectors).
     activated_by_day = models.JSONField(null=True, blank=True, default=dict)
     activated_by_kind = models.JSONField(null=True, blank=True, default=dict)
+    # The same by automation reference ("campaign:4"), for the usage page's per-automation breakdown.
+    activated_by_ref = models.JSONField(null=True, blank=True, default=dict)
     opened_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
 

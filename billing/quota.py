@@ -98,7 +98,8 @@ def usage_row_open(*, workspace_id: int, month: datetime.date) -> MonthlyUsage:
     try:
         with transaction.atomic():
             # Records already there: the per-day/kind breakdown is rebuilt from them on first read.
-            unknown = {"activated_by_day": None, "activated_by_kind": None} if activated else {}
+            unknown = ({"activated_by_day": None, "activated_by_kind": None, "activated_by_ref": None}
+                       if activated else {})
             return MonthlyUsage.objects.create(
                 workspace_id=workspace_id, month=month, quota=quota, activated=activated,
                 kept_at=kept_at, kept_at_bonus=kept_at_bonus, **unknown

@@ -61,7 +61,8 @@ def _open_month_for_all(month: datetime.date, *, closed_at: datetime.datetime | 
                 base=base_quota(subscription=subscriptions.get(ws), free=free), bonus=bonuses.get(ws, 0),
                 activated=activated, cap=caps.get(ws),
             )
-            unknown = {"activated_by_day": None, "activated_by_kind": None} if activated else {}
+            unknown = ({"activated_by_day": None, "activated_by_kind": None, "activated_by_ref": None}
+                       if activated else {})
             rows.append(MonthlyUsage(
                 workspace_id=ws, month=month, quota=quota, activated=activated, kept_at=kept_at,
                 kept_at_bonus=kept_at_bonus, closed_at=closed_at, **unknown,

@@ -5,12 +5,18 @@ import math
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.activation import UsageSnapshot, usage
-from billing.integrity import Breakdown, usage_breakdown_from_records, usage_breakdown_rebuild
+from billing.integrity import (
+    Breakdown,
+    usage_breakdown_from_records,
+    usage_breakdown_rebuild,
+    usage_by_ref_from_records,
+    usage_by_ref_rebuild,
+)
 from billing.models import (
     ActivationRecord,
     AutomationKind,
@@ -30,12 +36,23 @@ ALERT_THRESHOLDS = (80, 100)
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
-    """Linear projection of this month's activations from the pace so far."""
+    """Linear projection of this month's activations from the pace so far, not capped at the quota: the
+    pace is what tells how much room the month needs (at the quota itself, actions pause)."""
 
     projected_activations: int
     limit_date: datetime.date | None  # the day the quota would run out at this pace, if this month
     daily_rate: float
     method: str
+    # What the pace asks beyond the quota: activations short, and the add-on packs (and their monthly
+    # price, in the plan's currency) that would cover them. 0 when the quota holds.
+    shortfall: int = 0
+    packs_needed: int = 0
+    packs_price_cents: int = 0
+    pack_size: int = 0
+
+    @property
+    def reaches_limit(self) -> bool:
+        return self.limit_date is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,26 +184,45 @@ def plan_of(*, workspace: Workspace) -> tuple[Plan, Subscription | None]:
     return subscription.plan, subscription
 
 
-def usage_forecast(*, snapshot: UsageSnapshot, now: datetime.datetime) -> Forecast:
+def usage_forecast(*, snapshot: UsageSnapshot, now: datetime.datetime, plan: Plan | None = None) -> Forecast:
     start, end = month_start(snapshot.month), month_end(snapshot.month)
     elapsed_days = max((now - start).total_seconds() / 86400, 1 / 24)  # at least an hour of pace
     total_days = (end - start).total_seconds() / 86400
     rate = snapshot.activated / elapsed_days
-    projected = min(math.ceil(rate * total_days), max(snapshot.quota, snapshot.activated))
-    projected_uncapped = math.ceil(rate * total_days)
+    projected = max(math.ceil(rate * total_days), snapshot.activated)
     limit_date = None
     if snapshot.activated >= snapshot.quota:
         limit_date = None if snapshot.limit_reached_at is None else snapshot.limit_reached_at.astimezone(
             billing_zone()).date()
-    elif rate > 0 and projected_uncapped >= snapshot.quota:
+    elif rate > 0 and projected >= snapshot.quota:
         days_to_limit = snapshot.quota / rate
         limit_date = (start + datetime.timedelta(days=days_to_limit)).astimezone(billing_zone()).date()
+    shortfall = max(projected - snapshot.quota, 0)
+    pack_size = plan.addon_pack_size if plan is not None and not plan.is_free else 0
+    packs = math.ceil(shortfall / pack_size) if pack_size and shortfall else 0
     return Forecast(
-        projected_activations=max(projected, snapshot.activated),
+        projected_activations=projected,
         limit_date=limit_date,
         daily_rate=round(rate, 1),
-        method="Activations so far divided by days elapsed, times the days in the month (capped at the quota).",
+        method="Activations so far divided by days elapsed, times the days in the month (not capped: at the "
+               "quota, automations pause).",
+        shortfall=shortfall,
+        packs_needed=packs,
+        packs_price_cents=packs * plan.addon_pack_price_cents if packs and plan is not None else 0,
+        pack_size=pack_size,
     )
+
+
+def usage_level(*, limit_reached: bool, percent: int, forecast: Forecast) -> str:
+    """"limit" at the quota; "warning" from 80 % or when the pace reaches the quota this month; else "ok".
+
+    The badge, the banner and the API's `level` all read this, so none says "on track" beside a
+    forecast that runs out."""
+    if limit_reached:
+        return "limit"
+    if percent >= ALERT_THRESHOLDS[0] or forecast.reaches_limit:
+        return "warning"
+    return "ok"
 
 
 def usage_summary(*, workspace: Workspace, now: datetime.datetime | None = None) -> UsageSummary:
@@ -195,7 +231,8 @@ def usage_summary(*, workspace: Workspace, now: datetime.datetime | None = None)
     plan, subscription = plan_of(workspace=workspace)
     parts = quota_parts(workspace=workspace, snapshot=snapshot, plan_and_subscription=(plan, subscription))
     percent = 100 if snapshot.quota == 0 else min(100, math.floor(100 * snapshot.activated / snapshot.quota))
-    level = "limit" if snapshot.limit_reached else "warning" if percent >= ALERT_THRESHOLDS[0] else "ok"
+    forecast = usage_forecast(snapshot=snapshot, now=now, plan=plan)
+    level = usage_level(limit_reached=snapshot.limit_reached, percent=percent, forecast=forecast)
     return UsageSummary(
         month=snapshot.month,
         activated=snapshot.activated,
@@ -208,7 +245,7 @@ def usage_summary(*, workspace: Workspace, now: datetime.datetime | None = None)
         subscription=subscription,
         addon_packs=subscription.addon_packs if subscription else 0,
         resets_at=month_end(snapshot.month),
-        forecast=usage_forecast(snapshot=snapshot, now=now),
+        forecast=forecast,
         parts=parts,
         in_flight=snapshot.in_flight,
     )
@@ -366,6 +403,34 @@ def billing_alerts(workspace: Workspace) -> list[BillingAlert]:
     return alerts
 
 
+@dataclass(frozen=True, slots=True)
+class StatusBadge:
+    label: str  # "Active", "Ends on 23 December", "Past due", "Canceled"
+    level: str  # CSS level: "ok" (green) only for a plan that goes on; "warning", "limit" or "" (neutral)
+
+
+def subscription_badge(subscription: Subscription | None) -> StatusBadge:
+    """The plan's status in words and colour: green only for a plan that renews."""
+    if subscription is None or subscription.plan.is_free:
+        return StatusBadge(label="Free", level="")
+    status = subscription.status
+    if status in (Subscription.Status.CANCELED, Subscription.Status.INCOMPLETE_EXPIRED):
+        return StatusBadge(label=subscription.get_status_display(), level="")
+    if status in (Subscription.Status.PAST_DUE, Subscription.Status.UNPAID):
+        return StatusBadge(label=subscription.get_status_display(), level="limit")
+    if status == Subscription.Status.INCOMPLETE:
+        return StatusBadge(label="Payment incomplete", level="warning")
+    if subscription.cancel_at_period_end:
+        end = subscription.current_period_end
+        if end is None:
+            return StatusBadge(label="Ends at period end", level="warning")
+        local_end = end.astimezone(billing_zone())
+        return StatusBadge(label=f"Ends on {local_end.day} {local_end:%B}", level="warning")
+    if status == Subscription.Status.TRIALING:
+        return StatusBadge(label="Trial", level="info")
+    return StatusBadge(label="Active", level="ok")
+
+
 def plan_history(*, workspace: Workspace, limit: int = 50):
 
     return list(
@@ -392,6 +457,9 @@ class BillingOverview:
     history: list
     pro_plan: Plan | None
     parts: QuotaParts
+    badge: StatusBadge
+    quota_month_start: datetime.date
+    quota_resets_at: datetime.datetime
 
 
 def billing_overview(*, workspace: Workspace) -> BillingOverview:
@@ -415,7 +483,80 @@ def billing_overview(*, workspace: Workspace) -> BillingOverview:
         history=plan_history(workspace=workspace),
         pro_plan=Plan.objects.filter(code=Plan.PRO).first(),
         parts=quota_parts(workspace=workspace, snapshot=snapshot, plan_and_subscription=(plan, subscription)),
+        badge=subscription_badge(subscription),
+        quota_month_start=snapshot.month,
+        quota_resets_at=month_end(snapshot.month),
     )
+
+
+def activations_per_automation(*, workspace: Workspace, month: datetime.date | None = None,
+                               limit: int = 8) -> list[tuple[str, str, int]]:
+    """(kind, automation_ref, activations) of the month, most first: the top `limit` automations and
+    the rest summed as ("", "", n).
+
+    Read from the usage row's per-automation counters, which the gate moves with `activated` (one row
+    read whatever the month's size); a row whose counters are not known yet is counted once from the
+    ledger. The kind is the reference's prefix ("campaign:4" -> campaign)."""
+    month = (month or month_of()).replace(day=1)
+    row = MonthlyUsage.objects.filter(workspace=workspace, month=month).values_list("activated_by_ref", flat=True)
+    found = list(row[:1])
+    if not found:
+        by_ref = usage_by_ref_from_records(workspace_id=workspace.pk, month=month)
+    elif found[0] is None:
+        by_ref = usage_by_ref_rebuild(workspace_id=workspace.pk, month=month)
+    else:
+        by_ref = found[0]
+    kinds = {kind: kind for kind in AutomationKind.values} | {"segment": AutomationKind.SEGMENTATION.value}
+    rows = sorted(((kinds.get(ref.split(":", 1)[0], ""), ref, int(n)) for ref, n in by_ref.items() if n),
+                  key=lambda item: (-item[2], item[1]))
+    top = rows[:limit]
+    rest = sum(n for _, _, n in rows[limit:])
+    return [*top, ("", "", rest)] if rest else top
+
+
+def _event_links(payload: dict) -> tuple[str, str, str]:
+    """(workspace id, subscription id, customer id) a Stripe event's object names, where present."""
+    obj = ((payload or {}).get("data") or {}).get("object") or {}
+    if not isinstance(obj, dict):
+        return "", "", ""
+    details = ((obj.get("parent") or {}).get("subscription_details")) or {}
+    metadata = obj.get("metadata") or details.get("metadata") or {}
+    workspace_id = str(metadata.get("workspace_id") or obj.get("client_reference_id") or "")
+    kind = obj.get("object")
+
+    def ref(value) -> str:
+        return str(value.get("id") if isinstance(value, dict) else value or "")
+
+    subscription_id = ref(obj.get("id")) if kind == "subscription" else ref(
+        obj.get("subscription") or details.get("subscription"))
+    customer_id = ref(obj.get("id")) if kind == "customer" else ref(obj.get("customer"))
+    return workspace_id, subscription_id, customer_id
+
+
+def stripe_event_workspaces(events: list) -> dict[int, Workspace]:
+    """{event pk: workspace} for Stripe events (staff admin), from what each event's object names:
+    the workspace in its metadata, its subscription or its customer. Two queries for any number."""
+    links = {event.pk: _event_links(event.payload) for event in events}
+    subscriptions = {sub for _, sub, _ in links.values() if sub}
+    customers = {cus for _, _, cus in links.values() if cus}
+    by_subscription, by_customer = {}, {}
+    if subscriptions or customers:
+        rows = Subscription.objects.select_related("workspace").filter(
+            Q(stripe_subscription_id__in=subscriptions) | Q(stripe_customer_id__in=customers))
+        for row in rows:
+            if row.stripe_subscription_id:
+                by_subscription[row.stripe_subscription_id] = row.workspace
+            if row.stripe_customer_id:
+                by_customer[row.stripe_customer_id] = row.workspace
+    ids = {int(w) for w, _, _ in links.values() if w.isdigit() and len(w) < 12}
+    by_id = {w.pk: w for w in Workspace.objects.filter(pk__in=ids)} if ids else {}
+    found = {}
+    for pk, (workspace_id, subscription_id, customer_id) in links.items():
+        workspace = (by_subscription.get(subscription_id) or by_customer.get(customer_id)
+                     or (by_id.get(int(workspace_id)) if workspace_id.isdigit() and len(workspace_id) < 12 else None))
+        if workspace is not None:
+            found[pk] = workspace
+    return found
 
 
 def contact_activations(*, workspace: Workspace, contact: Contact, months: int = 24) -> list[ActivationRecord]:

@@ -135,3 +135,26 @@ def webhook_event_verify(*, payload: bytes, signature_header: str) -> dict:
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise WebhookSignatureError("Invalid Stripe webhook: not an event object.")
     return event
+
+
+def invoice_list(*, customer_id: str, limit: int = 6) -> list[dict]:
+    """The customer's latest invoices, newest first (hosted page and PDF links included)."""
+    answer = _call("invoices.list", _client().v1.invoices.list, {"customer": customer_id, "limit": limit})
+    return list(answer.get("data") or [])
+
+
+def invoice_preview(*, customer_id: str, subscription_id: str, items: list[dict] | None = None,
+                    proration_behavior: str = "", proration_date: int | None = None) -> dict:
+    """Stripe's invoice preview for a subscription: its next renewal, or with `items` what changing
+    them would invoice (prorations at `proration_date`). Creates nothing; charges nothing."""
+    params: dict = {"customer": customer_id, "subscription": subscription_id}
+    details: dict = {}
+    if items:
+        details["items"] = items
+    if proration_behavior:
+        details["proration_behavior"] = proration_behavior
+    if proration_date is not None:
+        details["proration_date"] = proration_date
+    if details:
+        params["subscription_details"] = details
+    return _call("invoices.create_preview", _client().v1.invoices.create_preview, params)

@@ -1,5 +1,6 @@
 """Billing pages: thin, they resolve input and call one service."""
 
+import datetime
 import logging
 
 from django.contrib import messages
@@ -11,9 +12,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Membership
 from accounts.selectors import membership_for_user
-from billing import selectors
+from billing import money, selectors
 from billing.checkout import MAX_ADDON_PACKS, checkout_begin, checkout_session_verify, portal_start
 from billing.models import CheckoutSession
+from billing.months import billing_zone
 from billing.stripe_client import BillingError
 from inro.errors import ApplicationError
 
@@ -31,15 +33,63 @@ def _back(workspace_id: int) -> HttpResponse:
     return redirect("billing:overview", workspace_id=workspace_id)
 
 
+def _packs_asked(raw: str | None) -> int | None:
+    raw = (raw or "").strip()
+    if not raw.isdigit() or len(raw) > 3 or int(raw) > MAX_ADDON_PACKS:
+        return None
+    return int(raw)
+
+
 @login_required
 @require_GET
 def overview(request: HttpRequest, workspace_id: int) -> HttpResponse:
     membership = membership_for_user(user=request.user, workspace_id=workspace_id)
-    billing = selectors.billing_overview(workspace=membership.workspace)
+    workspace = membership.workspace
+    billing = selectors.billing_overview(workspace=workspace)
+    owner = membership.can_manage_billing
+    # Money read from Stripe (next charge, invoices, a pack change's price): owners only, like the
+    # changes themselves (docs/roles.md).
+    billing_money = money.billing_money(subscription=billing.subscription) if owner else None
+    preview, preview_error = None, ""
+    asked = _packs_asked(request.GET.get("packs")) if owner and "packs" in request.GET else None
+    if owner and "packs" in request.GET and asked is None:
+        preview_error = f"Add-on packs must be a whole number from 0 to {MAX_ADDON_PACKS}."
+    elif asked is not None and asked != billing.addon_packs:
+        try:
+            preview = money.pack_change_preview(workspace=workspace, addon_packs=asked)
+        except ApplicationError as error:
+            preview_error = error.message
     return render(request, "billing/overview.html", {
-        "workspace": membership.workspace, "membership": membership, "billing": billing,
-        "max_addon_packs": MAX_ADDON_PACKS,
+        "workspace": workspace, "membership": membership, "billing": billing,
+        "max_addon_packs": MAX_ADDON_PACKS, "money": billing_money, "preview": preview,
+        "preview_error": preview_error, "asked_packs": asked,
+        "monthly_total_cents": billing.plan.price_cents + billing.addon_packs * billing.plan.addon_pack_price_cents,
+        "section": "billing",
+        "quota_reset_day": billing.quota_resets_at.astimezone(billing_zone()).date(),
+        "quota_last_day": (billing.quota_resets_at - datetime.timedelta(seconds=1)).astimezone(billing_zone()).date(),
+        "reset_zone": billing_zone().key,
     })
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, workspace_id: int) -> HttpResponse:
+    """Cancel at the end of the paid period (`undo` takes a scheduled cancellation back)."""
+    membership = _manager(request, workspace_id)
+    undo = request.POST.get("undo") == "1"
+    try:
+        subscription = money.cancellation_set(workspace=membership.workspace, user=request.user, cancel=not undo)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return _back(workspace_id)
+    end = subscription.current_period_end
+    when = f"{end:%B} {end.day}" if end else "the end of the paid period"
+    if undo:
+        messages.success(request, f"Your {subscription.plan.name} plan goes on: it renews on {when}.")
+    else:
+        messages.success(request, f"Your {subscription.plan.name} plan ends on {when}, the end of the period you "
+                                  "paid for; you keep it until then, and nothing more is charged.")
+    return _back(workspace_id)
 
 
 @login_required

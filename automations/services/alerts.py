@@ -19,6 +19,7 @@ from accounts.models import Membership, Workspace
 from automations import enqueue
 from automations.models import UsageAlert
 from billing.activation import usage
+from billing.checkout import billing_page_url
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ def usage_alert_send(*, alert_id: int, now: datetime.datetime | None = None) -> 
         advice = "Upgrade or add a pack before the limit to keep automations engaging new contacts."
     body = (
         f"{alert.workspace.name} has activated {snapshot.activated} of {snapshot.quota} contacts in "
-        f"{alert.month:%B %Y}.\n\n{advice}\n\nUsage: {settings.SITE_URL}/\n"
+        f"{alert.month:%B %Y}.\n\n{advice}\n\n"
+        f"Usage and forecast: {settings.SITE_URL.rstrip('/')}/w/{alert.workspace_id}/\n"
+        f"Plan, packs and prices: {billing_page_url(alert.workspace)}\n"
     )
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)

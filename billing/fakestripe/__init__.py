@@ -81,6 +81,10 @@ class FakeStripe:
         self.customers: dict[str, dict] = {}
         self.invoices: dict[str, dict] = {}
         self.portal_sessions: dict[str, dict] = {}
+        # price id -> (unit amount in cents, what an invoice line calls it); unknown prices are priced
+        # like the local defaults (a $49 plan, $29 packs) by their position on the subscription.
+        self.prices: dict[str, tuple[int, str]] = {}
+        self.invoice_numbers = 0
         self.requests: list[dict] = []
         self.failures: list[tuple[str, str, FakeStripeError]] = []
         self._idempotent: dict[str, tuple[str, tuple[int, dict]]] = {}
@@ -151,6 +155,14 @@ class FakeStripe:
             if method == "GET":
                 return copy.deepcopy(self._get(self.subscriptions, parts[1], "subscription"))
             return self.subscription_update(parts[1], params)
+        if parts == ["invoices", "create_preview"] and method == "POST":
+            return self.invoice_preview(params)
+        if parts == ["invoices"] and method == "GET":
+            return self.invoice_list(params)
+        if parts[:1] == ["invoices"] and len(parts) == 2 and method == "GET":
+            return copy.deepcopy(self._get(self.invoices, parts[1], "invoice"))
+        if parts[:1] == ["customers"] and len(parts) == 2 and method == "GET":
+            return copy.deepcopy(self._get(self.customers, parts[1], "customer"))
         raise FakeStripeError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
 
     @staticmethod
@@ -199,6 +211,11 @@ class FakeStripe:
     def subscription_update(self, subscription_id: str, params: dict) -> dict:
         subscription = self._get(self.subscriptions, subscription_id, "subscription")
         items = subscription["items"]["data"]
+        if params.get("proration_behavior") == "always_invoice" and params.get("items"):
+            lines = self._proration_lines(subscription, params.get("items") or [], self.now())
+            if lines:
+                invoice = self._invoice(subscription, status="paid", lines=lines, billing_reason="subscription_update")
+                subscription["latest_invoice"] = invoice["id"]
         for change in params.get("items") or []:
             if change.get("id"):
                 item = next((i for i in items if i["id"] == change["id"]), None)
@@ -283,24 +300,199 @@ class FakeStripe:
                 self.event("invoice.paid", invoice),
             ]
 
-    def _invoice(self, subscription: dict, *, status: str, attempt_count: int = 1) -> dict:
+    # --- prices, invoices and previews
+    def price_set(self, price_id: str, unit_amount: int, name: str) -> None:
+        with self.lock:
+            self.prices[price_id] = (unit_amount, name)
+
+    def _price(self, subscription: dict, price_id: str) -> tuple[int, str]:
+        if price_id in self.prices:
+            return self.prices[price_id]
+        items = subscription["items"]["data"]
+        first = bool(items) and items[0]["price"]["id"] == price_id
+        return (4900, "Pro plan") if first else (2900, "Add-on pack")
+
+    @staticmethod
+    def _period(subscription: dict) -> tuple[int, int]:
+        items = subscription["items"]["data"]
+        if not items:
+            return 0, 0
+        return items[0]["current_period_start"], items[0]["current_period_end"]
+
+    def _line(self, subscription: dict, *, price_id: str, quantity: int, amount: int, start: int, end: int,
+              description: str, proration: bool = False, item_id: str | None = None) -> dict:
+        return {
+            "id": self.new_id("il"), "object": "line_item", "amount": amount, "currency": "usd",
+            "description": description, "quantity": quantity, "livemode": False, "metadata": {},
+            "period": {"start": start, "end": end}, "discount_amounts": [], "discountable": True, "discounts": [],
+            "pricing": {"type": "price_details", "price_details": {"price": price_id, "product": f"prod_{price_id}"},
+                        "unit_amount_decimal": str(self._price(subscription, price_id)[0])},
+            "parent": {"type": "subscription_item_details", "invoice_item_details": None,
+                       "subscription_item_details": {"invoice_item": None, "proration": proration,
+                                                     "proration_details": {"credited_items": None},
+                                                     "subscription": subscription["id"],
+                                                     "subscription_item": item_id}},
+            "subtotal": amount, "taxes": [], "pretax_credit_amounts": [],
+        }
+
+    def _cycle_lines(self, subscription: dict, items: list[dict], start: int, end: int) -> list[dict]:
+        lines = []
+        for item in items:
+            unit, name = self._price(subscription, item["price"]["id"])
+            quantity = int(item["quantity"])
+            lines.append(self._line(subscription, price_id=item["price"]["id"], quantity=quantity,
+                                    amount=unit * quantity, start=start, end=end, item_id=item.get("id"),
+                                    description=f"{quantity} × {name} (at ${unit / 100:.2f} / month)"))
+        return lines
+
+    def _proration_lines(self, subscription: dict, changes: list[dict], at: int) -> list[dict]:
+        """Stripe's proration of item changes at `at`: the unused time of the old quantity credited, the
+        remaining time of the new one charged, both to the end of the current period."""
+        start, end = self._period(subscription)
+        if end <= start or at >= end:
+            return []
+        share = (end - max(at, start)) / (end - start)
+        lines = []
+        for change in changes:
+            current = next((i for i in subscription["items"]["data"] if i["id"] == change.get("id")), None)
+            price_id = current["price"]["id"] if current else change.get("price") or ""
+            unit, name = self._price(subscription, price_id)
+            old = int(current["quantity"]) if current else 0
+            new = 0 if str(change.get("deleted")) in ("true", "True") else int(change.get("quantity") or old or 1)
+            if new == old:
+                continue
+            if old:
+                lines.append(self._line(subscription, price_id=price_id, quantity=old, proration=True,
+                                        amount=-round(unit * old * share), start=at, end=end,
+                                        item_id=current["id"] if current else None,
+                                        description=f"Unused time on {old} × {name}"))
+            if new:
+                lines.append(self._line(subscription, price_id=price_id, quantity=new, proration=True,
+                                        amount=round(unit * new * share), start=at, end=end,
+                                        item_id=current["id"] if current else None,
+                                        description=f"Remaining time on {new} × {name}"))
+        return lines
+
+    def _invoice(self, subscription: dict, *, status: str, attempt_count: int = 1, lines: list[dict] | None = None,
+                 billing_reason: str = "subscription_cycle", store: bool = True) -> dict:
         invoice = fixture("invoice")
-        invoice_id = self.new_id("in")
-        amount = 4900 + sum(2900 * i["quantity"] for i in subscription["items"]["data"][1:])
+        invoice_id = self.new_id("in") if store else f"upcoming_{subscription['id']}"
+        start, end = self._period(subscription)
+        if lines is None:
+            lines = self._cycle_lines(subscription, subscription["items"]["data"], start, end)
+        amount = sum(line["amount"] for line in lines)
+        due = max(amount, 0)
+        if store:
+            self.invoice_numbers += 1
         invoice.update({
             "id": invoice_id, "customer": subscription["customer"], "status": status, "created": self.now(),
-            "billing_reason": "subscription_cycle", "amount_due": amount,
-            "amount_paid": amount if status == "paid" else 0, "amount_remaining": 0 if status == "paid" else amount,
-            "attempt_count": attempt_count, "attempted": True, "livemode": False, "currency": "usd",
-            "hosted_invoice_url": f"{self.hosted_base}/invoice/{invoice_id}",
+            "billing_reason": billing_reason, "amount_due": due, "subtotal": amount, "total": amount,
+            "amount_paid": due if status == "paid" else 0, "amount_remaining": 0 if status == "paid" else due,
+            "attempt_count": attempt_count, "attempted": status != "draft", "livemode": False, "currency": "usd",
+            "number": f"FAKE-{self.invoice_numbers:04d}" if store else None,
+            "hosted_invoice_url": f"{self.hosted_base}/invoice/{invoice_id}" if store else None,
+            "invoice_pdf": f"{self.hosted_base}/invoice/{invoice_id}/pdf" if store else None,
+            "period_start": start, "period_end": end, "next_payment_attempt": None,
             "parent": {"type": "subscription_details", "quote_details": None,
                        "subscription_details": {"metadata": subscription.get("metadata") or {},
                                                 "subscription": subscription["id"]}},
         })
-        invoice["lines"]["data"] = []
-        invoice["lines"]["url"] = f"/v1/invoices/{invoice_id}/lines"
-        self.invoices[invoice_id] = invoice
+        invoice["lines"] = {"object": "list", "data": lines, "has_more": False,
+                            "url": f"/v1/invoices/{invoice_id}/lines"}
+        if store:
+            self.invoices[invoice_id] = invoice
         return invoice
+
+    def invoice_list(self, params: dict) -> dict:
+        customer, subscription_id = params.get("customer"), params.get("subscription")
+        limit = min(max(int(params.get("limit") or 10), 1), 100)
+        found = [i for i in self.invoices.values()
+                 if (not customer or i["customer"] == customer)
+                 and (not subscription_id
+                      or i["parent"]["subscription_details"]["subscription"] == subscription_id)]
+        found.sort(key=lambda i: (i["created"], i["number"] or ""), reverse=True)
+        return {"object": "list", "data": copy.deepcopy(found[:limit]), "has_more": len(found) > limit,
+                "url": "/v1/invoices"}
+
+    def invoice_preview(self, params: dict) -> dict:
+        """POST /v1/invoices/create_preview for a subscription: its next renewal invoice, or with
+        `subscription_details[items]` what a change would invoice (prorations)."""
+        subscription = self._get(self.subscriptions, params.get("subscription") or "", "subscription")
+        if params.get("customer") and params["customer"] != subscription["customer"]:
+            raise FakeStripeError(400, "invalid_request_error", "The subscription is not the customer's.")
+        if subscription["status"] == "canceled":
+            raise FakeStripeError(400, "invalid_request_error", "No upcoming invoices for a canceled subscription.",
+                                  "invoice_upcoming_none")
+        details = params.get("subscription_details") or {}
+        changes = details.get("items") or []
+        behavior = details.get("proration_behavior") or "create_prorations"
+        at = int(details.get("proration_date") or self.now())
+        start, end = self._period(subscription)
+        prorations = self._proration_lines(subscription, changes, at) if behavior != "none" else []
+        if changes and behavior == "always_invoice":
+            invoice = self._invoice(subscription, status="draft", lines=prorations, store=False,
+                                    billing_reason="subscription_update")
+            invoice["next_payment_attempt"] = at
+        else:
+            if subscription.get("cancel_at_period_end") and not changes:
+                raise FakeStripeError(400, "invalid_request_error", "No upcoming invoices: the subscription ends "
+                                      "at the end of its period.", "invoice_upcoming_none")
+            items = copy.deepcopy(subscription["items"]["data"])
+            for change in changes:
+                current = next((i for i in items if i["id"] == change.get("id")), None)
+                if current is not None and str(change.get("deleted")) in ("true", "True"):
+                    items.remove(current)
+                elif current is not None:
+                    current["quantity"] = int(change.get("quantity") or current["quantity"])
+                elif change.get("price"):
+                    items.append({"id": None, "price": {"id": change["price"]},
+                                  "quantity": int(change.get("quantity") or 1)})
+            lines = prorations + self._cycle_lines(subscription, items, end, end + MONTH_SECONDS)
+            invoice = self._invoice(subscription, status="draft", lines=lines, store=False)
+            invoice.update({"next_payment_attempt": end, "period_start": start, "period_end": end})
+        invoice["attempted"] = False
+        return invoice
+
+    def subscription_adopt(self, *, subscription_id: str, customer_id: str, items: list[tuple[str, int]],
+                           period_start: int, period_end: int, status: str = "active",
+                           cancel_at_period_end: bool = False, metadata: dict | None = None,
+                           email: str | None = None) -> dict:
+        """Know a subscription made elsewhere (the demo data, or before a restart of the offline demo),
+        with a paid invoice for its current period."""
+        with self.lock:
+            if subscription_id in self.subscriptions:
+                return self.subscriptions[subscription_id]
+            if customer_id not in self.customers:
+                customer = fixture("customer")
+                customer.update({"id": customer_id, "email": email, "created": period_start, "metadata": {},
+                                 "livemode": False})
+                self.customers[customer_id] = customer
+            subscription = fixture("subscription")
+            subscription.update({
+                "id": subscription_id, "customer": customer_id, "status": status, "created": period_start,
+                "start_date": period_start, "billing_cycle_anchor": period_start, "cancel_at": None,
+                "canceled_at": None, "ended_at": None, "cancel_at_period_end": cancel_at_period_end,
+                "trial_start": None, "trial_end": None, "pending_update": None, "schedule": None, "livemode": False,
+                "transfer_data": None, "metadata": metadata or {}, "next_pending_invoice_item_invoice": None,
+                "billing_schedules": [],
+            })
+            subscription["items"] = {"object": "list", "data": [], "has_more": False,
+                                     "url": f"/v1/subscription_items?subscription={subscription_id}"}
+            for price_id, quantity in items:
+                if quantity < 1:
+                    continue
+                item = self._item(subscription, price_id, quantity)
+                item["current_period_start"], item["current_period_end"] = period_start, period_end
+                subscription["items"]["data"].append(item)
+            self.subscriptions[subscription_id] = subscription
+            clock = self.clock
+            self.clock = period_start
+            try:
+                invoice = self._invoice(subscription, status="paid")
+            finally:
+                self.clock = clock
+            subscription["latest_invoice"] = invoice["id"]
+            return subscription
 
     def invoice_payment_failed(self, subscription_id: str, *, attempt_count: int = 1,
                                invoice_id: str | None = None) -> list[dict]:

@@ -10,4 +10,6 @@ urlpatterns = [
     path("v1/<path:path>", views.api, name="api"),
     path("checkout/pay/<str:session_id>", views.checkout_page, name="checkout"),
     path("portal/<str:portal_id>", views.portal_page, name="portal"),
+    path("invoice/<str:invoice_id>", views.invoice_page, name="invoice"),
+    path("invoice/<str:invoice_id>/pdf", views.invoice_pdf, name="invoice_pdf"),
 ]

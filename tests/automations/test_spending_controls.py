@@ -154,7 +154,8 @@ def test_reserve_is_shown_with_the_headroom_and_campaigns_do_not_resume_into_it(
     assert (usage(workspace).remaining, waiting(campaign)) == (8, 10)  # nothing resumed into the reserve
     assert paused_actions_resume(workspace=workspace).resumed == 0
     page = web.get(f"/w/{workspace.pk}/").content.decode()
-    assert '<span data-testid="reserve-note">, 8 kept for people who write to you</span>' in page
+    assert ('<span data-testid="reserve-note">, of which 8 kept for people who write to you: campaigns may use '
+            "0</span>") in page
     assert ("The 10 paused campaign messages do not resume: the 8 activations left are kept for people who write "
             "to you.") in page
     assert "they are resuming by themselves" not in page
@@ -225,7 +226,8 @@ def test_reserve_from_the_usage_page_form_and_the_admin_shows_the_controls(free_
     page = web.get(f"/w/{workspace.pk}/").content.decode()
     assert "8 activations kept for people who write to you: campaigns stop before using them (72 left for " \
            "campaigns)." in page
-    assert '<span data-testid="reserve-note">, 8 kept for people who write to you</span>' in page
+    assert ('<span data-testid="reserve-note">, of which 8 kept for people who write to you: campaigns may use '
+            "72</span>") in page
     admin_page = admin_client.get(f"/admin/accounts/workspace/{workspace.pk}/change/").content.decode()
     assert "Spending controls: cap 80 (below the plan's 100) · 8 kept for conversations" in admin_page
     assert "your cap of 80; 8 kept for people who write to you" in admin_page

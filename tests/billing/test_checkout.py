@@ -93,9 +93,11 @@ def test_upgrade_end_to_end_raises_quota_and_resumes_paused_actions(
     assert "Your quota this month is now 3,000 activations" in page.content.decode()
 
     overview = owner_client.get(f"/w/{workspace.pk}/billing/").content.decode()
-    assert '<dd data-field="plan">Pro</dd>' in overview
-    assert '<dd data-field="addon-packs">2 (+2,000 activations)</dd>' in overview
-    assert "Manage payment and invoices" in overview
+    assert ('<dd data-field="plan">Pro <span class="muted small" data-field="plan-price">$49 a month</span></dd>'
+            in overview)
+    assert ('<dd data-field="addon-packs">2 (+2,000 activations) <span class="muted small" data-field="pack-price">'
+            '$29 a month each, 1,000 activations</span></dd>') in overview
+    assert "Manage payment method on Stripe" in overview
 
 
 def test_return_page_applies_a_paid_session_before_the_webhook_and_the_webhook_changes_nothing(

@@ -262,7 +262,7 @@ def test_the_billing_page_says_fewer_packs_wait(small_pro, owner_client, workspa
     page = response.content.decode()
     assert (f"Add-on packs go down to 1 on {end:%B} {end.day}, the end of the period you paid for; until then you "
             "keep what you have.") in page
-    assert '<dd data-field="addon-packs">3 (+30 activations)</dd>' in page
+    assert '<dd data-field="addon-packs">3 (+30 activations) <span class="muted small"' in page
 
 
 def test_a_lower_cap_with_reservations_in_flight_holds_them_and_floors_only_what_is_confirmed(

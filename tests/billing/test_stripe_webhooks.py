@@ -218,7 +218,7 @@ def test_payment_failure_keeps_plan_marks_past_due_and_emails_owners_once(
     assert [a.code for a in billing_alerts(workspace)] == ["past_due"]
     page = owner_client.get(f"/w/{workspace.pk}/billing/").content.decode()
     assert 'data-alert="past_due"' in page
-    assert '<dd data-field="status">Past due</dd>' in page
+    assert '<span class="badge limit" data-field="status-badge">Past due</span>' in page
     [email] = mail.outbox
     assert sorted(email.to) == sorted([owner.email, second_owner.email])
     assert email.subject == f"Payment failed for {workspace.name}"

@@ -130,7 +130,7 @@ def test_paused_actions_are_listed_oldest_first_with_what_resumes_them(owner_cli
             "upgrade or add packs") in response.content.decode()
     usage_page = owner_client.get(url("usage", workspace)).content.decode()
     assert '<span data-testid="paused-waiting">3</span> paused actions waiting' in usage_page
-    assert "campaign:4: 2" in usage_page and "scenario:2: 1" in usage_page
+    assert "Campaign #4 (deleted): 2" in usage_page and "Scenario #2 (deleted): 1" in usage_page
 
 
 def test_usage_alerts_say_when_owners_were_emailed(owner_client, workspace):

@@ -314,7 +314,8 @@ def test_set_a_cap_see_the_reason_raise_it_and_see_paused_actions_resume(page, l
     assert page.get_by_text("Saved: a cap of 62, 0 kept for people who write to you.").is_visible()
     assert page.get_by_test_id("quota").inner_text() == "62"
     assert page.get_by_test_id("remaining").inner_text() == "2"
-    assert page.get_by_test_id("cap-note").inner_text().strip() == "· your cap of 62"
+    assert (page.get_by_test_id("cap-note").inner_text().strip()
+            == "· your cap of 62 sets the quota (your plan allows 100)")
     assert page.get_by_test_id("quota-cap").inner_text().split() == ["Your", "cap", "62"]
     assert usage(workspace).quota == 62
 

@@ -3,6 +3,7 @@
 import csv
 import datetime
 import io
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -12,12 +13,21 @@ from django.utils import timezone
 
 from billing.activation import activate_many
 from billing.models import ActivationRecord, MonthlyUsage, Subscription
-from billing.months import month_of
+from billing.months import month_end, month_of
 from billing.services import quota_refresh
 from tests.factories import ContactFactory, pro_subscription
+from web import usage_views
 from web.usage_views import reset_wording
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def late_in_month(monkeypatch):
+    """Three hours before the month ends: the pace so far is the month's, whatever today's date."""
+    moment = month_end(month_of()) - datetime.timedelta(hours=3)
+    monkeypatch.setattr(usage_views, "timezone", SimpleNamespace(now=lambda: moment))
+    return moment
 
 
 def usage_url(workspace):
@@ -38,7 +48,7 @@ def test_reset_wording_speaks_like_a_person():
     )
 
 
-def test_the_meter_shows_the_month_figures(owner_client, workspace, make_contacts):
+def test_the_meter_shows_the_month_figures(owner_client, workspace, make_contacts, late_in_month):
     activate_many(workspace, make_contacts(workspace, 42), kind="campaign")
     make_contacts(workspace, 8)  # captured, never activated
 
@@ -103,7 +113,8 @@ def test_pro_workspace_sees_its_packs_in_the_quota(owner_client, workspace):
     page = response.content.decode()
     assert summary.quota == 1000 + 2 * summary.plan.addon_pack_size
     assert f"2 add-on packs × {summary.plan.addon_pack_size:,}" in page
-    assert 'name="addon_packs" type="number" min="0" max="100" step="1" value="3"' in page
+    # One pack more, priced on the billing page before anything changes.
+    assert 'name="packs" type="number" min="0" max="100" step="1" value="3"' in page
 
 
 def test_the_activated_list_is_searchable_and_paginated(owner_client, workspace):
@@ -153,9 +164,10 @@ def test_csv_export_lists_this_months_activations_with_the_same_search(owner_cli
     assert f"activations-{workspace.slug}-{month_of():%Y-%m}.csv" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0] == ["activated_at", "contact_id", "instagram_id", "username", "name", "source",
-                       "automation_kind", "automation"]
+                       "automation_kind", "automation", "automation_name"]
     assert len(rows) == 2
-    assert rows[1][1:] == [str(ava.pk), ava.igsid, "ava.sun", "'=HYPERLINK(\"x\")", "dm", "scenario", "scenario:3"]
+    assert rows[1][1:] == [str(ava.pk), ava.igsid, "ava.sun", "'=HYPERLINK(\"x\")", "dm", "scenario", "scenario:3",
+                           "Scenario #3 (deleted)"]
 
 
 def test_csv_export_refuses_a_bad_search(owner_client, workspace):
@@ -188,7 +200,7 @@ def test_the_page_takes_a_fixed_number_of_queries(owner_client, workspace, make_
     with django_assert_num_queries(len(with_five.captured_queries)):
         response = owner_client.get(usage_url(workspace))
     assert response.context["summary"].activated == 500
-    assert len(with_five.captured_queries) <= 16
+    assert len(with_five.captured_queries) <= 18  # 16, + the per-automation breakdown and their names
     with django_assert_max_num_queries(len(with_five.captured_queries) + 1):  # + the COUNT of the matches
         owner_client.get(usage_url(workspace), {"q": "lead", "page": 2})
 
@@ -212,7 +224,7 @@ def test_the_forecast_sits_next_to_the_meter_with_its_method(owner_client, works
     assert forecast.projected_activations >= 30
     assert f'data-testid="forecast-projected">{forecast.projected_activations:,}</div>' in page
     assert ("Method: Activations so far divided by days elapsed, times the days in the month "
-            "(capped at the quota).") in page
+            "(not capped: at the quota, automations pause).") in page
     expected_limit = f"{forecast.limit_date.day} {forecast.limit_date:%B}" if forecast.limit_date else "Not this month"
     assert f'data-testid="forecast-limit">{expected_limit}</div>' in page
 

@@ -20,9 +20,10 @@ def billing_url(workspace_id: int, name: str) -> str:
 @register.filter
 def money(cents: int | None, currency: str = "usd") -> str:
     cents = cents or 0
+    sign = "−" if cents < 0 else ""  # a credit: "−$14.50"
     symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get((currency or "").lower(), "")
-    amount = f"{cents / 100:,.2f}".removesuffix(".00")
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+    amount = f"{abs(cents) / 100:,.2f}".removesuffix(".00")
+    return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency.upper()}"
 
 
 @register.filter

@@ -1,5 +1,10 @@
 """Demo data for `make run`: a brand on Pro with a few thousand contacts and a history, and a brand
-near its Free limit. Idempotent: a second run finds the demo workspaces and changes nothing."""
+near its Free limit. Idempotent: a second run finds the demo workspaces and changes nothing.
+
+The figures add up the way real traffic would: this month's activations are spread over the days
+elapsed, each points at a real automation of the workspace with the runs, memberships, jobs or
+deliveries that made it, and the Pro subscription is one the local Stripe stand-in knows
+(`cus_demo` / `sub_demo`, billing.fakestripe.views.known_from_database)."""
 
 import datetime
 import random
@@ -10,10 +15,20 @@ from django.utils import timezone
 
 from accounts.models import Membership, User, Workspace
 from automations import services as automation_services
-from automations.models import Campaign, Scenario, Segment
+from automations.models import (
+    Campaign,
+    EnrichmentJob,
+    Integration,
+    IntegrationDelivery,
+    Scenario,
+    ScenarioRun,
+    Segment,
+    SegmentMembership,
+)
 from billing.activation import activate_many, history_import, usage
-from billing.models import AutomationKind, Plan, Subscription
-from billing.months import month_of, previous_month
+from billing.integrity import usage_breakdown_rebuild
+from billing.models import ActivationRecord, AutomationKind, Plan, Subscription
+from billing.months import month_of, month_start, previous_month
 from billing.services import quota_refresh
 from contacts.fakemeta.demo import demo_connect
 from contacts.models import Contact, Folder, FolderMembership, Message, Tag
@@ -22,7 +37,6 @@ from inro.celery import app as celery_app
 DEMO_EMAIL = "owner@demo.inro.test"
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - printed for the demo login on purpose
 SOURCES = [choice for choice, _ in Contact.Source.choices]
-KINDS = [choice for choice, _ in AutomationKind.choices]
 
 
 class Command(BaseCommand):
@@ -43,18 +57,24 @@ class Command(BaseCommand):
         demo_connect(workspace=brand, username="sunny.skincare")
         demo_connect(workspace=near, username="corner.coffee")
         if not Subscription.objects.filter(workspace=brand).exists():
+            now = timezone.now()
             Subscription.objects.create(
                 workspace=brand, plan=Plan.objects.get(code=Plan.PRO), addon_packs=1,
-                status=Subscription.Status.ACTIVE, stripe_customer_id="cus_demo",
-                current_period_end=timezone.now() + datetime.timedelta(days=20),
+                status=Subscription.Status.ACTIVE, stripe_customer_id="cus_demo", stripe_subscription_id="sub_demo",
+                current_period_start=now - datetime.timedelta(days=10),
+                current_period_end=now + datetime.timedelta(days=20),
             )
             quota_refresh(workspace=brand)
+        # Rows seeded before the stand-in knew them get its subscription id too.
+        Subscription.objects.filter(stripe_customer_id="cus_demo", stripe_subscription_id="").update(
+            stripe_subscription_id="sub_demo")
         self._contacts(brand, contacts, rng)
         self._contacts(near, 400, rng)
+        self._automations(brand, near)
         self._history(brand, rng)
         self._activate_now(brand, 1300, rng)
         self._activate_now(near, 92, rng)
-        self._automations(brand, near)
+        self._campaigns(brand, near)
         self._inbox(brand)
         brand_usage, near_usage = usage(brand), usage(near)
         self.stdout.write(self.style.SUCCESS(
@@ -105,8 +125,18 @@ class Command(BaseCommand):
             ignore_conflicts=True,
         )
 
+    def _refs(self, workspace: Workspace) -> list[tuple[str, str]]:
+        """(kind, reference) of the workspace's own automations that engage contacts outside a campaign."""
+        refs = [(AutomationKind.SCENARIO, s.ref) for s in Scenario.objects.filter(workspace=workspace).order_by("pk")]
+        refs += [(AutomationKind.SEGMENTATION, f"segment:{s.pk}")
+                 for s in Segment.objects.filter(workspace=workspace).order_by("pk")[:1]]
+        refs += [(AutomationKind.INTEGRATION, i.ref) for i in Integration.objects.filter(workspace=workspace)[:1]]
+        return refs
+
     def _history(self, workspace: Workspace, rng: random.Random) -> None:
         ids = list(workspace.contacts.values_list("pk", flat=True))
+        refs = self._refs(workspace) + [(AutomationKind.CAMPAIGN, c.ref) for c in
+                                        Campaign.objects.filter(workspace=workspace).order_by("pk")[:1]]
         month = month_of()
         for back in range(1, 4):
             month = previous_month(month)
@@ -114,28 +144,86 @@ class Command(BaseCommand):
                 continue
             chosen = rng.sample(ids, min(len(ids), 900 + 150 * back))
             start = datetime.datetime.combine(month, datetime.time(9), tzinfo=datetime.UTC)
-            entries = [
-                (cid, start + datetime.timedelta(days=rng.randint(0, 26), minutes=rng.randint(0, 600)),
-                 rng.choice(KINDS), f"demo:{back}")
-                for cid in chosen
-            ]
+            entries = []
+            for cid in chosen:
+                kind, ref = rng.choice(refs)
+                entries.append((cid, start + datetime.timedelta(days=rng.randint(0, 26), minutes=rng.randint(0, 600)),
+                                kind, ref))
             history_import(workspace, month=month, entries=entries)
 
     def _activate_now(self, workspace: Workspace, target: int, rng: random.Random) -> None:
+        """This month's activations by the workspace's own automations, each with what did it (a run, a
+        membership, an enrichment job, a delivery), spread over the days elapsed."""
         missing = target - usage(workspace).activated
         if missing <= 0:
             return
         ids = list(workspace.contacts.order_by("-last_inbound_at").values_list("pk", flat=True)[: target + 200])
         rng.shuffle(ids)
         ids = ids[:missing]
-        share = max(len(ids) // len(KINDS), 1)
-        for i, kind in enumerate(KINDS):
-            chunk = ids[i * share : (i + 1) * share] if i < len(KINDS) - 1 else ids[i * share :]
-            activate_many(workspace, chunk, kind=kind, ref=f"{kind}:demo")
+        refs = self._refs(workspace)
+        if workspace.pk != Workspace.objects.get(slug="corner-coffee").pk:
+            refs.append((AutomationKind.ENRICHMENT, ""))
+        share = max(len(ids) // len(refs), 1)
+        for i, (kind, ref) in enumerate(refs):
+            chunk = ids[i * share : (i + 1) * share] if i < len(refs) - 1 else ids[i * share :]
+            if not chunk:
+                continue
+            if kind == AutomationKind.ENRICHMENT:
+                ref = EnrichmentJob.objects.create(
+                    workspace=workspace, contact_ids=chunk, status=EnrichmentJob.Status.DONE,
+                    enriched_count=len(chunk), finished_at=timezone.now(),
+                ).ref
+            activate_many(workspace, chunk, kind=kind, ref=ref)
+        self._spread(workspace, rng)
+        self._what_did_it(workspace)
+
+    @transaction.atomic
+    def _spread(self, workspace: Workspace, rng: random.Random) -> None:
+        """Spread the month's activations over the days elapsed, as a month of traffic would be."""
+        now = timezone.now()
+        start = month_start(month_of())
+        seconds = max(int((now - start).total_seconds()), 1)
+        records = ActivationRecord.objects.filter(workspace=workspace, month=month_of())
+        for pk in records.values_list("pk", flat=True):
+            at = start + datetime.timedelta(seconds=rng.randint(0, seconds))
+            ActivationRecord.objects.filter(pk=pk).update(activated_at=min(at, now))
+        usage_breakdown_rebuild(workspace_id=workspace.pk, month=month_of())
+
+    @transaction.atomic
+    def _what_did_it(self, workspace: Workspace) -> None:
+        """The runs, memberships and deliveries behind the month's activations, at their times."""
+        records = ActivationRecord.objects.filter(workspace=workspace, month=month_of()).values_list(
+            "contact_id", "automation_ref", "activated_at")
+        scenarios = {s.ref: s for s in Scenario.objects.filter(workspace=workspace)}
+        segments = {f"segment:{s.pk}": s for s in Segment.objects.filter(workspace=workspace)}
+        integrations = {i.ref: i for i in Integration.objects.filter(workspace=workspace)}
+        runs, members, deliveries = [], [], []
+        for contact_id, ref, at in records:
+            if ref in scenarios:
+                runs.append(ScenarioRun(
+                    scenario=scenarios[ref], workspace=workspace, contact_id=contact_id,
+                    trigger_key=f"demo-month:{contact_id}", trigger_type="message",
+                    status=ScenarioRun.Status.COMPLETED, engaged=True, next_step=len(scenarios[ref].steps),
+                    started_at=at, finished_at=at + datetime.timedelta(seconds=2),
+                ))
+            elif ref in segments:
+                members.append(SegmentMembership(segment=segments[ref], contact_id=contact_id, added_at=at,
+                                                 automation_ref=ref))
+            elif ref in integrations:
+                deliveries.append(IntegrationDelivery(
+                    integration=integrations[ref], contact_id=contact_id, event="contact.activated",
+                    idempotency_key=f"demo:{contact_id}", payload={"contact_id": contact_id},
+                    status=IntegrationDelivery.Status.DELIVERED, attempts=1, last_status_code=200, created_at=at,
+                    delivered_at=at + datetime.timedelta(seconds=1),
+                ))
+        ScenarioRun.objects.bulk_create(runs, ignore_conflicts=True, batch_size=1000)
+        SegmentMembership.objects.bulk_create(members, ignore_conflicts=True, batch_size=1000)
+        IntegrationDelivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=1000)
 
     def _automations(self, brand: Workspace, near: Workspace) -> None:
-        """Segments, scenarios and campaigns (issue 3), made once; Corner Coffee ends with paused actions."""
-        if Campaign.objects.filter(workspace=near, name="Loyalty card").exists():
+        """Segments, scenarios and an outgoing integration, made once (campaigns come after the month's
+        activations, see _campaigns)."""
+        if Scenario.objects.filter(workspace=near, name="Opening hours").exists():
             return
         # Demo data is made inline: tasks queued while seeding run at once, no broker needed.
         eager = celery_app.conf.task_always_eager
@@ -163,12 +251,23 @@ class Command(BaseCommand):
                            {"type": "send_message", "text": "Subscribed, thank you!"}])
                 automation_services.scenario_create(workspace=brand, name="Welcome", trigger_type="new_contact",
                                             steps=[{"type": "send_message", "text": "Welcome to Sunny Skincare!"}])
-            hours = Scenario.objects.filter(workspace=near, name="Opening hours").first()
-            if hours is None:
-                hours = automation_services.scenario_create(
-                    workspace=near, name="Opening hours", trigger_type="dm_keyword",
-                    trigger_config={"keywords": ["hours", "open"]},
-                    steps=[{"type": "send_message", "text": "We're open 7am to 6pm, every day."}])
+            automation_services.scenario_create(
+                workspace=near, name="Opening hours", trigger_type="dm_keyword",
+                trigger_config={"keywords": ["hours", "open"]},
+                steps=[{"type": "send_message", "text": "We're open 7am to 6pm, every day."}])
+            # Staff-configured until customers can add their own; the demo receiver needs no network.
+            Integration.objects.get_or_create(workspace=brand, name="CRM sync",
+                                              defaults={"url": "https://crm.example.com/hooks/inro"})
+        finally:
+            celery_app.conf.CELERY_TASK_ALWAYS_EAGER = eager
+
+    def _campaigns(self, brand: Workspace, near: Workspace) -> None:
+        """Campaigns, made once; Corner Coffee's broadcast ends with paused actions."""
+        if Campaign.objects.filter(workspace=near, name="Loyalty card").exists():
+            return
+        eager = celery_app.conf.task_always_eager
+        celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
+        try:
             self._campaign(brand, "Autumn launch", "Our autumn serum is here!", Campaign.Audience.ALL)
             automation_services.campaign_create(workspace=brand, name="Winter sale (draft)", text="Winter sale: -30%")
             teaser = automation_services.campaign_create(
