@@ -228,6 +228,38 @@ def scenario_create(
     )
 
 
+def scenario_update(
+    *, scenario: Scenario, name: str | None = None, trigger_type: str | None = None, trigger_config: object = None,
+    steps: object = None, enabled: bool | None = None,
+) -> Scenario:
+    """Edit a scenario with the checks of `scenario_create`; what is not given stays as it is.
+
+    A new trigger type takes a new configuration (its own fields); runs already started keep going
+    with the steps they were started with, from the step they are at.
+    """
+    changes: dict = {}
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise _bad("name", "Enter a name of 1 to 120 characters.")
+        changes["name"] = name
+    if trigger_type is not None or trigger_config is not None:
+        kind = trigger_type if trigger_type is not None else scenario.trigger_type
+        config = trigger_config if trigger_config is not None else (
+            scenario.trigger_config if kind == scenario.trigger_type else {})
+        changes["trigger_type"] = kind
+        changes["trigger_config"] = scenario_trigger_clean(kind, config)
+    if steps is not None:
+        changes["steps"] = scenario_steps_clean(scenario.workspace, steps)
+    if enabled is not None:
+        changes["enabled"] = bool(enabled)
+    if changes:
+        Scenario.objects.filter(pk=scenario.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(scenario, field, value)
+    return scenario
+
+
 def scenario_set_enabled(*, scenario: Scenario, enabled: bool) -> Scenario:
     Scenario.objects.filter(pk=scenario.pk).update(enabled=bool(enabled))
     scenario.enabled = bool(enabled)
