@@ -24,7 +24,7 @@ class Segment(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="segments")
     class RunEvery(models.TextChoices):
-        NEVER = "", "Only when run by hand"
+        NEVER = "never", "Only when run by hand"
         HOUR = "hour", "Every hour"
         DAY = "day", "Every day"
         WEEK = "week", "Every week"
@@ -33,7 +33,7 @@ class Segment(models.Model):
     rules = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # Segmentation runs on a schedule: the beat starts the run once next_run_at has passed.
-    run_every = models.CharField(max_length=4, choices=RunEvery.choices, default=RunEvery.NEVER, blank=True)
+    run_every = models.CharField(max_length=5, choices=RunEvery.choices, default=RunEvery.NEVER)
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_run_added = models.PositiveIntegerField(default=0)

@@ -9,6 +9,8 @@ from automations.models import (
     Campaign,
     CampaignBatch,
     CampaignRecipient,
+    EnrichmentJob,
+    Integration,
     PausedAction,
     Scenario,
     ScenarioRun,
@@ -108,3 +110,15 @@ def segment_get(*, workspace: Workspace, segment_id: int) -> Segment | None:
 def scenario_get(*, workspace: Workspace, scenario_id: int) -> Scenario | None:
     """One scenario with the run counters of `scenario_list`."""
     return scenario_list(workspace=workspace).filter(pk=scenario_id).first()
+
+
+def enrichment_job_list(*, workspace: Workspace) -> QuerySet[EnrichmentJob]:
+    return EnrichmentJob.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+
+
+def integration_list(*, workspace: Workspace) -> QuerySet[Integration]:
+    return Integration.objects.filter(workspace=workspace).order_by("name", "id")
+
+
+def integration_get(*, workspace: Workspace, integration_id: int) -> Integration | None:
+    return Integration.objects.filter(workspace=workspace, pk=integration_id).first()

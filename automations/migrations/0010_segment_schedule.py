@@ -29,9 +29,9 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="segment", name="run_every",
-            field=models.CharField(blank=True, choices=[("", "Only when run by hand"), ("hour", "Every hour"),
-                                                        ("day", "Every day"), ("week", "Every week")],
-                                   default="", max_length=4),
+            field=models.CharField(choices=[("never", "Only when run by hand"), ("hour", "Every hour"),
+                                            ("day", "Every day"), ("week", "Every week")],
+                                   default="never", max_length=5),
         ),
         migrations.AddField(model_name="segment", name="next_run_at",
                             field=models.DateTimeField(blank=True, null=True)),

@@ -175,7 +175,8 @@ def scenario_steps_clean(workspace: Workspace, steps: object) -> list[dict]:
             item = {"type": kind, "text": text.strip()}
             if kind == "ask_question":
                 target = step.get("field")
-                answer_type = step.get("answer_type", "text")
+                # Stored in email or phone, the answer is of that type unless said otherwise.
+                answer_type = step.get("answer_type", target if target in ("email", "phone") else "text")
                 if answer_type not in ANSWER_TYPES:
                     raise _bad(f"{field}.answer_type", "Choose email, phone or text.")
                 if target not in ("email", "phone") and not (isinstance(target, str) and _CUSTOM_FIELD.match(target)):
@@ -188,7 +189,7 @@ def scenario_steps_clean(workspace: Workspace, steps: object) -> list[dict]:
                 item.update(field=target, answer_type=answer_type, retry_text=retry.strip())
         elif kind == "add_tag":
             tag = step.get("tag")
-            if not isinstance(tag, str) or not tag.strip() or len(tag.strip()) > 64:
+            if not isinstance(tag, str) or not tag.strip() or len(tag) > 64:
                 raise _bad(f"{field}.tag", "Enter a tag of 1 to 64 characters.")
             item = {"type": kind, "tag": tag.strip().lower()}
         elif kind == "add_to_segment":

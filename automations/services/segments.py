@@ -247,13 +247,14 @@ def segment_run_request(*, segment: Segment) -> Segment:
 
 
 def segment_schedule_set(*, segment: Segment, run_every: str, now: datetime.datetime | None = None) -> Segment:
-    """How often the segment runs by itself ("" for never); the first run is one interval from now."""
+    """How often the segment runs by itself ("never", "hour", "day", "week"); the first scheduled run is
+    one interval from now."""
     if run_every not in Segment.RunEvery.values:
         raise ApplicationError("Choose how often the segment runs: never, every hour, day or week.", code="invalid",
-                               fields={"run_every": [f"One of {', '.join(repr(v) for v in Segment.RunEvery.values)}."]})
+                               fields={"run_every": [f"One of {', '.join(Segment.RunEvery.values)}."]})
     now = now or timezone.now()
     segment.run_every = run_every
-    segment.next_run_at = now + RUN_INTERVALS[run_every] if run_every else None
+    segment.next_run_at = now + RUN_INTERVALS[run_every] if run_every in RUN_INTERVALS else None
     Segment.objects.filter(pk=segment.pk).update(run_every=segment.run_every, next_run_at=segment.next_run_at)
     return segment
 
@@ -263,7 +264,8 @@ def segments_run_due(*, now: datetime.datetime | None = None) -> list[int]:
     next_run_at on is the claim, so a second beat run, or a second worker, starts nothing twice."""
     now = now or timezone.now()
     started = []
-    due = Segment.objects.filter(next_run_at__lte=now, workspace__deleted_at__isnull=True).exclude(run_every="")
+    due = Segment.objects.filter(next_run_at__lte=now, workspace__deleted_at__isnull=True).exclude(
+        run_every=Segment.RunEvery.NEVER)
     for segment_id, every, next_run_at in list(due.values_list("pk", "run_every", "next_run_at")[:200]):
         following = max(next_run_at + RUN_INTERVALS[every], now + datetime.timedelta(minutes=1))
         if Segment.objects.filter(pk=segment_id, next_run_at=next_run_at).update(next_run_at=following):
