@@ -24,7 +24,8 @@ from contacts.models import Contact
 
 def campaign_list(*, workspace: Workspace) -> QuerySet[Campaign]:
     """Campaigns newest first; counters are columns kept exact by the fan-out."""
-    return Campaign.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+    return (Campaign.objects.filter(workspace=workspace).select_related("segment", "folder")
+            .order_by("-created_at", "-id"))
 
 
 def campaign_get(*, workspace: Workspace, campaign_id: int) -> Campaign | None:

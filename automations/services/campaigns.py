@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace
 from automations import enqueue
-from automations.models import Campaign, PausedAction, Segment
+from automations.models import Campaign, CampaignRecipient, PausedAction, Segment
 from automations.services.paused import paused_actions_cancel
 from automations.services.segments import segment_contacts
 from billing.activation import usage
@@ -22,6 +22,7 @@ from billing.models import ActivationRecord
 from billing.months import month_of
 from contacts.messaging import DM_WINDOW
 from contacts.models import Contact, Folder, FolderMembership
+from contacts.services import folder_add_contacts, folder_create
 from inro.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -260,3 +261,27 @@ def campaign_delete(*, campaign: Campaign) -> None:
     if not deleted:
         raise ApplicationError("Only drafts can be deleted; cancel a launched campaign instead.",
                                code="campaign_not_draft", status=409)
+
+
+# --- After a campaign: a follow-up for the contacts it could not message -----------------------------
+
+
+def campaign_follow_up_create(*, campaign: Campaign, created_by: User | None = None) -> Campaign:
+    """A draft campaign, with the same message, to the contacts this one skipped because their 24-hour
+    window was closed (kept in a folder named after it). Launched later, it messages those who have
+    written again since (the window rule still applies); nothing is sent or counted until then."""
+    skipped = list(CampaignRecipient.objects.filter(campaign=campaign, status=CampaignRecipient.Status.SKIPPED_WINDOW)
+                   .values_list("contact_id", flat=True))
+    if not skipped:
+        raise ApplicationError("This campaign skipped nobody: there is no one to follow up.",
+                               code="nothing_to_follow_up", status=409)
+    base = f"Follow-up: {campaign.name}"[:72]
+    with transaction.atomic():
+        taken = set(Folder.objects.filter(workspace_id=campaign.workspace_id, name__startswith=base)
+                    .values_list("name", flat=True))
+        name = next(candidate for candidate in (base, *(f"{base} ({n})" for n in range(2, 1000)))
+                    if candidate not in taken)
+        folder = folder_create(workspace=campaign.workspace, name=name)
+        folder_add_contacts(folder=folder, contact_ids=skipped, added_by=created_by)
+        return campaign_create(workspace=campaign.workspace, name=name[:120], text=campaign.text,
+                               audience=Campaign.Audience.FOLDER, folder=folder)
