@@ -499,6 +499,14 @@ STEPS_SCHEMA = {"type": "array", "minItems": 1, "maxItems": 50, "items": STEP_SC
 
 
 def _readable(error: jsonschema.exceptions.ValidationError) -> str:
+    if error.path and error.path[-1] == "field" and error.validator in ("enum", "pattern"):
+        return "Store the answer in email, phone or custom:<name> (letters, digits and _)."
+    if error.validator == "oneOf":
+        return "Give an object with a type and its fields."
+    if error.validator == "minItems":
+        return f"Give at least {error.validator_value}."
+    if error.validator == "maxItems":
+        return f"Give at most {error.validator_value}."
     if error.validator == "pattern":
         if "\\w" in error.validator_value:
             return "A keyword needs at least one letter or digit."
