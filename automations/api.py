@@ -457,7 +457,7 @@ def _variant(kind: str, properties: dict, required: tuple[str, ...] = (), descri
 
 TRIGGER_SCHEMA = {
     "description": "What starts a run. type is one of dm_keyword, comment, story, ad_referral, new_contact, "
-                   "webhook; the other fields depend on it.",
+                   "webhook, next_message; the other fields depend on it.",
     "oneOf": [
         _variant("dm_keyword", {"keywords": _KEYWORDS, "match": _MATCH, "exact": _EXACT}, ("keywords",),
                  "A direct message containing the keywords."),
@@ -469,6 +469,8 @@ TRIGGER_SCHEMA = {
         _variant("ad_referral", {"ad_id": _OPTIONAL_ID}, description="A click-to-DM ad (ad_id: one ad only)."),
         _variant("new_contact", {}, description="A contact's first event."),
         _variant("webhook", {}, description="An outside system posting to the scenario's hook with its secret."),
+        _variant("next_message", {"segment_id": _ID}, ("segment_id",),
+                 "The next message of each contact in the segment (once per contact)."),
     ],
 }
 _QUESTION = {"text": _TEXT, "retry_text": {"type": "string", "maxLength": 1000, "pattern": _NO_NUL}}
@@ -577,9 +579,13 @@ class ScenarioUpdateSerializer(StrictSerializer):
     steps = StepsField(required=False)
 
 
-def _scenario_references(view: WorkspaceView, steps: list[dict] | None) -> None:
-    """Segment and integration ids the steps name, in this workspace: 404 when one is missing (the
-    body is well formed, the thing it names is not here)."""
+def _scenario_references(view: WorkspaceView, steps: list[dict] | None, trigger: dict | None = None) -> None:
+    """Segment and integration ids the trigger and steps name, in this workspace: 404 when one is
+    missing (the body is well formed, the thing it names is not here)."""
+    if trigger and trigger.get("segment_id") is not None and selectors.segment_get(
+            workspace=view.workspace, segment_id=trigger["segment_id"]) is None:
+        raise ApplicationError("No such segment in this workspace.", code="not_found", status=404,
+                               fields={"trigger.segment_id": ["No such segment in this workspace."]})
     for index, step in enumerate(steps or []):
         if step["type"] == "add_to_segment" and selectors.segment_get(
                 workspace=view.workspace, segment_id=step["segment_id"]) is None:
@@ -615,7 +621,7 @@ class ScenarioListView(WorkspaceView):
         serializer = ScenarioWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        _scenario_references(self, data["steps"])
+        _scenario_references(self, data["steps"], data["trigger"])
         trigger_type, config = _trigger_parts(data["trigger"])
         scenario = services.scenario_create(workspace=self.workspace, name=data["name"], trigger_type=trigger_type,
                                             trigger_config=config, steps=data["steps"], enabled=data["enabled"])
@@ -648,7 +654,7 @@ class ScenarioDetailView(_ScenarioMixin, WorkspaceView):
         serializer = ScenarioUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        _scenario_references(self, data.get("steps"))
+        _scenario_references(self, data.get("steps"), data.get("trigger"))
         trigger_type, config = _trigger_parts(data.get("trigger"))
         services.scenario_update(scenario=scenario, name=data.get("name"), trigger_type=trigger_type,
                                  trigger_config=config, steps=data.get("steps"), enabled=data.get("enabled"))

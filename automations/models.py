@@ -208,6 +208,7 @@ class Scenario(models.Model):
         AD_REFERRAL = "ad_referral", "Ad referral"
         NEW_CONTACT = "new_contact", "New contact"
         WEBHOOK = "webhook", "Inbound webhook"
+        NEXT_MESSAGE = "next_message", "Next message from a segment's contact"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="scenarios")
     name = models.CharField(max_length=120)

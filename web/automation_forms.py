@@ -132,10 +132,18 @@ class ScenarioForm(forms.Form):
         help_text="Story trigger: which events start it (both story events when none is ticked).")
     ad_id = forms.CharField(label="Ad id", required=False, max_length=64,
                             help_text="Ad referral: only this ad. Empty: every click-to-DM ad.")
+    trigger_segment = forms.TypedChoiceField(
+        label="Segment whose contacts' next message starts it", required=False, coerce=int, empty_value=None,
+        error_messages={"invalid_choice": "Choose one of this workspace's segments."})
+
+    def __init__(self, *args, segments: list[Segment], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["trigger_segment"].choices = [("", "Choose a segment")] + [(str(s.pk), s.name) for s in segments]
 
     SERVICE_FIELDS = {"trigger_config.keywords": "keywords", "trigger_config.match": "match",
                       "trigger_config.media_id": "media_id", "trigger_config.events": "events",
-                      "trigger_config.ad_id": "ad_id", "trigger_type": "trigger_type", "name": "name"}
+                      "trigger_config.ad_id": "ad_id", "trigger_config.segment_id": "trigger_segment",
+                      "trigger_type": "trigger_type", "name": "name"}
 
     @classmethod
     def initial_for(cls, scenario: Scenario) -> dict:
@@ -143,7 +151,8 @@ class ScenarioForm(forms.Form):
         return {"name": scenario.name, "enabled": scenario.enabled, "trigger_type": scenario.trigger_type,
                 "keywords": ", ".join(config.get("keywords", [])), "match": config.get("match", "any"),
                 "exact": config.get("exact", False), "media_id": config.get("media_id", ""),
-                "events": config.get("events", []), "ad_id": config.get("ad_id", "")}
+                "events": config.get("events", []), "ad_id": config.get("ad_id", ""),
+                "trigger_segment": config.get("segment_id")}
 
     def trigger_config(self) -> dict:
         data = self.cleaned_data
@@ -161,6 +170,8 @@ class ScenarioForm(forms.Form):
             return {"events": data.get("events")} if data.get("events") else {}
         if kind == Scenario.Trigger.AD_REFERRAL:
             return {"ad_id": data.get("ad_id", "")}
+        if kind == Scenario.Trigger.NEXT_MESSAGE:
+            return {"segment_id": data.get("trigger_segment")}
         return {}
 
 

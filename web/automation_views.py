@@ -240,17 +240,17 @@ def campaign_recipients_page(request: HttpRequest, membership: Membership, campa
 @require_POST
 @workspace_view
 def campaign_follow_up_view(request: HttpRequest, membership: Membership, campaign_id: int) -> HttpResponse:
-    _require_manager(membership, "create campaigns")
+    _require_manager(membership, "create scenarios")
     campaign = _campaign_or_404(membership, campaign_id)
     try:
-        follow_up = campaign_follow_up_create(campaign=campaign, created_by=request.user)
+        follow_up = campaign_follow_up_create(campaign=campaign)
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect("campaign", workspace_id=membership.workspace_id, campaign_id=campaign.pk)
-    messages.success(request, f"“{follow_up.name}” is a draft to the {campaign.skipped_window_count:,} skipped "
-                              "contacts. Launch it once they have written again: only those who wrote in the last "
-                              "24 hours are messaged, and the preview says how many that is.")
-    return redirect("campaign", workspace_id=membership.workspace_id, campaign_id=follow_up.pk)
+    messages.success(request, f"“{follow_up.name}” is on: each of the {campaign.skipped_window_count:,} skipped "
+                              "contacts gets the campaign's message when they next write (once each; a new "
+                              "contact this month uses one activation). Turn it off here at any time.")
+    return redirect("scenario", workspace_id=membership.workspace_id, scenario_id=follow_up.pk)
 
 
 # --- Scenarios ------------------------------------------------------------------------------------
@@ -285,12 +285,13 @@ def _step_kwargs(membership: Membership) -> dict:
 def _scenario_build(request: HttpRequest, membership: Membership, scenario: Scenario | None) -> HttpResponse:
     """The scenario form, new or edit: the trigger and its rows of steps, checked by the engine's rules."""
     workspace = membership.workspace
+    segments = _step_kwargs(membership)["segments"]
     if request.method == "POST":
-        form = ScenarioForm(request.POST)
+        form = ScenarioForm(request.POST, segments=segments)
         steps = StepFormSet(request.POST, prefix="steps", form_kwargs=_step_kwargs(membership))
     else:
         existing = list(scenario.steps) if scenario else []
-        form = ScenarioForm(initial=ScenarioForm.initial_for(scenario) if scenario else None)
+        form = ScenarioForm(initial=ScenarioForm.initial_for(scenario) if scenario else None, segments=segments)
         steps = StepFormSet(prefix="steps", form_kwargs=_step_kwargs(membership),
                             initial=[StepFormSet.form.initial_for(step) for step in existing]
                             + [{} for _ in range(BLANK_STEP_ROWS if existing else BLANK_STEP_ROWS + 1)])
@@ -298,7 +299,8 @@ def _scenario_build(request: HttpRequest, membership: Membership, scenario: Scen
         rows = [(index, step_form.step()) for index, step_form in enumerate(steps.forms)]
         rows = [(index, step) for index, step in rows if step is not None]
         try:
-            config = scenario_trigger_clean(form.cleaned_data["trigger_type"], form.trigger_config())
+            config = scenario_trigger_clean(form.cleaned_data["trigger_type"], form.trigger_config(),
+                                            workspace=workspace)
         except ApplicationError as error:
             apply_service_error(form, error, ScenarioForm.SERVICE_FIELDS)
         try:
@@ -395,6 +397,10 @@ def _trigger_words(scenario: Scenario) -> str:
         return f"A click on ad {config['ad_id']}." if config.get("ad_id") else "A click on any click-to-DM ad."
     if scenario.trigger_type == Scenario.Trigger.NEW_CONTACT:
         return "A contact's first message, comment or mention."
+    if scenario.trigger_type == Scenario.Trigger.NEXT_MESSAGE:
+        segment = Segment.objects.filter(pk=config.get("segment_id"), workspace_id=scenario.workspace_id).first()
+        return (f"The next message of each contact in the segment “{segment.name if segment else 'deleted'}” "
+                "(once per contact).")
     return "An outside system posting to this scenario's hook with its secret."
 
 

@@ -14,15 +14,15 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace
 from automations import enqueue
-from automations.models import Campaign, CampaignRecipient, PausedAction, Segment
+from automations.models import Campaign, CampaignRecipient, PausedAction, Scenario, Segment
 from automations.services.paused import paused_actions_cancel
-from automations.services.segments import segment_contacts
+from automations.services.scenarios import scenario_create
+from automations.services.segments import segment_contacts, segment_create
 from billing.activation import usage
 from billing.models import ActivationRecord
 from billing.months import month_of
 from contacts.messaging import DM_WINDOW
-from contacts.models import Contact, Folder, FolderMembership
-from contacts.services import folder_add_contacts, folder_create
+from contacts.models import Contact, Folder, FolderMembership, Tag
 from inro.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -266,22 +266,24 @@ def campaign_delete(*, campaign: Campaign) -> None:
 # --- After a campaign: a follow-up for the contacts it could not message -----------------------------
 
 
-def campaign_follow_up_create(*, campaign: Campaign, created_by: User | None = None) -> Campaign:
-    """A draft campaign, with the same message, to the contacts this one skipped because their 24-hour
-    window was closed (kept in a folder named after it). Launched later, it messages those who have
-    written again since (the window rule still applies); nothing is sent or counted until then."""
+def campaign_follow_up_create(*, campaign: Campaign) -> Scenario:
+    """A follow-up for the contacts this campaign skipped because their 24-hour window was closed: they
+    get a tag (by hand, free), a segment holds the tagged contacts, and a scenario sends them the
+    campaign's message when they next write (once each, through the gate like any scenario run).
+    Owners and admins; callers check the role."""
     skipped = list(CampaignRecipient.objects.filter(campaign=campaign, status=CampaignRecipient.Status.SKIPPED_WINDOW)
                    .values_list("contact_id", flat=True))
     if not skipped:
         raise ApplicationError("This campaign skipped nobody: there is no one to follow up.",
                                code="nothing_to_follow_up", status=409)
-    base = f"Follow-up: {campaign.name}"[:72]
+    workspace = campaign.workspace
     with transaction.atomic():
-        taken = set(Folder.objects.filter(workspace_id=campaign.workspace_id, name__startswith=base)
-                    .values_list("name", flat=True))
-        name = next(candidate for candidate in (base, *(f"{base} ({n})" for n in range(2, 1000)))
-                    if candidate not in taken)
-        folder = folder_create(workspace=campaign.workspace, name=name)
-        folder_add_contacts(folder=folder, contact_ids=skipped, added_by=created_by)
-        return campaign_create(workspace=campaign.workspace, name=name[:120], text=campaign.text,
-                               audience=Campaign.Audience.FOLDER, folder=folder)
+        tag, _ = Tag.objects.get_or_create(workspace=workspace, name=f"skipped by campaign {campaign.pk}")
+        tag.contacts.add(*skipped)
+        taken = set(Segment.objects.filter(workspace=workspace).values_list("name", flat=True))
+        base = f"Skipped by {campaign.name}"[:110]
+        name = next(c for c in (base, *(f"{base} ({n})" for n in range(2, 1000))) if c not in taken)
+        segment = segment_create(workspace=workspace, name=name, rules={"tags_any": [tag.name]})
+        return scenario_create(workspace=workspace, name=f"Follow-up: {campaign.name}"[:120],
+                               trigger_type=Scenario.Trigger.NEXT_MESSAGE, trigger_config={"segment_id": segment.pk},
+                               steps=[{"type": "send_message", "text": campaign.text}])

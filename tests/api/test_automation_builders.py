@@ -32,9 +32,12 @@ EVERY_STEP = [
     {"type": "ad_referral", "ad_id": "2385"},
     {"type": "new_contact"},
     {"type": "webhook"},
+    {"type": "next_message"},
 ])
 def test_owners_create_a_scenario_with_any_trigger_and_every_step(api, workspace, trigger):
     segment = segment_create(workspace=workspace, name="Leads")
+    if trigger["type"] == "next_message":
+        trigger = {**trigger, "segment_id": segment.pk}
     integration = Integration.objects.create(workspace=workspace, name="CRM", url="http://127.0.0.1:9/hook")
     steps = [*EVERY_STEP, {"type": "add_to_segment", "segment_id": segment.pk},
              {"type": "call_integration", "integration_id": integration.pk}]

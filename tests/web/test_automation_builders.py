@@ -15,12 +15,15 @@ from automations.models import (
     Integration,
     PausedAction,
     Scenario,
+    ScenarioRun,
     Segment,
     SegmentMembership,
 )
-from automations.services import campaign_create, segment_create
+from automations.services import campaign_create, inbound_event_handle, segment_create
+from automations.services.segments import segment_contacts
 from billing.activation import activate_many, usage
-from contacts.models import Contact, Folder
+from contacts.hooks import InboundEvent
+from contacts.models import Contact, Message
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +76,8 @@ def test_members_cannot_build_or_run_automations(member_client, workspace):
     assert not Integration.objects.exists() and Campaign.objects.get().status == "draft"
 
 
-def test_a_finished_campaign_links_to_its_limited_and_skipped_contacts_and_offers_a_follow_up(owner_client, workspace):
+def test_a_finished_campaign_links_to_its_limited_and_skipped_contacts_and_offers_a_follow_up(
+        owner_client, workspace, django_capture_on_commit_callbacks):
     contacts = ContactFactory.create_batch(5, workspace=workspace)
     campaign = campaign_create(workspace=workspace, name="Black Friday", text="20% off today")
     statuses = ["sent", "limited", "limited", "skipped_window", "skipped_window"]
@@ -93,11 +97,22 @@ def test_a_finished_campaign_links_to_its_limited_and_skipped_contacts_and_offer
     assert [r.contact for r in limited.context["page"].object_list] == contacts[1:3]
     assert limited.context["waiting"] == {contacts[1].pk}
     response = owner_client.post(url("campaign_follow_up", workspace, campaign_id=campaign.pk))
-    follow_up = Campaign.objects.exclude(pk=campaign.pk).get()
-    assert response.url == url("campaign", workspace, campaign_id=follow_up.pk)
-    assert (follow_up.status, follow_up.text, follow_up.audience) == ("draft", "20% off today", "folder")
-    assert set(Folder.objects.get(pk=follow_up.folder_id).memberships.values_list("contact_id", flat=True)) == {
-        contacts[3].pk, contacts[4].pk}
+    follow_up = Scenario.objects.get()
+    assert response.url == url("scenario", workspace, scenario_id=follow_up.pk)
+    assert (follow_up.trigger_type, follow_up.enabled, follow_up.steps) == (
+        "next_message", True, [{"type": "send_message", "text": "20% off today"}])
+    segment = Segment.objects.get(pk=follow_up.trigger_config["segment_id"])
+    assert set(segment_contacts(segment=segment).values_list("pk", flat=True)) == {contacts[3].pk, contacts[4].pk}
+
+    # When a skipped contact next writes, the follow-up sends them the message: once, whatever they write next.
+    with django_capture_on_commit_callbacks(execute=True):
+        for text, contact in (("hello?", contacts[3]), ("still there?", contacts[3]), ("hi", contacts[0])):
+            inbound_event_handle(InboundEvent(workspace_id=workspace.pk, contact_id=contact.pk, type="message",
+                                              occurred_at=timezone.now(), text=text, meta_id=f"mid.{text}"))
+    run = ScenarioRun.objects.get(scenario=follow_up)
+    assert (run.contact, run.status) == (contacts[3], "completed")
+    assert Message.objects.filter(contact=contacts[3], direction="out", text="20% off today").count() == 1
+    assert "The next message of each contact in the segment" in owner_client.get(response.url).content.decode()
 
 
 def test_owners_build_a_scenario_with_its_steps_and_see_refusals_under_the_row(owner_client, workspace):
