@@ -185,14 +185,14 @@ def test_a_customer_builds_launches_and_watches_a_campaign_and_a_scenario_from_t
     page.get_by_role("link", name="New scenario").click()
     form = page.get_by_test_id("scenario-form")
     form.get_by_label("Name", exact=True).fill("Price reply")
-    form.get_by_label("Trigger").select_option("dm_keyword")
+    form.get_by_role("combobox", name="Trigger").select_option("dm_keyword")
     form.get_by_label("Keywords").fill("price, how much")
     step = form.get_by_test_id("step-1")
-    step.get_by_label("Step").select_option("send_message")
+    step.get_by_role("combobox", name="Step", exact=True).select_option("send_message")
     step.get_by_label("Message or question").fill("Our prices: sunny.test/prices")
     assert not step.get_by_label("Tag").is_visible()  # only the inputs of the chosen step show
     step = form.get_by_test_id("step-2")
-    step.get_by_label("Step").select_option("add_tag")
+    step.get_by_role("combobox", name="Step", exact=True).select_option("add_tag")
     step.get_by_label("Tag").fill("asked-price")
     form.get_by_role("button", name="Save the scenario").click()
     page.wait_for_url("**/scenarios/*/")
@@ -227,8 +227,9 @@ def test_a_customer_builds_launches_and_watches_a_campaign_and_a_scenario_from_t
     assert page.get_by_test_id("last-run").inner_text().endswith(": 10 placed, 0 limited")
     newsletter = Segment.objects.get(name="Newsletter")
     assert SegmentMembership.objects.filter(segment=newsletter).count() == 10
-    assert set(ActivationRecord.objects.filter(workspace=workspace, month=month_of(), kind="segmentation")
-               .values_list("contact_id", flat=True)) == {c.pk for c in contacts[120:130]}
+    assert set(ActivationRecord.objects.filter(workspace=workspace, month=month_of(), kind="segmentation",
+                                               automation_ref=newsletter.ref).values_list("contact_id", flat=True)
+               ) == {c.pk for c in contacts[120:130]}
 
     press = segment_create(workspace=workspace, name="Press", rules={"tags_any": ["press"]})
     page.goto(f"{live_server.url}/w/{workspace.pk}/segments/{press.pk}/")
