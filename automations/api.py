@@ -24,6 +24,7 @@ from contacts.models import Contact
 from contacts.selectors import folder_list
 from inro.api import (
     IDEMPOTENCY_PARAMETER,
+    StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
@@ -267,7 +268,7 @@ class CampaignUpdateSerializer(CampaignWriteSerializer):
     name = StrictCharField(max_length=120, required=False)
     text = StrictCharField(max_length=1000, required=False)
     audience = serializers.ChoiceField(choices=Campaign.Audience.choices, required=False)
-    critical = serializers.BooleanField(required=False, help_text="Mark the campaign critical (owners and admins; "
+    critical = StrictBooleanField(required=False, help_text="Mark the campaign critical (owners and admins; "
                                                                   "at any stage, launched or not).")
 
 
@@ -567,14 +568,14 @@ class StepsField(serializers.Field):
 
 class ScenarioWriteSerializer(StrictSerializer):
     name = StrictCharField(max_length=120)
-    enabled = serializers.BooleanField(default=True, help_text="On (default): it starts engaging contacts at once.")
+    enabled = StrictBooleanField(default=True, help_text="On (default): it starts engaging contacts at once.")
     trigger = TriggerField()
     steps = StepsField()
 
 
 class ScenarioUpdateSerializer(StrictSerializer):
     name = StrictCharField(max_length=120, required=False)
-    enabled = serializers.BooleanField(required=False)
+    enabled = StrictBooleanField(required=False)
     trigger = TriggerField(required=False)
     steps = StepsField(required=False)
 
@@ -714,8 +715,8 @@ class IntegrationWriteSerializer(StrictSerializer):
 class IntegrationUpdateSerializer(StrictSerializer):
     name = StrictCharField(max_length=120, required=False)
     url = StrictCharField(max_length=500, required=False, help_text=_URL_HELP)
-    enabled = serializers.BooleanField(required=False, help_text="Off: steps that call it do nothing.")
-    new_secret = serializers.BooleanField(required=False, help_text="true: replace the secret (the receiver must "
+    enabled = StrictBooleanField(required=False, help_text="Off: steps that call it do nothing.")
+    new_secret = StrictBooleanField(required=False, help_text="true: replace the secret (the receiver must "
                                                                     "then check signatures with the new one).")
 
 

@@ -121,6 +121,16 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(int(data))
 
 
+class StrictBooleanField(serializers.BooleanField):
+    # JSON true and false only: DRF's BooleanField also takes 0, 1, "yes", "on"...
+    default_error_messages = {"invalid": "Give true or false (a JSON boolean)."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 # --- Errors ---------------------------------------------------------------------------------------
 
 class ErrorBodySerializer(serializers.Serializer):
