@@ -29,6 +29,7 @@ from inro.api import (
     StrictIntegerField,
     StrictSerializer,
     cursor_page,
+    request_body_conditions,
     validated_query,
 )
 from inro.converters import MAX_ID
@@ -285,6 +286,21 @@ class CampaignPreviewSerializer(serializers.Serializer):
                                                         "paused contacts, as it is flagged.")
     waiting_before_if_critical = serializers.IntegerField(help_text="The same if it were marked critical.")
     critical_words = serializers.CharField(help_text="How the critical flag changes who is reached.")
+
+
+def _audience_needs(target: str, *, required: bool) -> dict:
+    """The audience "segment" needs a segment id (and "folder" a folder id): required in a new campaign;
+    in an edit, not null when given (left out, the campaign's own is kept)."""
+    then = {"properties": {target: {"type": "integer"}}}
+    if required:
+        then["required"] = [target]
+    return {"if": {"required": ["audience"], "properties": {"audience": {"const": target}}}, "then": then}
+
+
+request_body_conditions("CampaignWriteRequest", _audience_needs("segment", required=True),
+                        _audience_needs("folder", required=True))
+request_body_conditions("PatchedCampaignUpdateRequest", _audience_needs("segment", required=False),
+                        _audience_needs("folder", required=False))
 
 
 def _targets(view: WorkspaceView, data: dict) -> dict:

@@ -238,12 +238,14 @@ def campaign_update(*, campaign: Campaign, **changes) -> Campaign:
         if audience not in Campaign.Audience.values:
             raise ApplicationError("Choose an audience: all contacts, a segment or a folder.", code="invalid",
                                    fields={"audience": [f"One of {', '.join(Campaign.Audience.values)}."]})
-        if audience == Campaign.Audience.SEGMENT and (segment is None or segment.workspace_id != locked.workspace_id):
-            raise ApplicationError("Choose a segment of this workspace.", code="invalid",
-                                   fields={"segment": ["Required."]})
-        if audience == Campaign.Audience.FOLDER and (folder is None or folder.workspace_id != locked.workspace_id):
-            raise ApplicationError("Choose a folder of this workspace.", code="invalid",
-                                   fields={"folder": ["Required."]})
+        for target, chosen in (("segment", segment), ("folder", folder)):
+            if audience == target and (chosen is None or chosen.workspace_id != locked.workspace_id):
+                # Asked for in this very edit: a 400. Left to the campaign, which has none: a conflict
+                # with its present state (409), e.g. the audience changed to a folder, but no folder given.
+                asked = "audience" in changes and target in changes
+                raise ApplicationError(f"Choose a {target} of this workspace.", code="invalid" if asked else
+                                       f"campaign_has_no_{target}", status=400 if asked else 409,
+                                       fields={target: ["Required."]})
         if values["scheduled_at"] is not None and timezone.is_naive(values["scheduled_at"]):
             raise ApplicationError("The schedule needs a time zone.", code="invalid",
                                    fields={"scheduled_at": ["Give a date and time with its time zone."]})

@@ -203,3 +203,18 @@ def test_integrations_are_configured_by_admins_and_refused_urls_say_why(api, mem
     moved = api.patch(url, {"url": "http://127.0.0.1:9/elsewhere"}, format="json")
     assert moved.status_code == 400
     assert Integration.objects.get(pk=body["id"]).url == "http://127.0.0.1:9/hook"
+
+
+def test_an_audience_without_its_target_is_refused_in_the_request_or_in_conflict_with_the_campaign(api, workspace):
+    created = api.post(ws_url(workspace, "campaigns/"), {"name": "Promo", "text": "Hi", "audience": "folder"},
+                       format="json")
+    assert created.status_code == 400 and list(created.json()["error"]["fields"]) == ["folder"]
+    campaign = api.post(ws_url(workspace, "campaigns/"), {"name": "Promo", "text": "Hi"}, format="json").json()
+
+    edited = api.patch(ws_url(workspace, f"campaigns/{campaign['id']}/"), {"audience": "folder"}, format="json")
+
+    assert edited.status_code == 409  # the campaign has no folder to keep: give one with the audience
+    assert edited.json()["error"]["code"] == "campaign_has_no_folder"
+    nulled = api.patch(ws_url(workspace, f"campaigns/{campaign['id']}/"), {"audience": "folder", "folder": None},
+                       format="json")
+    assert nulled.status_code == 400
