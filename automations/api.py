@@ -562,11 +562,20 @@ def _schema_errors(value: object, schema: dict, field: str) -> None:
     raise ApplicationError(f"{where}: {message}", code="invalid", fields={where: [message]})
 
 
+_INTEGER_KEYS = ("seconds", "segment_id", "integration_id")
+
+
+def _integers(item: dict) -> dict:
+    """JSON Schema counts 60.0 as an integer: so does the server (the engine takes ints)."""
+    return {key: int(value) if key in _INTEGER_KEYS and isinstance(value, float) else value
+            for key, value in item.items()}
+
+
 @extend_schema_field(TRIGGER_SCHEMA)
 class TriggerField(serializers.Field):
     def to_internal_value(self, data):
         _schema_errors(data, TRIGGER_SCHEMA, "trigger")
-        return data
+        return _integers(data)
 
     def to_representation(self, value):
         return value
@@ -576,7 +585,7 @@ class TriggerField(serializers.Field):
 class StepsField(serializers.Field):
     def to_internal_value(self, data):
         _schema_errors(data, STEPS_SCHEMA, "steps")
-        return data
+        return [_integers(step) for step in data]
 
     def to_representation(self, value):
         return value

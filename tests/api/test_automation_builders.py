@@ -218,3 +218,16 @@ def test_an_audience_without_its_target_is_refused_in_the_request_or_in_conflict
     nulled = api.patch(ws_url(workspace, f"campaigns/{campaign['id']}/"), {"audience": "folder", "folder": None},
                        format="json")
     assert nulled.status_code == 400
+
+
+def test_whole_numbers_written_with_a_decimal_point_are_whole_numbers(api, workspace):
+    segment = segment_create(workspace=workspace, name="Leads")
+
+    response = api.post(ws_url(workspace, "scenarios/"), {
+        "name": "Later", "trigger": {"type": "next_message", "segment_id": float(segment.pk)},
+        "steps": [{"type": "wait", "seconds": 3600.0}, {"type": "add_to_segment", "segment_id": float(segment.pk)}]},
+        format="json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["steps"] == [{"type": "wait", "seconds": 3600},
+                                        {"type": "add_to_segment", "segment_id": segment.pk}]
