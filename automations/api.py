@@ -1,9 +1,12 @@
-"""API endpoints of automations: segments, campaigns (preview, launch, cancel), scenarios, paused actions.
+"""API endpoints of automations: segments (runs, enrichment), campaigns (preview, launch, cancel),
+scenarios, outgoing integrations, paused actions.
 
 Who may do what (the role matrix, docs/roles.md): every member reads all of it; owners and admins
-create, edit, launch and cancel campaigns, edit segments and turn scenarios on and off.
+create, edit, launch and cancel campaigns, create and edit scenarios and segments, start segmentation
+runs and enrichment jobs, and configure integrations.
 """
 
+import jsonschema
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -12,18 +15,21 @@ from rest_framework.response import Response
 from accounts.api_base import WorkspaceView, idempotent
 from accounts.models import Membership
 from automations import selectors, services
-from automations.models import Campaign, PausedAction, Scenario, Segment
+from automations.models import Campaign, EnrichmentJob, Integration, PausedAction, Scenario, Segment
 from automations.services.campaigns import campaign_critical_set, campaign_delete, campaign_update
+from automations.services.scenarios import MAX_WAIT_SECONDS, STORY_TRIGGER_EVENTS
 from automations.services.segments import segment_delete
 from billing.models import AutomationKind
 from contacts.models import Contact
 from contacts.selectors import folder_list
 from inro.api import (
     IDEMPOTENCY_PARAMETER,
+    StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
     cursor_page,
+    request_body_conditions,
     validated_query,
 )
 from inro.converters import MAX_ID
@@ -40,6 +46,12 @@ class SegmentSerializer(serializers.Serializer):
                                             "activated_this_month.")
     size = serializers.IntegerField(help_text="Contacts in the segment now (counted live; counting is free).")
     created_at = serializers.DateTimeField()
+    run_every = serializers.ChoiceField(choices=Segment.RunEvery.choices,
+                                        help_text="How often a segmentation run places the matching contacts.")
+    next_run_at = serializers.DateTimeField(allow_null=True, help_text="When the next scheduled run starts.")
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    last_run_added = serializers.IntegerField(help_text="Contacts the last run placed (each through the gate).")
+    last_run_limited = serializers.IntegerField(help_text="Contacts the last run paused at the quota (rule 4).")
 
 
 class SegmentListSerializer(serializers.Serializer):
@@ -73,19 +85,30 @@ class SegmentRulesField(serializers.DictField):
     """Segment rules: the schema states them; automations.services.segments checks them (the same)."""
 
 
+_RUN_EVERY_HELP = "Segmentation runs on a schedule: never (by hand only), every hour, day or week."
+
+
 class SegmentWriteSerializer(StrictSerializer):
     name = StrictCharField(max_length=120)
     rules = SegmentRulesField(required=False)
+    run_every = serializers.ChoiceField(choices=Segment.RunEvery.choices, required=False, help_text=_RUN_EVERY_HELP)
 
 
 class SegmentUpdateSerializer(StrictSerializer):
     name = StrictCharField(max_length=120, required=False)
     rules = SegmentRulesField(required=False)
+    run_every = serializers.ChoiceField(choices=Segment.RunEvery.choices, required=False, help_text=_RUN_EVERY_HELP)
+
+
+def _segment_row(segment: Segment, size: int) -> dict:
+    return {"id": segment.pk, "name": segment.name, "rules": segment.rules, "size": size,
+            "created_at": segment.created_at, "run_every": segment.run_every, "next_run_at": segment.next_run_at,
+            "last_run_at": segment.last_run_at, "last_run_added": segment.last_run_added,
+            "last_run_limited": segment.last_run_limited}
 
 
 def _segment_data(segment: Segment) -> dict:
-    return {"id": segment.pk, "name": segment.name, "rules": segment.rules,
-            "size": services.segment_size(segment=segment), "created_at": segment.created_at}
+    return _segment_row(segment, services.segment_size(segment=segment))
 
 
 class SegmentListView(WorkspaceView):
@@ -96,10 +119,7 @@ class SegmentListView(WorkspaceView):
     def get(self, request, workspace_id):
         """Every segment with its live size."""
         rows = selectors.segment_list(workspace=self.workspace)
-        return Response({"results": [
-            {"id": r.segment.pk, "name": r.segment.name, "rules": r.segment.rules, "size": r.size,
-             "created_at": r.segment.created_at} for r in rows
-        ]})
+        return Response({"results": [_segment_row(r.segment, r.size) for r in rows]})
 
     @extend_schema(operation_id="segments_create", request=SegmentWriteSerializer,
                    responses={201: SegmentSerializer}, tags=["segments"])
@@ -109,6 +129,8 @@ class SegmentListView(WorkspaceView):
         serializer.is_valid(raise_exception=True)
         segment = services.segment_create(workspace=self.workspace, name=serializer.validated_data["name"],
                                           rules=serializer.validated_data.get("rules"))
+        if serializer.validated_data.get("run_every"):
+            services.segment_schedule_set(segment=segment, run_every=serializer.validated_data["run_every"])
         return Response(SegmentSerializer(_segment_data(segment)).data, status=status.HTTP_201_CREATED)
 
 
@@ -132,12 +154,14 @@ class SegmentDetailView(_SegmentMixin, WorkspaceView):
     @extend_schema(operation_id="segments_partial_update", request=SegmentUpdateSerializer,
                    responses={200: SegmentSerializer}, tags=["segments"])
     def patch(self, request, workspace_id, segment_id):
-        """Rename a segment or replace its rules."""
+        """Rename a segment, replace its rules, or change how often it runs."""
         segment = self.get_segment(segment_id)
         serializer = SegmentUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         segment = services.segment_update(segment=segment, name=serializer.validated_data.get("name"),
                                           rules=serializer.validated_data.get("rules"))
+        if serializer.validated_data.get("run_every"):
+            services.segment_schedule_set(segment=segment, run_every=serializer.validated_data["run_every"])
         return Response(SegmentSerializer(_segment_data(segment)).data)
 
     @extend_schema(operation_id="segments_destroy", responses={204: None}, tags=["segments"])
@@ -145,6 +169,63 @@ class SegmentDetailView(_SegmentMixin, WorkspaceView):
         """Delete a segment (409 while a campaign targets it)."""
         segment_delete(segment=self.get_segment(segment_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SegmentRunView(_SegmentMixin, WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
+
+    @extend_schema(operation_id="segments_run", request=None, responses={202: SegmentSerializer}, tags=["segments"])
+    def post(self, request, workspace_id, segment_id):
+        """Start a segmentation run now: every contact the rules select is placed in the segment, each
+        through the gate (kind segmentation); those refused at the quota are paused. The run goes on in
+        the background: its result shows in last_run_added and last_run_limited."""
+        segment = services.segment_run_request(segment=self.get_segment(segment_id))
+        return Response(SegmentSerializer(_segment_data(segment)).data, status=status.HTTP_202_ACCEPTED)
+
+
+class EnrichmentJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    segment = serializers.IntegerField(source="segment_id", allow_null=True)
+    status = serializers.ChoiceField(choices=EnrichmentJob.Status.choices)
+    contacts = serializers.IntegerField(help_text="Contacts the job enriches (fixed when it starts).")
+    enriched_count = serializers.IntegerField()
+    limited_count = serializers.IntegerField(help_text="Paused at the quota (rule 4); enriched when headroom appears.")
+    failed_count = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+def _job_data(job: EnrichmentJob) -> dict:
+    return {"id": job.pk, "segment_id": job.segment_id, "status": job.status, "contacts": len(job.contact_ids),
+            "enriched_count": job.enriched_count, "limited_count": job.limited_count,
+            "failed_count": job.failed_count, "created_at": job.created_at, "finished_at": job.finished_at}
+
+
+class SegmentEnrichView(_SegmentMixin, WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
+    extra_error_statuses = {"POST": (409,)}
+
+    @extend_schema(operation_id="segments_enrich", request=None, responses={201: EnrichmentJobSerializer},
+                   tags=["segments"])
+    def post(self, request, workspace_id, segment_id):
+        """Start an enrichment job on the segment's contacts as they are now (at most 10,000, most
+        recently engaged first); each contact goes through the gate (kind enrichment). 409 when the
+        segment is empty."""
+        job = services.enrichment_job_for_segment(segment=self.get_segment(segment_id), requested_by=request.user)
+        job.refresh_from_db()
+        return Response(EnrichmentJobSerializer(_job_data(job)).data, status=status.HTTP_201_CREATED)
+
+
+class EnrichmentJobListView(WorkspaceView):
+    serializer_class = EnrichmentJobSerializer
+    pagination_class = cursor_page("-created_at", "-id")
+
+    @extend_schema(operation_id="enrichment_jobs_list", responses={200: EnrichmentJobSerializer(many=True)},
+                   tags=["segments"])
+    def get(self, request, workspace_id):
+        """Enrichment jobs, newest first, with their counters."""
+        page = self.paginate_queryset(selectors.enrichment_job_list(workspace=self.workspace))
+        return self.get_paginated_response(EnrichmentJobSerializer([_job_data(j) for j in page], many=True).data)
 
 
 # --- Campaigns ------------------------------------------------------------------------------------
@@ -188,7 +269,7 @@ class CampaignUpdateSerializer(CampaignWriteSerializer):
     name = StrictCharField(max_length=120, required=False)
     text = StrictCharField(max_length=1000, required=False)
     audience = serializers.ChoiceField(choices=Campaign.Audience.choices, required=False)
-    critical = serializers.BooleanField(required=False, help_text="Mark the campaign critical (owners and admins; "
+    critical = StrictBooleanField(required=False, help_text="Mark the campaign critical (owners and admins; "
                                                                   "at any stage, launched or not).")
 
 
@@ -205,6 +286,21 @@ class CampaignPreviewSerializer(serializers.Serializer):
                                                         "paused contacts, as it is flagged.")
     waiting_before_if_critical = serializers.IntegerField(help_text="The same if it were marked critical.")
     critical_words = serializers.CharField(help_text="How the critical flag changes who is reached.")
+
+
+def _audience_needs(target: str, *, required: bool) -> dict:
+    """The audience "segment" needs a segment id (and "folder" a folder id): required in a new campaign;
+    in an edit, not null when given (left out, the campaign's own is kept)."""
+    then = {"properties": {target: {"type": "integer"}}}
+    if required:
+        then["required"] = [target]
+    return {"if": {"required": ["audience"], "properties": {"audience": {"const": target}}}, "then": then}
+
+
+request_body_conditions("CampaignWriteRequest", _audience_needs("segment", required=True),
+                        _audience_needs("folder", required=True))
+request_body_conditions("PatchedCampaignUpdateRequest", _audience_needs("segment", required=False),
+                        _audience_needs("folder", required=False))
 
 
 def _targets(view: WorkspaceView, data: dict) -> dict:
@@ -353,12 +449,210 @@ class ScenarioListSerializer(serializers.Serializer):
     results = ScenarioSerializer(many=True)
 
 
+# The trigger and the steps are checked against these JSON Schemas, the very ones the OpenAPI schema
+# publishes (so what a client reads is what the server enforces); the engine's own checks
+# (automations.services.scenarios) then find nothing more to refuse, except ids that name nothing
+# here (404).
+_NO_NUL = "^[^\\x00]*$"
+_SOME_TEXT = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": _SOME_TEXT}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_KEYWORDS = {"type": "array", "minItems": 1, "maxItems": 50,
+             "items": {"type": "string", "maxLength": 100, "pattern": "^[^\\x00]*\\w[^\\x00]*$"},
+             "description": "Words or phrases, matched case- and accent-insensitively."}
+_MATCH = {"type": "string", "enum": ["any", "all"], "description": "any (default): one keyword is enough; all: "
+                                                                    "every keyword must appear."}
+_EXACT = {"type": "boolean", "description": "The whole message is the keyword (punctuation aside)."}
+_OPTIONAL_ID = {"type": "string", "maxLength": 64, "pattern": _NO_NUL}
+
+
+def _variant(kind: str, properties: dict, required: tuple[str, ...] = (), description: str = "") -> dict:
+    return {"type": "object", "additionalProperties": False, "description": description,
+            "required": ["type", *required],
+            "properties": {"type": {"type": "string", "enum": [kind]}, **properties}}
+
+
+TRIGGER_SCHEMA = {
+    "description": "What starts a run. type is one of dm_keyword, comment, story, ad_referral, new_contact, "
+                   "webhook, next_message; the other fields depend on it.",
+    "oneOf": [
+        _variant("dm_keyword", {"keywords": _KEYWORDS, "match": _MATCH, "exact": _EXACT}, ("keywords",),
+                 "A direct message containing the keywords."),
+        _variant("comment", {"keywords": _KEYWORDS, "match": _MATCH, "exact": _EXACT, "media_id": _OPTIONAL_ID},
+                 description="A comment on a post (media_id: one post only; keywords: only matching comments)."),
+        _variant("story", {"events": {"type": "array", "minItems": 1,
+                                      "items": {"type": "string", "enum": list(STORY_TRIGGER_EVENTS)}}},
+                 description="A story reply or mention (events: which ones; both story events by default)."),
+        _variant("ad_referral", {"ad_id": _OPTIONAL_ID}, description="A click-to-DM ad (ad_id: one ad only)."),
+        _variant("new_contact", {}, description="A contact's first event."),
+        _variant("webhook", {}, description="An outside system posting to the scenario's hook with its secret."),
+        _variant("next_message", {"segment_id": _ID}, ("segment_id",),
+                 "The next message of each contact in the segment (once per contact)."),
+    ],
+}
+_QUESTION = {"text": _TEXT, "retry_text": {"type": "string", "maxLength": 1000, "pattern": _NO_NUL}}
+STEP_SCHEMA = {
+    "description": "One step; type is one of send_message, ask_question, add_tag, add_to_segment, wait, "
+                   "call_integration.",
+    "oneOf": [
+        _variant("send_message", {"text": _TEXT}, ("text",), "Send a direct message."),
+        _variant("ask_question", {**_QUESTION, "field": {"type": "string", "enum": ["email"]},
+                                  "answer_type": {"type": "string", "enum": ["email"]}}, ("text", "field"),
+                 "Ask for an email address; the answer is stored in the contact's email."),
+        _variant("ask_question", {**_QUESTION, "field": {"type": "string", "enum": ["phone"]},
+                                  "answer_type": {"type": "string", "enum": ["phone"]}}, ("text", "field"),
+                 "Ask for a phone number; the answer is stored in the contact's phone."),
+        _variant("ask_question", {**_QUESTION, "field": {"type": "string", "pattern": "^custom:[A-Za-z0-9_]{1,64}$"},
+                                  "answer_type": {"type": "string", "enum": ["email", "phone", "text"]}},
+                 ("text", "field"), "Ask anything; the answer is stored in a custom field (custom:<name>)."),
+        _variant("add_tag", {"tag": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _SOME_TEXT}},
+                 ("tag",), "Tag the contact (lower case)."),
+        _variant("add_to_segment", {"segment_id": _ID}, ("segment_id",), "Place the contact in a segment."),
+        _variant("wait", {"seconds": {"type": "integer", "minimum": 1, "maximum": MAX_WAIT_SECONDS}}, ("seconds",),
+                 "Wait (1 second to 30 days) before the next step."),
+        _variant("call_integration", {"integration_id": _ID}, ("integration_id",),
+                 "Push the contact to an outgoing integration."),
+    ],
+}
+STEPS_SCHEMA = {"type": "array", "minItems": 1, "maxItems": 50, "items": STEP_SCHEMA}
+
+
+def _readable(error: jsonschema.exceptions.ValidationError) -> str:
+    if error.path and error.path[-1] == "field" and error.validator in ("enum", "pattern"):
+        return "Store the answer in email, phone or custom:<name> (letters, digits and _)."
+    if error.validator == "oneOf":
+        return "Give an object with a type and its fields."
+    if error.validator == "minItems":
+        return f"Give at least {error.validator_value}."
+    if error.validator == "maxItems":
+        return f"Give at most {error.validator_value}."
+    if error.validator == "pattern":
+        if "\\w" in error.validator_value:
+            return "A keyword needs at least one letter or digit."
+        if error.validator_value.startswith("^custom:"):
+            return "Store the answer in email, phone or custom:<name> (letters, digits and _)."
+        return "Enter some text (not only spaces)."
+    if error.validator == "enum" and len(error.validator_value) == 1:
+        return f"Must be {error.validator_value[0]!r} here."
+    return error.message
+
+
+def _schema_errors(value: object, schema: dict, field: str) -> None:
+    """A 400 naming the first place the value breaks the schema, in words. A step or trigger of a
+    known type is checked against that type's own shape, so the message is about its fields."""
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(value))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    base = list(error.absolute_path)
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        kind = error.instance.get("type")
+        variants = [v for v in error.validator_value if kind in v["properties"]["type"]["enum"]]
+        if not variants:
+            where = ".".join([field, *(str(p) for p in [*base, "type"])])
+            kinds = sorted({v["properties"]["type"]["enum"][0] for v in error.validator_value})
+            message = f"Choose a type among {', '.join(kinds)}."
+            raise ApplicationError(f"{where}: {message}", code="invalid", fields={where: [message]})
+        tried = [list(jsonschema.Draft7Validator(v).iter_errors(error.instance)) for v in variants]
+        closest = min(tried, key=len)
+        error = jsonschema.exceptions.best_match(closest)
+        base += list(error.absolute_path)
+    where = ".".join([field, *(str(p) for p in base)])
+    message = _readable(error)
+    raise ApplicationError(f"{where}: {message}", code="invalid", fields={where: [message]})
+
+
+_INTEGER_KEYS = ("seconds", "segment_id", "integration_id")
+
+
+def _integers(item: dict) -> dict:
+    """JSON Schema counts 60.0 as an integer: so does the server (the engine takes ints)."""
+    return {key: int(value) if key in _INTEGER_KEYS and isinstance(value, float) else value
+            for key, value in item.items()}
+
+
+@extend_schema_field(TRIGGER_SCHEMA)
+class TriggerField(serializers.Field):
+    def to_internal_value(self, data):
+        _schema_errors(data, TRIGGER_SCHEMA, "trigger")
+        return _integers(data)
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(STEPS_SCHEMA)
+class StepsField(serializers.Field):
+    def to_internal_value(self, data):
+        _schema_errors(data, STEPS_SCHEMA, "steps")
+        return [_integers(step) for step in data]
+
+    def to_representation(self, value):
+        return value
+
+
+class ScenarioWriteSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120)
+    enabled = StrictBooleanField(default=True, help_text="On (default): it starts engaging contacts at once.")
+    trigger = TriggerField()
+    steps = StepsField()
+
+
+class ScenarioUpdateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120, required=False)
+    enabled = StrictBooleanField(required=False)
+    trigger = TriggerField(required=False)
+    steps = StepsField(required=False)
+
+
+def _scenario_references(view: WorkspaceView, steps: list[dict] | None, trigger: dict | None = None) -> None:
+    """Segment and integration ids the trigger and steps name, in this workspace: 404 when one is
+    missing (the body is well formed, the thing it names is not here)."""
+    if trigger and trigger.get("segment_id") is not None and selectors.segment_get(
+            workspace=view.workspace, segment_id=trigger["segment_id"]) is None:
+        raise ApplicationError("No such segment in this workspace.", code="not_found", status=404,
+                               fields={"trigger.segment_id": ["No such segment in this workspace."]})
+    for index, step in enumerate(steps or []):
+        if step["type"] == "add_to_segment" and selectors.segment_get(
+                workspace=view.workspace, segment_id=step["segment_id"]) is None:
+            raise ApplicationError("No such segment in this workspace.", code="not_found", status=404,
+                                   fields={f"steps.{index}.segment_id": ["No such segment in this workspace."]})
+        if step["type"] == "call_integration" and selectors.integration_get(
+                workspace=view.workspace, integration_id=step["integration_id"]) is None:
+            raise ApplicationError("No such integration in this workspace.", code="not_found", status=404,
+                                   fields={f"steps.{index}.integration_id": ["No such integration in this workspace."]})
+
+
+def _trigger_parts(trigger: dict | None) -> tuple[str | None, dict | None]:
+    if trigger is None:
+        return None, None
+    config = {key: value for key, value in trigger.items() if key != "type"}
+    return trigger["type"], config
+
+
 class ScenarioListView(WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
+
     @extend_schema(operation_id="scenarios_list", responses={200: ScenarioListSerializer}, tags=["scenarios"])
     def get(self, request, workspace_id):
         """Scenarios by name, with their run counters."""
         return Response({"results": ScenarioSerializer(selectors.scenario_list(workspace=self.workspace),
                                                        many=True).data})
+
+    @extend_schema(operation_id="scenarios_create", request=ScenarioWriteSerializer,
+                   responses={201: ScenarioSerializer}, tags=["scenarios"])
+    def post(self, request, workspace_id):
+        """Create a scenario: a trigger and its steps (owners and admins). On by default: from then on,
+        each run that engages a new contact this month uses one activation, through the gate."""
+        serializer = ScenarioWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        _scenario_references(self, data["steps"], data["trigger"])
+        trigger_type, config = _trigger_parts(data["trigger"])
+        scenario = services.scenario_create(workspace=self.workspace, name=data["name"], trigger_type=trigger_type,
+                                            trigger_config=config, steps=data["steps"], enabled=data["enabled"])
+        scenario = selectors.scenario_get(workspace=self.workspace, scenario_id=scenario.pk)
+        return Response(ScenarioSerializer(scenario).data, status=status.HTTP_201_CREATED)
 
 
 class _ScenarioMixin:
@@ -370,9 +664,26 @@ class _ScenarioMixin:
 
 
 class ScenarioDetailView(_ScenarioMixin, WorkspaceView):
+    required_roles = {"PATCH": Membership.Role.ADMIN}
+
     @extend_schema(operation_id="scenarios_retrieve", responses={200: ScenarioSerializer}, tags=["scenarios"])
     def get(self, request, workspace_id, scenario_id):
         """One scenario: trigger, steps and run counters."""
+        return Response(ScenarioSerializer(self.get_scenario(scenario_id)).data)
+
+    @extend_schema(operation_id="scenarios_partial_update", request=ScenarioUpdateSerializer,
+                   responses={200: ScenarioSerializer}, tags=["scenarios"])
+    def patch(self, request, workspace_id, scenario_id):
+        """Edit a scenario: name, trigger, steps, on or off (owners and admins). Runs already under way
+        go on from the step they are at."""
+        scenario = self.get_scenario(scenario_id)
+        serializer = ScenarioUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        _scenario_references(self, data.get("steps"), data.get("trigger"))
+        trigger_type, config = _trigger_parts(data.get("trigger"))
+        services.scenario_update(scenario=scenario, name=data.get("name"), trigger_type=trigger_type,
+                                 trigger_config=config, steps=data.get("steps"), enabled=data.get("enabled"))
         return Response(ScenarioSerializer(self.get_scenario(scenario_id)).data)
 
 
@@ -398,6 +709,94 @@ class ScenarioDisableView(_ScenarioMixin, WorkspaceView):
         scenario = self.get_scenario(scenario_id)
         services.scenario_set_enabled(scenario=scenario, enabled=False)
         return Response(ScenarioSerializer(self.get_scenario(scenario_id)).data)
+
+
+# --- Integrations ---------------------------------------------------------------------------------
+
+
+class IntegrationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    url = serializers.CharField(help_text="Where contacts are pushed (POST, JSON).")
+    enabled = serializers.BooleanField()
+    secret = serializers.CharField(allow_null=True, help_text="Signs each push (X-Inro-Signature: sha256=<HMAC of "
+                                                              "the body>). Shown to owners and admins only.")
+    created_at = serializers.DateTimeField()
+
+
+class IntegrationListSerializer(serializers.Serializer):
+    results = IntegrationSerializer(many=True)
+
+
+_URL_HELP = ("An http:// or https:// URL whose host resolves only to public internet addresses (the server "
+             "never calls private, loopback or link-local ones); a 400 says why one is refused.")
+
+
+class IntegrationWriteSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120)
+    url = StrictCharField(max_length=500, help_text=_URL_HELP)
+
+
+class IntegrationUpdateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120, required=False)
+    url = StrictCharField(max_length=500, required=False, help_text=_URL_HELP)
+    enabled = StrictBooleanField(required=False, help_text="Off: steps that call it do nothing.")
+    new_secret = StrictBooleanField(required=False, help_text="true: replace the secret (the receiver must "
+                                                                    "then check signatures with the new one).")
+
+
+def _integration_data(view: WorkspaceView, integration: Integration) -> dict:
+    return {"id": integration.pk, "name": integration.name, "url": integration.url, "enabled": integration.enabled,
+            "secret": integration.secret if view.membership.can_manage else None,
+            "created_at": integration.created_at}
+
+
+class IntegrationListView(WorkspaceView):
+    required_roles = {"POST": Membership.Role.ADMIN}
+
+    @extend_schema(operation_id="integrations_list", responses={200: IntegrationListSerializer},
+                   tags=["integrations"])
+    def get(self, request, workspace_id):
+        """Outgoing integrations by name."""
+        return Response({"results": [_integration_data(self, i)
+                                     for i in selectors.integration_list(workspace=self.workspace)]})
+
+    @extend_schema(operation_id="integrations_create", request=IntegrationWriteSerializer,
+                   responses={201: IntegrationSerializer}, tags=["integrations"])
+    def post(self, request, workspace_id):
+        """Add an outgoing integration (owners and admins); its secret is made here. Each contact it pushes
+        for the first time this month uses one activation, through the gate."""
+        serializer = IntegrationWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        integration = services.integration_create(workspace=self.workspace, **serializer.validated_data)
+        return Response(IntegrationSerializer(_integration_data(self, integration)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class IntegrationDetailView(WorkspaceView):
+    required_roles = {"PATCH": Membership.Role.ADMIN}
+
+    def get_integration(self, integration_id: int) -> Integration:
+        integration = selectors.integration_get(workspace=self.workspace, integration_id=integration_id)
+        if integration is None:
+            raise NotFound("No such integration in this workspace.")
+        return integration
+
+    @extend_schema(operation_id="integrations_retrieve", responses={200: IntegrationSerializer},
+                   tags=["integrations"])
+    def get(self, request, workspace_id, integration_id):
+        """One outgoing integration."""
+        return Response(IntegrationSerializer(_integration_data(self, self.get_integration(integration_id))).data)
+
+    @extend_schema(operation_id="integrations_partial_update", request=IntegrationUpdateSerializer,
+                   responses={200: IntegrationSerializer}, tags=["integrations"])
+    def patch(self, request, workspace_id, integration_id):
+        """Rename it, point it elsewhere (checked like a new one), turn it on or off, or replace its secret."""
+        integration = self.get_integration(integration_id)
+        serializer = IntegrationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        integration = services.integration_update(integration=integration, **serializer.validated_data)
+        return Response(IntegrationSerializer(_integration_data(self, integration)).data)
 
 
 # --- Paused actions -------------------------------------------------------------------------------

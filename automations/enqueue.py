@@ -13,6 +13,8 @@ ENRICHMENT_JOB_RUN = "automations.tasks.enrichment_job_run"
 INTEGRATION_DELIVER = "automations.tasks.integration_deliver"
 USAGE_ALERT_SEND = "automations.tasks.usage_alert_send"
 USAGE_ALERTS_RETRY = "automations.tasks.usage_alerts_retry"
+SEGMENT_RUN = "automations.tasks.segment_run"
+SEGMENTS_RUN_DUE = "automations.tasks.segments_run_due"
 
 
 def paused_actions_resume(workspace_id: int) -> None:
@@ -45,3 +47,7 @@ def integration_deliver(delivery_id: int) -> None:
 
 def usage_alert_send(alert_id: int) -> None:
     registered_task(USAGE_ALERT_SEND).delay(alert_id)
+
+
+def segment_run(segment_id: int) -> None:
+    registered_task(SEGMENT_RUN).delay(segment_id)

@@ -23,18 +23,36 @@ class Segment(models.Model):
     """Rules over contact fields, evaluated in SQL; members are placed by segmentation runs or steps."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="segments")
+    class RunEvery(models.TextChoices):
+        NEVER = "never", "Only when run by hand"
+        HOUR = "hour", "Every hour"
+        DAY = "day", "Every day"
+        WEEK = "week", "Every week"
+
     name = models.CharField(max_length=120)
     rules = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Segmentation runs on a schedule: the beat starts the run once next_run_at has passed.
+    run_every = models.CharField(max_length=5, choices=RunEvery.choices, default=RunEvery.NEVER)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_added = models.PositiveIntegerField(default=0)
+    last_run_limited = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="automations_segment_name_once"),
         ]
+        indexes = [models.Index(fields=["next_run_at"], condition=Q(next_run_at__isnull=False),
+                                name="segment_run_due")]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def ref(self) -> str:
+        return f"segment:{self.pk}"
 
 
 class SegmentMembership(models.Model):
@@ -190,6 +208,7 @@ class Scenario(models.Model):
         AD_REFERRAL = "ad_referral", "Ad referral"
         NEW_CONTACT = "new_contact", "New contact"
         WEBHOOK = "webhook", "Inbound webhook"
+        NEXT_MESSAGE = "next_message", "Next message from a segment's contact"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="scenarios")
     name = models.CharField(max_length=120)
@@ -354,6 +373,9 @@ class EnrichmentJob(models.Model):
         DONE = "done", "Done"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="enrichment_jobs")
+    # The segment whose contacts it enriches, when started on one (the contacts are fixed at the start).
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="enrichment_jobs")
     contact_ids = models.JSONField(default=list)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
     enriched_count = models.PositiveIntegerField(default=0)

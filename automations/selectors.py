@@ -10,6 +10,8 @@ from automations.models import (
     Campaign,
     CampaignBatch,
     CampaignRecipient,
+    EnrichmentJob,
+    Integration,
     PausedAction,
     Scenario,
     ScenarioRun,
@@ -24,7 +26,8 @@ from contacts.models import Contact
 
 def campaign_list(*, workspace: Workspace) -> QuerySet[Campaign]:
     """Campaigns newest first; counters are columns kept exact by the fan-out."""
-    return Campaign.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+    return (Campaign.objects.filter(workspace=workspace).select_related("segment", "folder")
+            .order_by("-created_at", "-id"))
 
 
 def campaign_get(*, workspace: Workspace, campaign_id: int) -> Campaign | None:
@@ -138,3 +141,15 @@ def segment_get(*, workspace: Workspace, segment_id: int) -> Segment | None:
 def scenario_get(*, workspace: Workspace, scenario_id: int) -> Scenario | None:
     """One scenario with the run counters of `scenario_list`."""
     return scenario_list(workspace=workspace).filter(pk=scenario_id).first()
+
+
+def enrichment_job_list(*, workspace: Workspace) -> QuerySet[EnrichmentJob]:
+    return EnrichmentJob.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+
+
+def integration_list(*, workspace: Workspace) -> QuerySet[Integration]:
+    return Integration.objects.filter(workspace=workspace).order_by("name", "id")
+
+
+def integration_get(*, workspace: Workspace, integration_id: int) -> Integration | None:
+    return Integration.objects.filter(workspace=workspace, pk=integration_id).first()

@@ -7,8 +7,8 @@ from django.db import InterfaceError, OperationalError
 
 from accounts.models import Workspace
 from automations import enqueue, services
-from automations.models import EnrichmentJob
-from automations.services import alerts, integrations, scenarios
+from automations.models import EnrichmentJob, Segment
+from automations.services import alerts, integrations, scenarios, segments
 from automations.services.campaign_fanout import CampaignBusy, campaigns_resume_stalled
 from automations.services.resume import paused_actions_resume_due
 
@@ -111,3 +111,19 @@ def usage_alert_send(alert_id: int) -> bool:
 def usage_alerts_retry() -> int:
     """Periodic: send again the alert emails that failed (sent_at still empty)."""
     return sum(alerts.usage_alert_send(alert_id=alert_id) for alert_id in alerts.usage_alerts_unsent_ids())
+
+
+@shared_task(name=enqueue.SEGMENT_RUN)
+def segment_run(segment_id: int) -> list[int]:
+    """One segmentation run: place the contacts the rules select, through the gate."""
+    segment = Segment.objects.select_related("workspace").filter(
+        pk=segment_id, workspace__deleted_at__isnull=True).first()
+    if segment is None:
+        return [0, 0]
+    return list(segments.segment_run(segment=segment))
+
+
+@shared_task(name=enqueue.SEGMENTS_RUN_DUE)
+def segments_run_due() -> list[int]:
+    """Every minute: start the segmentation runs whose schedule has come."""
+    return segments.segments_run_due()

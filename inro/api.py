@@ -80,11 +80,25 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+# Conditions between the fields of a request body that a serializer cannot state (e.g. "segment" is
+# required when "audience" is "segment"), as JSON Schema keywords, by component name; the app that owns
+# the serializer registers them (request_body_conditions) and the hook below puts them in the schema.
+REQUEST_BODY_CONDITIONS: dict[str, list[dict]] = {}
+
+
+def request_body_conditions(component: str, *conditions: dict) -> None:
+    REQUEST_BODY_CONDITIONS.setdefault(component, [])
+    REQUEST_BODY_CONDITIONS[component].extend(c for c in conditions if c not in REQUEST_BODY_CONDITIONS[component])
+
+
 def schema_closed_request_bodies(result, generator, request, public):
-    """drf-spectacular postprocessing hook: request bodies admit no properties besides theirs."""
+    """drf-spectacular postprocessing hook: request bodies admit no properties besides theirs, and
+    state the conditions between their fields that were registered."""
     for name, component in result.get("components", {}).get("schemas", {}).items():
         if name.endswith("Request") and component.get("type") == "object":
             component.setdefault("additionalProperties", False)
+            if REQUEST_BODY_CONDITIONS.get(name):
+                component["allOf"] = [*component.get("allOf", []), *REQUEST_BODY_CONDITIONS[name]]
     return result
 
 
@@ -119,6 +133,16 @@ class StrictIntegerField(serializers.IntegerField):
                 isinstance(data, float) and not data.is_integer()):
             self.fail("invalid")
         return super().to_internal_value(int(data))
+
+
+class StrictBooleanField(serializers.BooleanField):
+    # JSON true and false only: DRF's BooleanField also takes 0, 1, "yes", "on"...
+    default_error_messages = {"invalid": "Give true or false (a JSON boolean)."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
 
 
 # --- Errors ---------------------------------------------------------------------------------------

@@ -14,14 +14,15 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace
 from automations import enqueue
-from automations.models import Campaign, PausedAction, Segment
+from automations.models import Campaign, CampaignRecipient, PausedAction, Scenario, Segment
 from automations.services.paused import paused_actions_cancel
-from automations.services.segments import segment_contacts
+from automations.services.scenarios import scenario_create
+from automations.services.segments import segment_contacts, segment_create
 from billing.activation import usage
 from billing.models import ActivationRecord
 from billing.months import month_of
 from contacts.messaging import DM_WINDOW
-from contacts.models import Contact, Folder, FolderMembership
+from contacts.models import Contact, Folder, FolderMembership, Tag
 from inro.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -237,12 +238,14 @@ def campaign_update(*, campaign: Campaign, **changes) -> Campaign:
         if audience not in Campaign.Audience.values:
             raise ApplicationError("Choose an audience: all contacts, a segment or a folder.", code="invalid",
                                    fields={"audience": [f"One of {', '.join(Campaign.Audience.values)}."]})
-        if audience == Campaign.Audience.SEGMENT and (segment is None or segment.workspace_id != locked.workspace_id):
-            raise ApplicationError("Choose a segment of this workspace.", code="invalid",
-                                   fields={"segment": ["Required."]})
-        if audience == Campaign.Audience.FOLDER and (folder is None or folder.workspace_id != locked.workspace_id):
-            raise ApplicationError("Choose a folder of this workspace.", code="invalid",
-                                   fields={"folder": ["Required."]})
+        for target, chosen in (("segment", segment), ("folder", folder)):
+            if audience == target and (chosen is None or chosen.workspace_id != locked.workspace_id):
+                # Asked for in this very edit: a 400. Left to the campaign, which has none: a conflict
+                # with its present state (409), e.g. the audience changed to a folder, but no folder given.
+                asked = "audience" in changes and target in changes
+                raise ApplicationError(f"Choose a {target} of this workspace.", code="invalid" if asked else
+                                       f"campaign_has_no_{target}", status=400 if asked else 409,
+                                       fields={target: ["Required."]})
         if values["scheduled_at"] is not None and timezone.is_naive(values["scheduled_at"]):
             raise ApplicationError("The schedule needs a time zone.", code="invalid",
                                    fields={"scheduled_at": ["Give a date and time with its time zone."]})
@@ -260,3 +263,29 @@ def campaign_delete(*, campaign: Campaign) -> None:
     if not deleted:
         raise ApplicationError("Only drafts can be deleted; cancel a launched campaign instead.",
                                code="campaign_not_draft", status=409)
+
+
+# --- After a campaign: a follow-up for the contacts it could not message -----------------------------
+
+
+def campaign_follow_up_create(*, campaign: Campaign) -> Scenario:
+    """A follow-up for the contacts this campaign skipped because their 24-hour window was closed: they
+    get a tag (by hand, free), a segment holds the tagged contacts, and a scenario sends them the
+    campaign's message when they next write (once each, through the gate like any scenario run).
+    Owners and admins; callers check the role."""
+    skipped = list(CampaignRecipient.objects.filter(campaign=campaign, status=CampaignRecipient.Status.SKIPPED_WINDOW)
+                   .values_list("contact_id", flat=True))
+    if not skipped:
+        raise ApplicationError("This campaign skipped nobody: there is no one to follow up.",
+                               code="nothing_to_follow_up", status=409)
+    workspace = campaign.workspace
+    with transaction.atomic():
+        tag, _ = Tag.objects.get_or_create(workspace=workspace, name=f"skipped by campaign {campaign.pk}")
+        tag.contacts.add(*skipped)
+        taken = set(Segment.objects.filter(workspace=workspace).values_list("name", flat=True))
+        base = f"Skipped by {campaign.name}"[:110]
+        name = next(c for c in (base, *(f"{base} ({n})" for n in range(2, 1000))) if c not in taken)
+        segment = segment_create(workspace=workspace, name=name, rules={"tags_any": [tag.name]})
+        return scenario_create(workspace=workspace, name=f"Follow-up: {campaign.name}"[:120],
+                               trigger_type=Scenario.Trigger.NEXT_MESSAGE, trigger_config={"segment_id": segment.pk},
+                               steps=[{"type": "send_message", "text": campaign.text}])

@@ -10,10 +10,11 @@ from django.utils import timezone
 from accounts.models import User, Workspace
 from automations import enqueue
 from automations import enrichment as adapter
-from automations.models import EnrichmentJob, PausedAction
+from automations.models import EnrichmentJob, PausedAction, Segment
 from automations.services.alerts import usage_alerts_check
 from automations.services.engagement import reservation_settle
 from automations.services.paused import PauseItem, paused_actions_create
+from automations.services.segments import segment_contacts
 from billing.activation import activate_many
 from billing.models import AutomationKind
 from contacts.models import Contact
@@ -26,7 +27,7 @@ SETTLE_EVERY = 100
 
 
 def enrichment_job_create(
-    *, workspace: Workspace, contact_ids: list[int], requested_by: User | None = None
+    *, workspace: Workspace, contact_ids: list[int], requested_by: User | None = None, segment: Segment | None = None,
 ) -> EnrichmentJob:
     """Queue enrichment for contacts of the workspace; the job runs in a task after commit."""
     if (not isinstance(contact_ids, list) or not contact_ids or len(contact_ids) > MAX_CONTACTS_PER_JOB
@@ -39,9 +40,21 @@ def enrichment_job_create(
         raise ApplicationError("Some of these contacts do not exist in this workspace.", code="not_found", status=404,
                                fields={"contact_ids": sorted(set(wanted) - found)})
     with transaction.atomic():
-        job = EnrichmentJob.objects.create(workspace=workspace, contact_ids=wanted, requested_by=requested_by)
+        job = EnrichmentJob.objects.create(workspace=workspace, contact_ids=wanted, requested_by=requested_by,
+                                           segment=segment)
         transaction.on_commit(lambda: _queue(job.pk))
     return job
+
+
+def enrichment_job_for_segment(*, segment: Segment, requested_by: User | None = None) -> EnrichmentJob:
+    """Enrich the segment's contacts as it stands now (most recently engaged first, at most
+    MAX_CONTACTS_PER_JOB); each contact goes through the gate as the job runs (kind enrichment)."""
+    ids = list(segment_contacts(segment=segment).order_by(F("last_inbound_at").desc(nulls_last=True), "id")
+               .values_list("id", flat=True)[:MAX_CONTACTS_PER_JOB])
+    if not ids:
+        raise ApplicationError("This segment has no contacts to enrich.", code="segment_empty", status=409)
+    return enrichment_job_create(workspace=segment.workspace, contact_ids=ids, requested_by=requested_by,
+                                 segment=segment)
 
 
 def _queue(job_id: int) -> None:

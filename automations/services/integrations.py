@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -44,6 +45,32 @@ def integration_create(*, workspace: Workspace, name: str, url: str) -> Integrat
         raise ApplicationError("An integration needs a name of 1 to 120 characters.", code="invalid",
                                fields={"name": ["Enter 1 to 120 characters."]})
     return Integration.objects.create(workspace=workspace, name=name, url=_clean_url(url))
+
+
+def integration_update(
+    *, integration: Integration, name: str | None = None, url: str | None = None, enabled: bool | None = None,
+    new_secret: bool = False,
+) -> Integration:
+    """Rename, point elsewhere (checked like a new one), turn on or off, or give it a new secret (the
+    receiver must then check signatures with the new one)."""
+    changes: dict = {}
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise ApplicationError("An integration needs a name of 1 to 120 characters.", code="invalid",
+                                   fields={"name": ["Enter 1 to 120 characters."]})
+        changes["name"] = name
+    if url is not None:
+        changes["url"] = _clean_url(url)
+    if enabled is not None:
+        changes["enabled"] = bool(enabled)
+    if new_secret:
+        changes["secret"] = secrets.token_urlsafe(32)
+    if changes:
+        Integration.objects.filter(pk=integration.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(integration, field, value)
+    return integration
 
 
 def sign(secret: str, body: bytes) -> str:

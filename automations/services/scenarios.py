@@ -1,4 +1,5 @@
-"""Scenarios: a trigger (keyword, comment, story, ad, new contact, outside webhook) and steps.
+"""Scenarios: a trigger (keyword, comment, story, ad, new contact, outside webhook, the next message of
+a segment's contact) and steps.
 
 A run is created once per triggering event (unique on scenario + event id), so a redelivered event
 does nothing. The first step that engages the contact asks the gate (`activate`, kind scenario, the
@@ -33,6 +34,7 @@ from automations.services.alerts import usage_alerts_check
 from automations.services.engagement import outcome_settle, reservation_settle
 from automations.services.integrations import integration_push
 from automations.services.paused import PauseItem, paused_actions_create
+from automations.services.segments import segment_contacts
 from billing.activation import activate
 from billing.models import AutomationKind
 from contacts.hooks import InboundEvent
@@ -111,6 +113,12 @@ def scenario_matches(scenario: Scenario, event: InboundEvent) -> bool:
         return not config.get("ad_id") or config["ad_id"] == event.ad_id
     if trigger == Scenario.Trigger.NEW_CONTACT:
         return event.is_new_contact
+    if trigger == Scenario.Trigger.NEXT_MESSAGE:
+        # The next message of a contact placed in the segment (e.g. those a campaign could not reach):
+        # once per contact (see _trigger_key).
+        segment = Segment.objects.filter(pk=config.get("segment_id"), workspace_id=scenario.workspace_id).first()
+        return event.type in MESSAGE_EVENTS and segment is not None and segment_contacts(
+            segment=segment).filter(pk=event.contact_id).exists()
     return False
 
 
@@ -132,7 +140,7 @@ def _clean_keywords(config: dict) -> dict:
     return {"keywords": [k.strip() for k in keywords], "match": match, "exact": bool(config.get("exact", False))}
 
 
-def scenario_trigger_clean(trigger_type: str, config: object) -> dict:
+def scenario_trigger_clean(trigger_type: str, config: object, *, workspace: Workspace | None = None) -> dict:
     if trigger_type not in Scenario.Trigger.values:
         raise _bad("trigger_type", f"Choose one of {', '.join(Scenario.Trigger.values)}.")
     config = config or {}
@@ -156,6 +164,13 @@ def scenario_trigger_clean(trigger_type: str, config: object) -> dict:
         if not isinstance(ad_id, str) or len(ad_id) > 64:
             raise _bad("trigger_config.ad_id", "Give the ad id (at most 64 characters).")
         return {"ad_id": ad_id.strip()}
+    if trigger_type == Scenario.Trigger.NEXT_MESSAGE:
+        segment_id = config.get("segment_id")
+        if not isinstance(segment_id, int) or isinstance(segment_id, bool) or (
+                workspace is not None and not Segment.objects.filter(pk=segment_id, workspace=workspace).exists()):
+            raise _bad("trigger_config.segment_id", "Choose a segment of this workspace: its contacts' next message "
+                                                    "starts the scenario.")
+        return {"segment_id": segment_id}
     return {}
 
 
@@ -175,7 +190,8 @@ def scenario_steps_clean(workspace: Workspace, steps: object) -> list[dict]:
             item = {"type": kind, "text": text.strip()}
             if kind == "ask_question":
                 target = step.get("field")
-                answer_type = step.get("answer_type", "text")
+                # Stored in email or phone, the answer is of that type unless said otherwise.
+                answer_type = step.get("answer_type", target if target in ("email", "phone") else "text")
                 if answer_type not in ANSWER_TYPES:
                     raise _bad(f"{field}.answer_type", "Choose email, phone or text.")
                 if target not in ("email", "phone") and not (isinstance(target, str) and _CUSTOM_FIELD.match(target)):
@@ -188,7 +204,7 @@ def scenario_steps_clean(workspace: Workspace, steps: object) -> list[dict]:
                 item.update(field=target, answer_type=answer_type, retry_text=retry.strip())
         elif kind == "add_tag":
             tag = step.get("tag")
-            if not isinstance(tag, str) or not tag.strip() or len(tag.strip()) > 64:
+            if not isinstance(tag, str) or not tag.strip() or len(tag) > 64:
                 raise _bad(f"{field}.tag", "Enter a tag of 1 to 64 characters.")
             item = {"type": kind, "tag": tag.strip().lower()}
         elif kind == "add_to_segment":
@@ -223,9 +239,41 @@ def scenario_create(
         raise _bad("name", "Enter a name of 1 to 120 characters.")
     return Scenario.objects.create(
         workspace=workspace, name=name, enabled=bool(enabled), trigger_type=trigger_type,
-        trigger_config=scenario_trigger_clean(trigger_type, trigger_config),
+        trigger_config=scenario_trigger_clean(trigger_type, trigger_config, workspace=workspace),
         steps=scenario_steps_clean(workspace, steps),
     )
+
+
+def scenario_update(
+    *, scenario: Scenario, name: str | None = None, trigger_type: str | None = None, trigger_config: object = None,
+    steps: object = None, enabled: bool | None = None,
+) -> Scenario:
+    """Edit a scenario with the checks of `scenario_create`; what is not given stays as it is.
+
+    A new trigger type takes a new configuration (its own fields); runs already started keep going
+    with the steps they were started with, from the step they are at.
+    """
+    changes: dict = {}
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise _bad("name", "Enter a name of 1 to 120 characters.")
+        changes["name"] = name
+    if trigger_type is not None or trigger_config is not None:
+        kind = trigger_type if trigger_type is not None else scenario.trigger_type
+        config = trigger_config if trigger_config is not None else (
+            scenario.trigger_config if kind == scenario.trigger_type else {})
+        changes["trigger_type"] = kind
+        changes["trigger_config"] = scenario_trigger_clean(kind, config, workspace=scenario.workspace)
+    if steps is not None:
+        changes["steps"] = scenario_steps_clean(scenario.workspace, steps)
+    if enabled is not None:
+        changes["enabled"] = bool(enabled)
+    if changes:
+        Scenario.objects.filter(pk=scenario.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(scenario, field, value)
+    return scenario
 
 
 def scenario_set_enabled(*, scenario: Scenario, enabled: bool) -> Scenario:
@@ -578,6 +626,8 @@ def question_answer(*, contact: Contact, event: InboundEvent) -> bool:
 def _trigger_key(scenario: Scenario, event: InboundEvent) -> str:
     if scenario.trigger_type == Scenario.Trigger.NEW_CONTACT:
         return f"new_contact:{event.contact_id}"  # once per contact, whatever event captured it
+    if scenario.trigger_type == Scenario.Trigger.NEXT_MESSAGE:
+        return f"next_message:{event.contact_id}"  # the next message only, not every one after it
     return event.meta_id or f"{event.type}:{event.contact_id}:{event.occurred_at.isoformat()}"
 
 

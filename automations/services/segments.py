@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Workspace
+from automations import enqueue
 from automations.models import Campaign, PausedAction, Segment, SegmentMembership
 from automations.services.alerts import usage_alerts_check
 from automations.services.engagement import reservation_settle
@@ -221,7 +222,56 @@ def segment_run(*, segment: Segment) -> tuple[int, int]:
                 )
                 limited += len(result.refused)
     usage_alerts_check(workspace=workspace)
+    Segment.objects.filter(pk=segment.pk).update(last_run_at=timezone.now(), last_run_added=added,
+                                                 last_run_limited=limited)
     return added, limited
+
+
+# --- Running segments: by hand and on a schedule ---------------------------------------------------
+
+RUN_INTERVALS = {
+    Segment.RunEvery.HOUR: datetime.timedelta(hours=1),
+    Segment.RunEvery.DAY: datetime.timedelta(days=1),
+    Segment.RunEvery.WEEK: datetime.timedelta(weeks=1),
+}
+
+
+def _queue_run(segment_id: int) -> None:
+    enqueue.segment_run(segment_id)
+
+
+def segment_run_request(*, segment: Segment) -> Segment:
+    """Start a segmentation run now, in a task after commit (owners and admins; callers check the role)."""
+    transaction.on_commit(lambda: _queue_run(segment.pk))
+    return segment
+
+
+def segment_schedule_set(*, segment: Segment, run_every: str, now: datetime.datetime | None = None) -> Segment:
+    """How often the segment runs by itself ("never", "hour", "day", "week"); the first scheduled run is
+    one interval from now."""
+    if run_every not in Segment.RunEvery.values:
+        raise ApplicationError("Choose how often the segment runs: never, every hour, day or week.", code="invalid",
+                               fields={"run_every": [f"One of {', '.join(Segment.RunEvery.values)}."]})
+    now = now or timezone.now()
+    segment.run_every = run_every
+    segment.next_run_at = now + RUN_INTERVALS[run_every] if run_every in RUN_INTERVALS else None
+    Segment.objects.filter(pk=segment.pk).update(run_every=segment.run_every, next_run_at=segment.next_run_at)
+    return segment
+
+
+def segments_run_due(*, now: datetime.datetime | None = None) -> list[int]:
+    """Run the segments whose time has come (beat, every minute). The conditional update that moves
+    next_run_at on is the claim, so a second beat run, or a second worker, starts nothing twice."""
+    now = now or timezone.now()
+    started = []
+    due = Segment.objects.filter(next_run_at__lte=now, workspace__deleted_at__isnull=True).exclude(
+        run_every=Segment.RunEvery.NEVER)
+    for segment_id, every, next_run_at in list(due.values_list("pk", "run_every", "next_run_at")[:200]):
+        following = max(next_run_at + RUN_INTERVALS[every], now + datetime.timedelta(minutes=1))
+        if Segment.objects.filter(pk=segment_id, next_run_at=next_run_at).update(next_run_at=following):
+            started.append(segment_id)
+            transaction.on_commit(lambda segment_id=segment_id: _queue_run(segment_id))
+    return started
 
 
 def segment_member_resume(*, action: PausedAction, now: datetime.datetime) -> str:

@@ -10,6 +10,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.services import api_token_create
+from automations.models import Integration
 from automations.services import campaign_create, scenario_create, segment_create
 from billing.fakestripe import sign_payload
 from tests.api.conftest import openapi_schema
@@ -60,11 +61,13 @@ def world():
     campaign = campaign_create(workspace=workspace, name="C", text="Hi")
     scenario = scenario_create(workspace=workspace, name="P", trigger_type="dm_keyword",
                                trigger_config={"keywords": ["x"]}, steps=[{"type": "send_message", "text": "x"}])
+    integration = Integration.objects.create(workspace=workspace, name="I", url="http://127.0.0.1:9/hook")
     token, key = api_token_create(user=owner, name="walk")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     values = {"workspace_id": workspace.pk, "contact_id": contact.pk, "folder_id": folder.pk,
-              "segment_id": segment.pk, "campaign_id": campaign.pk, "scenario_id": scenario.pk, "device_id": token.pk}
+              "segment_id": segment.pk, "campaign_id": campaign.pk, "scenario_id": scenario.pk, "device_id": token.pk,
+              "integration_id": integration.pk}
     return client, values
 
 

@@ -3,7 +3,8 @@ this test until the matrix names it) for every role. Below the operation's role:
 changes; at or above it: never a 403. docs/roles.md holds the same table, checked row for row.
 
 Members read everything and act by hand (manual DMs, folders, tags and fields); admins also run and
-edit automations (segments, campaigns, scenarios); owners also manage billing (and members).
+edit automations (segments and their runs, enrichment jobs, campaigns, scenarios, integrations);
+owners also manage billing (and members).
 """
 
 import json
@@ -16,7 +17,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from accounts.services import api_token_create
-from automations.models import Campaign, Scenario, Segment
+from automations.models import Campaign, EnrichmentJob, Integration, Scenario, Segment, SegmentMembership
 from automations.services import campaign_create, scenario_create, segment_create
 from billing.models import CheckoutSession
 from contacts.models import Contact, Folder, FolderMembership, Message
@@ -60,6 +61,9 @@ MATRIX = {
     ("GET", WS + "segments/{segment_id}/"): "member",
     ("PATCH", WS + "segments/{segment_id}/"): "admin",
     ("DELETE", WS + "segments/{segment_id}/"): "admin",
+    ("POST", WS + "segments/{segment_id}/run/"): "admin",
+    ("POST", WS + "segments/{segment_id}/enrichment-jobs/"): "admin",
+    ("GET", WS + "enrichment-jobs/"): "member",
     ("GET", WS + "campaigns/"): "member",
     ("POST", WS + "campaigns/"): "admin",
     ("GET", WS + "campaigns/{campaign_id}/"): "member",
@@ -69,9 +73,15 @@ MATRIX = {
     ("POST", WS + "campaigns/{campaign_id}/launch/"): "admin",
     ("POST", WS + "campaigns/{campaign_id}/cancel/"): "admin",
     ("GET", WS + "scenarios/"): "member",
+    ("POST", WS + "scenarios/"): "admin",
     ("GET", WS + "scenarios/{scenario_id}/"): "member",
+    ("PATCH", WS + "scenarios/{scenario_id}/"): "admin",
     ("POST", WS + "scenarios/{scenario_id}/enable/"): "admin",
     ("POST", WS + "scenarios/{scenario_id}/disable/"): "admin",
+    ("GET", WS + "integrations/"): "member",
+    ("POST", WS + "integrations/"): "admin",
+    ("GET", WS + "integrations/{integration_id}/"): "member",
+    ("PATCH", WS + "integrations/{integration_id}/"): "admin",
     ("GET", WS + "instagram/"): "member",
     ("POST", WS + "instagram/connect/"): "admin",
     ("POST", WS + "instagram/disconnect/"): "admin",
@@ -88,7 +98,12 @@ BODIES = {
     "POST folders/{folder_id}/contacts/": {"contact_ids": ["{contact_id}"]},
     "DELETE folders/{folder_id}/contacts/": {"contact_ids": ["{contact_id}"]},
     "POST segments/": {"name": "New segment", "rules": {"sources": ["dm"]}},
-    "PATCH segments/{segment_id}/": {"name": "Renamed segment"},
+    "PATCH segments/{segment_id}/": {"name": "Renamed segment", "run_every": "day"},
+    "POST scenarios/": {"name": "Welcome", "trigger": {"type": "new_contact"},
+                        "steps": [{"type": "send_message", "text": "Welcome!"}]},
+    "PATCH scenarios/{scenario_id}/": {"name": "Prices", "enabled": False},
+    "POST integrations/": {"name": "CRM", "url": "http://127.0.0.1:9/hook"},
+    "PATCH integrations/{integration_id}/": {"enabled": False, "new_secret": True},
     "POST campaigns/": {"name": "New campaign", "text": "Hi"},
     "PATCH campaigns/{campaign_id}/": {"text": "Changed"},
     "POST billing/checkout/": {"plan": "pro", "addon_packs": 1},
@@ -138,6 +153,8 @@ class World:
         self.scenario = scenario_create(workspace=self.workspace, name="Price", trigger_type="dm_keyword",
                                         trigger_config={"keywords": ["price"]},
                                         steps=[{"type": "send_message", "text": "Our prices"}])
+        self.integration = Integration.objects.create(workspace=self.workspace, name="CRM",
+                                                      url="http://127.0.0.1:9/hook")
         self.users = {role: MembershipFactory(workspace=self.workspace, role=role).user for role in ROLES}
 
     def snapshot(self):
@@ -145,9 +162,11 @@ class World:
             list(Folder.objects.values_list("pk", "name").order_by("pk")),
             FolderMembership.objects.count(), Message.objects.count(),
             list(Contact.objects.values_list("pk", "name").order_by("pk")),
-            list(Segment.objects.values_list("pk", "name", "rules").order_by("pk")),
+            list(Segment.objects.values_list("pk", "name", "rules", "run_every").order_by("pk")),
+            SegmentMembership.objects.count(), EnrichmentJob.objects.count(),
+            list(Integration.objects.values_list("pk", "name", "url", "enabled", "secret").order_by("pk")),
             list(Campaign.objects.values_list("pk", "text", "status").order_by("pk")),
-            list(Scenario.objects.values_list("pk", "enabled").order_by("pk")),
+            list(Scenario.objects.values_list("pk", "name", "enabled", "trigger_type", "steps").order_by("pk")),
             CheckoutSession.objects.count(), ApiToken.objects.count(),
         )
 
@@ -157,6 +176,7 @@ class World:
         client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         values = {"workspace_id": self.workspace.pk, "contact_id": self.contact.pk, "folder_id": self.folder.pk,
                   "segment_id": self.segment.pk, "campaign_id": self.campaign.pk, "scenario_id": self.scenario.pk,
+                  "integration_id": self.integration.pk,
                   "device_id": token.pk}
         path = template.format(**values)
         body = BODIES.get(f"{method} {template.removeprefix(WS)}")

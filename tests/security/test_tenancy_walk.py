@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import api_token_create
-from automations.models import Campaign, Scenario, Segment
+from automations.models import Campaign, Integration, Scenario, Segment
 from billing.models import CheckoutSession
 from contacts.models import Contact, Folder, FolderMembership, Message, Tag
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
@@ -105,12 +105,15 @@ def world():
     segment = Segment.objects.create(workspace=victim, name="Victimsecret Segment")
     campaign = Campaign.objects.create(workspace=victim, name="Victimsecret Campaign", text="victimsecret text")
     scenario = Scenario.objects.create(workspace=victim, name="Victimsecret Scenario", trigger_type="webhook")
+    integration = Integration.objects.create(workspace=victim, name="Victimsecret Integration",
+                                             url="http://127.0.0.1:9/victimsecret")
     outsider_ws = WorkspaceFactory(name="Outsider Brand", slug="outsider-brand")
     outsider = MembershipFactory(workspace=outsider_ws).user
     ContactFactory(workspace=outsider_ws, name="Own Contact")
     params = {
         "workspace_id": victim.pk, "contact_id": contact.pk, "folder_id": folder.pk, "tag_id": tag.pk,
         "segment_id": segment.pk, "campaign_id": campaign.pk, "scenario_id": scenario.pk,
+        "integration_id": integration.pk,
         "object_id": contact.pk, "content_type_id": 1, "code": "nosuchcode", "uidb64": "MQ", "token": "set-password",
         "app_label": "contacts", "url": "nothing-here/", "id": owner.pk,
         "path": "customers", "session_id": "cs_1", "portal_id": "bps_1",  # the demo Stripe stand-in

@@ -38,8 +38,10 @@ def test_campaigns_list_shows_the_counters(owner_client, workspace):
     page = owner_client.get(url("campaigns", workspace)).content.decode()
 
     assert "Black Friday" in page
-    for figure in ('<td class="num">1,200</td>', '<td class="num">1,000</td>', '<span class="badge warning">150</span>',
-                   '<td class="num">40</td>', '<span class="badge limit">10</span>'):
+    limited = url("campaign_recipients", workspace, campaign_id=campaign.pk)
+    for figure in ('data-label="Recipients">1,200</td>', 'data-label="Sent">1,000</td>',
+                   f'<a class="badge warning" href="{limited}?status=limited">150</a>',
+                   f'<a href="{limited}?status=skipped_window">40</a>', '<span class="badge limit">10</span>'):
         assert figure in page
 
 
@@ -58,19 +60,25 @@ def test_the_launch_preview_splits_the_audience_before_anything_goes_out(owner_c
     page = response.content.decode()
     assert '<span data-testid="preview-activate">2</span>' in page
     assert "3 contacts would wait" in page
-    assert "Launch to 105 contacts" in page
+    assert "Review and launch: 100 reached now, 3 paused, 2 outside the window" in page
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
 
 
-def test_owners_launch_after_the_preview(owner_client, owner, workspace):
+def test_owners_launch_after_the_preview_and_a_confirmation(owner_client, owner, workspace):
     campaign = campaign_create(workspace=workspace, name="Restock", text="It's back!")
+    launch = url("campaign_launch", workspace, campaign_id=campaign.pk)
 
-    response = owner_client.post(url("campaign_launch", workspace, campaign_id=campaign.pk))
+    confirm = owner_client.get(launch)
+    unconfirmed = owner_client.post(launch)  # one click is not enough: the confirmation page again
+    assert Campaign.objects.get(pk=campaign.pk).status == "draft"
+    response = owner_client.post(launch, {"confirm": "yes"})
 
+    assert 'data-testid="launch-confirm"' in confirm.content.decode()
+    assert 'data-testid="launch-confirm"' in unconfirmed.content.decode()
     assert response.status_code == 302
     campaign.refresh_from_db()
     assert (campaign.status, campaign.launched_by) == ("sending", owner)
-    again = owner_client.post(url("campaign_launch", workspace, campaign_id=campaign.pk), follow=True)
+    again = owner_client.post(launch, {"confirm": "yes"}, follow=True)
     assert "This campaign is sending: it cannot be launched." in again.content.decode()
 
 
@@ -78,14 +86,15 @@ def test_members_see_the_preview_but_cannot_launch(member_client, workspace):
     campaign = campaign_create(workspace=workspace, name="Restock", text="It's back!")
 
     page = member_client.get(url("campaign", workspace, campaign_id=campaign.pk)).content.decode()
-    response = member_client.post(url("campaign_launch", workspace, campaign_id=campaign.pk))
+    response = member_client.post(url("campaign_launch", workspace, campaign_id=campaign.pk), {"confirm": "yes"})
 
-    assert "Only owners and admins can launch campaigns." in page and "Launch to" not in page
+    assert "Only owners and admins can launch campaigns." in page and "Review and launch" not in page
     assert response.status_code == 403
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
 
 
-@pytest.mark.parametrize("name", ["campaigns", "scenarios"])
+@pytest.mark.parametrize("name", ["campaigns", "scenarios", "segments", "integrations", "campaign_new",
+                                  "scenario_new", "segment_new"])
 def test_outsiders_get_404(outsider_client, workspace, name):
     assert outsider_client.get(url(name, workspace)).status_code == 404
 
@@ -93,7 +102,8 @@ def test_outsiders_get_404(outsider_client, workspace, name):
 def test_outsiders_cannot_see_or_launch_a_campaign(outsider_client, workspace):
     campaign = campaign_create(workspace=workspace, name="Restock", text="It's back!")
     assert outsider_client.get(url("campaign", workspace, campaign_id=campaign.pk)).status_code == 404
-    assert outsider_client.post(url("campaign_launch", workspace, campaign_id=campaign.pk)).status_code == 404
+    assert outsider_client.post(url("campaign_launch", workspace, campaign_id=campaign.pk),
+                                {"confirm": "yes"}).status_code == 404
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
 
 
@@ -112,7 +122,7 @@ def test_scenarios_list_shows_run_counters(owner_client, workspace):
             row.runs_failed) == (8, 3, 1, 1, 1, 2)
     page = response.content.decode()
     assert "Price keyword" in page and "DM keyword" in page
-    assert '<td class="num">8</td>' in page and '<span class="badge limit">2</span>' in page
+    assert 'data-label="Runs">8</td>' in page and '<span class="badge limit">2</span>' in page
 
 
 def test_paused_actions_are_listed_oldest_first_with_what_resumes_them(owner_client, workspace):

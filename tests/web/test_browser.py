@@ -293,7 +293,9 @@ def test_campaign_preview_then_launch(page, live_server, brand):
     assert page.get_by_test_id("preview-audience").inner_text() == "160"
     assert page.get_by_test_id("preview-activate").inner_text() == "40"  # the headroom: 100 - 60
     shot(page, "campaign-preview")
-    preview.get_by_role("button", name="Launch to 160 contacts").click()
+    preview.get_by_role("link", name="Review and launch: 100 reached now, 60 paused, 0 outside the window").click()
+    assert Campaign.objects.get(pk=draft.pk).status == "draft"  # a confirmation first
+    page.get_by_role("button", name="Confirm: message 100 now").click()
     assert page.get_by_text("“Serum restock” is going out now.").is_visible()
     assert Campaign.objects.get(pk=draft.pk).launched_by == owner
 
