@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import User, Workspace
-from contacts import windows
+from contacts import pacing, windows
 from contacts.instagram_connection import DISCONNECTED_REASON, connection_mark_broken
 from contacts.models import Contact, Message
 from inro.errors import ApplicationError
@@ -48,6 +48,15 @@ class OutboxBackend:
 
     def deliver(self, message: Message) -> str:
         return f"outbox.{message.pk}"
+
+
+def private_reply_wait(*, workspace: Workspace) -> float:
+    """Take one of the hour's private replies of the workspace's Instagram account (META_PRIVATE_REPLY_RATE):
+    0.0 when taken, else the seconds until one frees (the reply waits its turn, and its 7-day window is
+    checked when it is sent). A backend that does not reach Meta (the outbox) is never paced."""
+    if not getattr(backend(), "paced", False) or not workspace.instagram_account_id:
+        return 0.0
+    return pacing.private_reply_slot(workspace.instagram_account_id)
 
 
 def backend():

@@ -223,6 +223,21 @@ META_WEBHOOK_PREPARED_STATEMENTS = env.bool("META_WEBHOOK_PREPARED_STATEMENTS", 
 META_GRAPH_MAX_ATTEMPTS = env.int("META_GRAPH_MAX_ATTEMPTS", default=4)
 META_GRAPH_RETRY_BASE_SECONDS = env.float("META_GRAPH_RETRY_BASE_SECONDS", default=1.0)
 META_GRAPH_TIMEOUT_SECONDS = env.float("META_GRAPH_TIMEOUT_SECONDS", default=10.0)
+# Pacing per Instagram account, shared by every worker (contacts/pacing.py): text messages a second
+# (Meta allows 300), the share of it kept for conversational sends (scenario and inbox replies; campaigns
+# get the rest), private replies an hour (Meta's limit), and the back-off of a throttled account when Meta
+# sends no Retry-After. The windows live in Redis: META_PACING_URL, else the broker when it is Redis,
+# else in the process (offline `make run`).
+META_SEND_RATE = env.int("META_SEND_RATE", default=250)
+META_CONVERSATION_RATE_SHARE = env.float("META_CONVERSATION_RATE_SHARE", default=0.1)
+META_PRIVATE_REPLY_RATE = env.int("META_PRIVATE_REPLY_RATE", default=750)
+META_PACING_URL = env("META_PACING_URL", default="")
+META_THROTTLE_BACKOFF_SECONDS = env.float("META_THROTTLE_BACKOFF_SECONDS", default=60.0)
+META_THROTTLE_BACKOFF_MAX_SECONDS = env.float("META_THROTTLE_BACKOFF_MAX_SECONDS", default=3600.0)
+META_THROTTLE_MAX_RETRIES = env.int("META_THROTTLE_MAX_RETRIES", default=10)
+# Calls to Meta in flight at once per worker process during a campaign's fan-out (threads sharing one
+# HTTP connection pool); 1: one at a time.
+META_SEND_CONCURRENCY = env.int("META_SEND_CONCURRENCY", default=32)
 # Members' replies 24 hours to 7 days after the person's last message go out with Meta's HUMAN_AGENT tag
 # (Meta grants the Human Agent feature per app). Off: those replies are refused like later ones.
 META_HUMAN_AGENT_TAG = env.bool("META_HUMAN_AGENT_TAG", default=True)

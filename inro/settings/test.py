@@ -10,6 +10,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Pacing windows in the test process unless a test (or a worker it starts) points them at Redis.
+META_PACING_URL = env("META_PACING_URL", default="memory://")
 STRIPE_SECRET_KEY = "sk_test_suite"  # noqa: S105
 STRIPE_WEBHOOK_SECRET = "whsec_test_suite"  # noqa: S105
 META_APP_SECRET = "meta_app_secret_test"  # noqa: S105
