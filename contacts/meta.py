@@ -139,6 +139,17 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def _pooled_session() -> requests.Session:
+    """A session whose connection pool keeps as many connections to Meta open as the fan-out has calls
+    in flight (META_SEND_CONCURRENCY): each call reuses a kept-alive connection."""
+    session = requests.Session()
+    size = max(10, int(getattr(settings, "META_SEND_CONCURRENCY", 10)))
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class GraphClient:
     def __init__(
         self,
@@ -156,7 +167,7 @@ class GraphClient:
         self.timeout = timeout or settings.META_GRAPH_TIMEOUT_SECONDS
         # Looked up at call time so tests can stand in for the clock without waiting.
         self.sleep = sleep or (lambda seconds: time.sleep(seconds))
-        self.session = session or requests.Session()
+        self.session = session or _pooled_session()
 
     # --- sends -----------------------------------------------------------------------------------
 
@@ -370,9 +381,15 @@ class GraphBackend:
     def __init__(self, client: GraphClient | None = None, **client_options) -> None:
         self.client = client or GraphClient(**client_options)
 
-    def deliver(self, message: Message) -> str:
-        credentials = connection_credentials(workspace_id=message.workspace_id)
-        if credentials is None:
+    def workspace_context(self, *, workspace_id: int):
+        """What a send of this workspace needs from the database, read once for a run of sends."""
+        return connection_credentials(workspace_id=workspace_id) or _NOT_CONNECTED
+
+    def deliver(self, message: Message, *, context=None) -> str:
+        """Send one message; `context` (from `workspace_context`): no database read here, so any thread
+        may call it."""
+        credentials = context if context is not None else connection_credentials(workspace_id=message.workspace_id)
+        if credentials is None or credentials is _NOT_CONNECTED:
             raise DeliveryError("This workspace has no Instagram account connected: nothing was sent.")
         if credentials.broken:
             raise SendTokenRejected("Instagram disconnected: reconnect the account to send.")
@@ -387,6 +404,9 @@ class GraphBackend:
             tag=message.tag, before_attempt=lambda: pacing.send_slot(account_id, lane=lane),
             on_throttle=lambda retry_after: pacing.account_back_off(account_id, retry_after),
         )
+
+
+_NOT_CONNECTED = object()
 
 
 def message_lane(message: Message) -> str:

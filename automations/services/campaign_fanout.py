@@ -19,9 +19,11 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -35,13 +37,23 @@ from accounts.models import Workspace
 from automations.models import Campaign, CampaignBatch, CampaignRecipient, PausedAction
 from automations.services.alerts import usage_alerts_check
 from automations.services.campaigns import _queue_send, _window_cutoff, campaign_audience
-from automations.services.engagement import outcome_settle, reservation_settle
+from automations.services.engagement import reservation_settle
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import AutomationKind
 from contacts.instagram import connection_verify
 from contacts.instagram_connection import DISCONNECTED_REASON, sending_blocked
-from contacts.messaging import DISCONNECTED, backend_sends_in_bulk, send_message, send_messages_bulk
+from contacts.messaging import (
+    DISCONNECTED,
+    Delivery,
+    MessageSender,
+    Prepared,
+    backend_sends_in_bulk,
+    deliveries_record,
+    messages_prepare,
+    send_message,
+    send_messages_bulk,
+)
 from contacts.models import Contact, Message
 from inro.sql import pg_array
 
@@ -466,7 +478,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     outcomes += [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in limited]
     if allowed and not backend_sends_in_bulk():
         _write_outcomes(campaign, workspace, limited, outcomes, now, reason=reason)
-        _send_one_by_one(campaign, workspace, batch_id, allowed, renew, held=held, month=month)
+        _send_concurrently(campaign, workspace, batch_id, allowed, renew, held=held, month=month)
         return
 
     def write(before_counters: Callable[[], None] | None = None) -> None:
@@ -525,46 +537,162 @@ def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pen
         _counters_move(campaign.pk, written, before_counters=before_counters)
 
 
-def _send_one_by_one(campaign: Campaign, workspace: Workspace, batch_id: int, allowed: list[_Pending],
-                     renew: Callable[[], bool], *, held: set[int] = frozenset(),
-                     month: datetime.date | None = None) -> None:
-    """A backend that talks to the network (Graph API): one message at a time, never inside a
-    transaction; each recipient's row is written right after its send, with its reservation confirmed
-    (sent) or released (refused for good, window closed) in the same transaction; the batch is marked
-    done last. Cancelled meanwhile, or stopped by an error, the batch releases what it still holds."""
-    contacts = Contact.objects.in_bulk([r.contact_id for r in allowed])
+_send_pool_lock = threading.Lock()
+_send_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _send_pool() -> ThreadPoolExecutor:
+    """This process's pool of threads calling Meta (META_SEND_CONCURRENCY of them), made on first use
+    (so after a prefork worker has forked) and kept for every campaign the process sends."""
+    size = max(1, int(settings.META_SEND_CONCURRENCY))
+    with _send_pool_lock:
+        pool = _send_pools.get(size)
+        if pool is None:
+            pool = _send_pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="meta-send")
+        return pool
+
+
+_UNKNOWN_OUTCOME = ("Outcome unknown: the worker sending it stopped before Meta's answer was recorded;"
+                    " not sent again, so that nobody gets it twice.")
+# Outcomes are written at least this often while sends are in flight (and whenever this many are in).
+_FLUSH_EVERY_SECONDS = 0.5
+_FLUSH_EVERY_SENDS = 200
+
+
+def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, allowed: list[_Pending],
+                       renew: Callable[[], bool], *, held: set[int] = frozenset(),
+                       month: datetime.date | None = None) -> None:
+    """A backend that talks to the network (Graph API): up to META_SEND_CONCURRENCY calls to Meta in
+    flight at once (a pool of threads per worker process, each call paced by its account's rate), the
+    database work batched around them on this thread and never held open across a call:
+
+    1. a chunk of messages is stored as queued under their keys in one INSERT (`messages_prepare`),
+       just before its sends start: a key used before is not sent again (a still-queued one, whose
+       earlier attempt died with its send in flight, ends failed: Meta may or may not have it, and
+       Meta has no idempotency key, so sending again could message the contact twice);
+    2. the threads call Meta (no database);
+    3. every half second (or 200 answers) one transaction writes the messages' outcomes, the recipient
+       rows, the counters and the reservations confirmed (sent) or released (refused);
+    4. the batch is marked done last.
+
+    Cancelled meanwhile, or stopped by an error, the batch stops submitting, waits for the calls in
+    flight, writes their outcomes, and releases what it still holds. A rejected token (error 190)
+    stops the batch: the rest waits for the reconnect as paused actions."""
+    Status = CampaignRecipient.Status
+    contacts = Contact.objects.only("id", "igsid", "workspace_id").in_bulk([r.contact_id for r in allowed])
     unsettled = {r.contact_id for r in allowed if r.contact_id in held}
+    sender = MessageSender(workspace=workspace)
+    pool = _send_pool()
+    width = max(1, int(settings.META_SEND_CONCURRENCY))
+    todo = iter(allowed)
+    ready: list[tuple[_Pending, Prepared]] = []
+    in_flight: dict[Future, tuple[_Pending, Prepared]] = {}
+    answered: list[tuple[_Pending, Prepared, Delivery | None]] = []
+    last_flush = time.monotonic()
+    sent_since_renew = 0
+    stop: str | None = None  # why no more sends start: "cancelled", "disconnected"
+    exhausted = False
+
+    def flush() -> None:
+        nonlocal answered, last_flush
+        done, answered = answered, []
+        last_flush = time.monotonic()
+        if not done:
+            return
+        now = timezone.now()
+        outcomes = []
+        for recipient, prepared, delivery in done:
+            status = delivery.status if delivery is not None else _final_status(prepared.status)
+            if status != DISCONNECTED:
+                outcomes.append(_Outcome(recipient.contact_id, recipient.rank, _final_status(status),
+                                         prepared.message_id))
+        with transaction.atomic():
+            deliveries_record(workspace=workspace, deliveries=[d for _, _, d in done if d is not None], now=now)
+            written = _outcomes_write(campaign.pk, outcomes, now)
+            _counters_move(campaign.pk, written)
+            engaged = [o.contact_id for o in outcomes if o.contact_id in unsettled and o.status == Status.SENT]
+            refused = [o.contact_id for o in outcomes if o.contact_id in unsettled and o.status != Status.SENT]
+            for contact_ids, is_engaged in ((engaged, True), (refused, False)):
+                if contact_ids:
+                    reservation_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
+                                       ref=campaign.ref, engaged=contact_ids if is_engaged else [],
+                                       not_engaged=[] if is_engaged else contact_ids,
+                                       reason=Status.SENT if is_engaged else "not_sent")
+        unsettled.difference_update(o.contact_id for o in outcomes)
+
     try:
-        for position, recipient in enumerate(allowed):
-            if position and position % FANOUT_RENEW_EVERY == 0:
-                if not renew():
-                    raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
-                if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
-                    return  # cancelled before these sends: the finally releases them
-            sent = send_message(
-                workspace=workspace, contact=contacts[recipient.contact_id], text=campaign.text,
-                origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
-                automation_ref=campaign.ref,
-            )
-            if sent.status == DISCONNECTED:
-                # Meta rejected the workspace's token: this recipient and the rest of the batch wait for
-                # the reconnect as paused actions; their reservations are released by the finally (nothing
-                # engaged them), and the resume asks the gate again.
-                rest = allowed[position:]
-                _write_outcomes(campaign, workspace, rest,
-                                [_Outcome(r.contact_id, r.rank, CampaignRecipient.Status.LIMITED) for r in rest],
-                                timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
-                return
-            status = _final_status(sent.status)
-            with transaction.atomic():
-                written = _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank, status,
-                                                                 sent.message.pk)], timezone.now())
-                _counters_move(campaign.pk, written)
-                if recipient.contact_id in held:
-                    outcome_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
-                                   ref=campaign.ref, contact_id=recipient.contact_id, outcome=status)
-            unsettled.discard(recipient.contact_id)
+        while True:
+            # Keep the pool full: store the next chunk's messages just before their sends start.
+            if stop is None and not ready and not exhausted and len(in_flight) < width:
+                if sent_since_renew >= FANOUT_RENEW_EVERY:
+                    sent_since_renew = 0
+                    if not renew():
+                        raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
+                    if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
+                        stop = "cancelled"
+                if stop is None:
+                    chunk = list(itertools.islice(todo, width))
+                    exhausted = len(chunk) < width
+                    prepared = messages_prepare(
+                        workspace=workspace, text=campaign.text, automation_ref=campaign.ref,
+                        items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in chunk],
+                    )
+                    for recipient, item in zip(chunk, prepared, strict=True):
+                        if item.duplicate and item.status == Message.Status.QUEUED:
+                            # Its earlier attempt died with the send in flight or about to start: the
+                            # outcome is unknown and it is not sent again (see above).
+                            answered.append((recipient, item, Delivery(item.message_id, Status.FAILED.value,
+                                                                       error=_UNKNOWN_OUTCOME)))
+                        elif item.duplicate:
+                            answered.append((recipient, item, None))  # its earlier attempt's outcome
+                        else:
+                            ready.append((recipient, item))
+            while stop is None and ready and len(in_flight) < width:
+                recipient, item = ready.pop(0)
+                future = pool.submit(sender.deliver, message_id=item.message_id,
+                                     contact=contacts[recipient.contact_id], text=campaign.text,
+                                     automation_ref=campaign.ref)
+                in_flight[future] = (recipient, item)
+                sent_since_renew += 1
+            if not in_flight and (stop is not None or (exhausted and not ready)):
+                break
+            finished, _ = wait(list(in_flight), timeout=_FLUSH_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                recipient, item = in_flight.pop(future)
+                delivery = future.result()
+                answered.append((recipient, item, delivery))
+                if delivery.status == DISCONNECTED:
+                    stop = "disconnected"
+            if len(answered) >= _FLUSH_EVERY_SENDS or time.monotonic() - last_flush >= _FLUSH_EVERY_SECONDS:
+                flush()
+        flush()
+        if stop == "cancelled":
+            return  # the finally releases the reservations of the contacts not reached
+        if stop == "disconnected":
+            # Meta rejected the workspace's token: the recipients not answered wait for the reconnect as
+            # paused actions (their queued messages, if stored, are sent under their keys then); their
+            # reservations are released by the finally, and the resume asks the gate again.
+            answered_ids = set(CampaignRecipient.objects.filter(
+                campaign_id=campaign.pk, contact_id__in=[r.contact_id for r in allowed]).values_list(
+                "contact_id", flat=True))
+            rest = [r for r in allowed if r.contact_id not in answered_ids]
+            _write_outcomes(campaign, workspace, rest, [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in rest],
+                            timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
+            return
         _outcomes_write(campaign.pk, [], timezone.now(), batch_id=batch_id)
+    except BaseException:
+        # The sends already handed to Meta finish; their outcomes are written if the database lets us.
+        for future in list(in_flight):
+            recipient, item = in_flight.pop(future)
+            try:
+                answered.append((recipient, item, future.result()))
+            except Exception:  # noqa: S112 - its message stays queued: it ends failed on the retry
+                continue
+        try:
+            flush()
+        except Exception:
+            logger.warning("campaign %s: outcomes of %s sends left to the retry", campaign.pk, len(answered))
+        raise
     finally:
         if unsettled:
             try:
