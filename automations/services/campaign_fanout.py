@@ -703,16 +703,34 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
                 logger.warning("campaign %s: %s reservations left to the settle job", campaign.pk, len(unsettled))
 
 
-def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
-    """The fan-out (the task's body). Safe to run again after a crash at any point."""
-    batch_size = batch_size or CAMPAIGN_BATCH_SIZE
+def campaign_send(*, campaign_id: int, batch_size: int | None = None, turn_seconds: float | None = None) -> Campaign:
+    """The fan-out (the task's body). Safe to run again after a crash at any point.
+
+    `turn_seconds`: this call's turn; once it is over and batches are left, it returns with the campaign
+    still "sending" and the caller queues it again behind the other work (`campaign_turn_seconds`)."""
+    batch_size = batch_size or (CAMPAIGN_BATCH_SIZE if backend_sends_in_bulk()
+                                else max(1, int(settings.CAMPAIGN_NETWORK_BATCH_SIZE)))
     with _fanout_lease(campaign_id) as renew:
         if renew is None:
             raise CampaignBusy(f"Campaign {campaign_id} is being sent by another worker.")
-        return _campaign_send_leased(campaign_id, batch_size, renew)
+        return _campaign_send_leased(campaign_id, batch_size, renew, turn_seconds=turn_seconds)
 
 
-def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[], bool]) -> Campaign:
+def campaign_turn_seconds(*, campaign_id: int) -> float | None:
+    """How long a fan-out task sends before it lets others have the workers: CAMPAIGN_TURN_SECONDS
+    shared by the campaigns its workspace (one Instagram account) is sending, so broadcasts take turns
+    by account, not by campaign. None: no turns (the outbox backend, or 0)."""
+    base = float(settings.CAMPAIGN_TURN_SECONDS)
+    if base <= 0 or backend_sends_in_bulk():
+        return None
+    workspace_id = Campaign.objects.filter(pk=campaign_id).values_list("workspace_id", flat=True).first()
+    sending = Campaign.objects.filter(workspace_id=workspace_id, status=Campaign.Status.SENDING).count()
+    return base / max(1, sending)
+
+
+def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[], bool], *,
+                          turn_seconds: float | None = None) -> Campaign:
+    turn_ends = time.monotonic() + turn_seconds if turn_seconds else None
     campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
     if campaign.status != Campaign.Status.SENDING:
         return campaign
@@ -728,6 +746,10 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
             batch = _next_batch(campaign_id, after=number)
             if batch is None:
                 break
+            if turn_ends is not None and number >= 0 and time.monotonic() >= turn_ends:
+                # This turn is over: the campaign stays "sending", its caller queues it again.
+                campaign.refresh_from_db()
+                return campaign
             if not renew():
                 raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
             batch_id, number = batch

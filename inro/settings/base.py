@@ -330,6 +330,20 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # A campaign fan-out's lease (automations.services.campaign_fanout): after a worker dies, another takes the
 # campaign over once it runs out. 0 (the default): as long as CAMPAIGN_STALL_SECONDS, 5 minutes unless set.
 CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default=0)
+# Over the Graph API, a campaign's audience is frozen in batches of this many contacts, and a fan-out task
+# sends for CAMPAIGN_TURN_SECONDS (shared by its workspace's sending campaigns) before it goes to the back
+# of the queue: broadcasts of many workspaces take turns by account. 0: a task sends its campaign whole.
+CAMPAIGN_NETWORK_BATCH_SIZE = env.int("CAMPAIGN_NETWORK_BATCH_SIZE", default=500)
+CAMPAIGN_TURN_SECONDS = env.float("CAMPAIGN_TURN_SECONDS", default=10.0)
+# Conversational work (webhook intake, scenario runs) has a queue of its own, with workers of its own
+# (Procfile `conversation`), so no broadcast delays a reply. Empty: everything on the default queue.
+CELERY_CONVERSATION_QUEUE = env("CELERY_CONVERSATION_QUEUE", default="conversation")
+CONVERSATION_TASKS = (
+    "contacts.tasks.process_instagram_delivery", "contacts.tasks.drain_instagram_deliveries",
+    "automations.tasks.scenario_run_execute", "automations.tasks.scenario_run_continue",
+)
+CELERY_TASK_ROUTES = ({name: {"queue": CELERY_CONVERSATION_QUEUE} for name in CONVERSATION_TASKS}
+                      if CELERY_CONVERSATION_QUEUE else {})
 # On PostgreSQL with the outbox backend, the fan-out writes its batches on two more connections while
 # it gates the next one, committing them in order (automations.services.campaign_fanout._BatchWriter).
 # False: one connection, in turn.

@@ -209,6 +209,7 @@ def test_task_killed_mid_batch_and_retried_sends_nobody_twice(
 ):
     settings.INSTAGRAM_SEND_BACKEND = "tests.automations.test_campaigns.OneByOneOutbox"
     settings.META_SEND_CONCURRENCY = concurrency
+    settings.CAMPAIGN_NETWORK_BATCH_SIZE = 50
     workspace = free_workspace
     contacts = ContactFactory.create_batch(130, workspace=workspace)
     campaign = campaign_create(workspace=workspace, name="Crashy", text="Hello")
