@@ -27,7 +27,7 @@ import time
 from functools import cache
 
 from django.conf import settings
-from limits import RateLimitItemPerHour, RateLimitItemPerSecond
+from limits import RateLimitItemPerSecond
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -155,7 +155,8 @@ def private_reply_slot(account_id: str) -> float:
     backoff = backoff_remaining(account_id)
     if backoff > 0:
         return backoff
-    item = RateLimitItemPerHour(max(1, int(settings.META_PRIVATE_REPLY_RATE)), namespace="private-reply")
+    window = max(1, int(getattr(settings, "META_PRIVATE_REPLY_WINDOW_SECONDS", 3600)))
+    item = RateLimitItemPerSecond(max(1, int(settings.META_PRIVATE_REPLY_RATE)), window, namespace="private-reply")
     if limiter.hit(item, account_id):
         return 0.0
     reset_time, _ = limiter.get_window_stats(item, account_id)
