@@ -554,6 +554,7 @@ def _send_pool() -> ThreadPoolExecutor:
 
 _UNKNOWN_OUTCOME = ("Outcome unknown: the worker sending it stopped before Meta's answer was recorded;"
                     " not sent again, so that nobody gets it twice.")
+_CANCELLED = "The campaign was cancelled before this message was sent."
 # Outcomes are written at least this often while sends are in flight (and whenever this many are in).
 _FLUSH_EVERY_SECONDS = 0.5
 _FLUSH_EVERY_SENDS = 200
@@ -667,7 +668,11 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
                 flush()
         flush()
         if stop == "cancelled":
-            return  # the finally releases the reservations of the contacts not reached
+            # Messages stored but never handed to Meta end failed, not left queued; their contacts, like
+            # the others not reached, get no recipient row, and the finally releases their reservations.
+            deliveries_record(workspace=workspace, deliveries=[
+                Delivery(item.message_id, Status.FAILED.value, error=_CANCELLED) for _, item in ready])
+            return
         if stop == "disconnected":
             # Meta rejected the workspace's token: the recipients not answered wait for the reconnect as
             # paused actions (their queued messages, if stored, are sent under their keys then); their
