@@ -309,7 +309,7 @@ def start_worker(name: str, queue: str, *pool: str) -> subprocess.Popen:
         [str(Path(sys.executable).parent / "celery"), "-A", "inro", "worker", *pool, "-Q", queue,
          "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
          "-n", f"load-{name}-{os.getpid()}@localhost"],
-        cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, env={**ENV, "LOG_LEVEL": "INFO"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while b" ready." not in log_path.read_bytes():
