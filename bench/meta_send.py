@@ -46,6 +46,7 @@ SECRET_KEY = "bench-meta-secret-key-" + "x" * 40
 DELAY = float(os.environ.get("BENCH_META_DELAY", "0.15"))
 SEND_RATE = integer("BENCH_META_SEND_RATE", 250)
 PRIVATE_RATE, PRIVATE_WINDOW = 20, 10
+RUN = f"{int(time.time()) % 10**7:07d}"
 PHASES = [p.strip() for p in os.environ.get("BENCH_META_PHASES", "idle,single,many,private").split(",") if p.strip()]
 
 
@@ -122,7 +123,7 @@ def account(workspace, number: int) -> str:
     from contacts.models import InstagramConnection
     from contacts.tokens import token_encrypt
 
-    account_id = f"1784150{number:010d}"
+    account_id = f"17841{RUN}{number:05d}"  # unique per run: the bench database may keep earlier runs
     Workspace.objects.filter(pk=workspace.pk).update(instagram_account_id=account_id)
     workspace.instagram_account_id = account_id
     now = datetime.datetime.now(tz=datetime.UTC)
@@ -255,7 +256,7 @@ def main() -> None:
     comments_n = integer("BENCH_META_COMMENTS", 50)
     rows: list[Row] = []
     flush()
-    tag = str(int(time.time()) % 100000)
+    tag = RUN[-5:]
     with tempfile.TemporaryDirectory() as tmp:
         processes = Processes(env, Path(tmp))
         try:

@@ -98,10 +98,12 @@ class SendApiStandIn:
             status = 429 if throttled == 429 else 400
             code = 4 if status == 429 else throttled
             answer = {"error": {"message": "Application request limit reached", "code": code}}
-        else:
-            status, answer = 200, {"recipient_id": to, "message_id": f"mid.{account_id}.{len(self.calls) + 1}"}
         with self._lock:
-            self.calls.append(Call(arrived, account_id, authorization.removeprefix("Bearer "), to, text, status))
+            self.calls.append(Call(arrived, account_id, authorization.removeprefix("Bearer "), to, text,
+                                   200 if throttled is None else status))
+            number = len(self.calls)  # unique: taken under the lock
+        if throttled is None:
+            status, answer = 200, {"recipient_id": to, "message_id": f"mid.{account_id}.{number}"}
         return status, answer
 
     def throttle(self, account_id: str, times: int = 1, *, code: int = 4) -> None:
