@@ -65,6 +65,18 @@ def flush() -> None:
         redis.Redis.from_url(url).flushdb()  # the bench's own database numbers
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children so far (utime + stime, from /proc)."""
+    total = 0.0
+    for task in [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]:
+        try:
+            fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -266,7 +278,7 @@ def main() -> None:
                                          "--threads", "4", "--worker-class", "gthread", "--timeout", "60"],
                             b"Booting worker")
             processes.worker("conversation", CONVERSATION_QUEUE, "-P", "prefork", "-c", "2")
-            processes.worker("broadcast-1", QUEUE, "-P", "threads", "-c", "4")
+            broadcast_1 = processes.worker("broadcast-1", QUEUE, "-P", "threads", "-c", "4")
             time.sleep(2)  # gunicorn's workers import the app
             # The replying brand: account 0 of the many, with a keyword scenario.
             brands = [new_workspace(f"meta{n}", quota=1000 + per_account + 10_000) for n in range(accounts_n)]
@@ -289,8 +301,11 @@ def main() -> None:
                 single_account = account(brand, 900)
                 seed(brand.pk, single_n, f"s{brand.pk}-")
                 load_before = load()
+                cpu_before, here_before = cpu_seconds(broadcast_1.pid), time.process_time()
                 campaign = launch(brand, "single")
                 wait_done([campaign.pk], timeout=single_n / 50 + 120)
+                worker_cpu = cpu_seconds(broadcast_1.pid) - cpu_before
+                here_cpu = time.process_time() - here_before
                 calls = meta.accepted(single_account)
                 span = max(c.at for c in calls) - min(c.at for c in calls)
                 single_rate = len(calls) / span
@@ -298,7 +313,10 @@ def main() -> None:
                 worst_calendar = max(meta.per_second(single_account).values())
                 print(f"  single: {len(calls):,} DMs in {span:.1f} s = {single_rate:,.0f}/s; most in any 1 s window"
                       f" {worst}, in any calendar second {worst_calendar}; in flight at most {meta.max_in_flight};"
-                      f" load {load_before} -> {load()}", flush=True)
+                      f" load {load_before} -> {load()}; CPU per DM: worker {worker_cpu / len(calls) * 1000:.2f} ms,"
+                      f" stand-in and bench {here_cpu / len(calls) * 1000:.2f} ms", flush=True)
+                per_second = meta.per_second(single_account)
+                print(f"  per second: {list(per_second.values())}", flush=True)
                 ok = len(calls) == single_n and single_rate >= 0.8 * SEND_RATE and worst <= SEND_RATE
                 rows.append(Row(
                     scenario=f"one account, one worker: a {single_n:,}-contact campaign to the Send API stand-in"

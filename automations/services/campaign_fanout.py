@@ -444,7 +444,8 @@ def _overlap_batches() -> bool:
 
 
 def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: list[_Pending],
-                renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None) -> None:
+                renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None,
+                turn_ends: float | None = None) -> None:
     now = timezone.now()
     cutoff = _micros(_window_cutoff(now))
     Status = CampaignRecipient.Status
@@ -466,6 +467,11 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     reason = DISCONNECTED_REASON if blocked else ""
     if blocked:
         refused = {r.contact_id for r in reachable}
+    elif reachable and not backend_sends_in_bulk():
+        # Over the network the gate is asked chunk by chunk while earlier sends are in flight.
+        _write_outcomes(campaign, workspace, [], outcomes, now)
+        _send_concurrently(campaign, workspace, batch_id, reachable, renew, turn_ends=turn_ends)
+        return
     elif reachable:
         # Reservations (rule 13): each is confirmed when its message is sent, released when it is not.
         result = activate_many(
@@ -476,10 +482,6 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     limited = [r for r in reachable if r.contact_id in refused]
     allowed = [r for r in reachable if r.contact_id not in refused]
     outcomes += [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in limited]
-    if allowed and not backend_sends_in_bulk():
-        _write_outcomes(campaign, workspace, limited, outcomes, now, reason=reason)
-        _send_concurrently(campaign, workspace, batch_id, allowed, renew, held=held, month=month)
-        return
 
     def write(before_counters: Callable[[], None] | None = None) -> None:
         # One transaction for the whole batch: the messages, the recipient rows, the paused actions,
@@ -560,39 +562,53 @@ _FLUSH_EVERY_SECONDS = 0.5
 _FLUSH_EVERY_SENDS = 200
 
 
-def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, allowed: list[_Pending],
-                       renew: Callable[[], bool], *, held: set[int] = frozenset(),
-                       month: datetime.date | None = None) -> None:
+def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, reachable: list[_Pending],
+                       renew: Callable[[], bool], *, turn_ends: float | None = None) -> None:
     """A backend that talks to the network (Graph API): up to META_SEND_CONCURRENCY calls to Meta in
     flight at once (a pool of threads per worker process, each call paced by its account's rate), the
     database work batched around them on this thread and never held open across a call:
 
-    1. a chunk of messages is stored as queued under their keys in one INSERT (`messages_prepare`),
-       just before its sends start: a key used before is not sent again (a still-queued one, whose
-       earlier attempt died with its send in flight, ends failed: Meta may or may not have it, and
-       Meta has no idempotency key, so sending again could message the contact twice);
-    2. the threads call Meta (no database);
-    3. every half second (or 200 answers) one transaction writes the messages' outcomes, the recipient
+    1. the next chunk of contacts (one pool-width) goes to the gate (`activate_many`, reservations) while
+       the previous chunk's sends are in flight; refused contacts become paused actions at once;
+    2. the allowed ones' messages are stored as queued under their keys in one INSERT
+       (`messages_prepare`), just before their sends start: a key used before is not sent again (a
+       still-queued one, whose earlier attempt died with its send in flight, ends failed: Meta may or
+       may not have it, and Meta has no idempotency key, so sending again could message the contact
+       twice);
+    3. the threads call Meta (no database);
+    4. every half second (or 200 answers) one transaction writes the messages' outcomes, the recipient
        rows, the counters and the reservations confirmed (sent) or released (refused);
-    4. the batch is marked done last.
+    5. the batch is marked done last.
 
-    Cancelled meanwhile, or stopped by an error, the batch stops submitting, waits for the calls in
-    flight, writes their outcomes, and releases what it still holds. A rejected token (error 190)
-    stops the batch: the rest waits for the reconnect as paused actions."""
+    When the turn ends (`turn_ends`) no new chunk is taken: the sends prepared go out, their outcomes are
+    written and the batch is left not done, its other contacts for the next turn. Cancelled meanwhile,
+    or stopped by an error, the batch stops submitting, waits for the calls in flight, writes their
+    outcomes, and releases what it still holds. A rejected token (error 190) stops the batch: the rest
+    waits for the reconnect as paused actions."""
     Status = CampaignRecipient.Status
-    contacts = Contact.objects.only("id", "igsid", "workspace_id").in_bulk([r.contact_id for r in allowed])
-    unsettled = {r.contact_id for r in allowed if r.contact_id in held}
+    contacts = Contact.objects.only("id", "igsid", "workspace_id").in_bulk([r.contact_id for r in reachable])
+    unsettled: dict[int, datetime.date] = {}  # contact id -> month of the reservation it holds
     sender = MessageSender(workspace=workspace)
     pool = _send_pool()
     width = max(1, int(settings.META_SEND_CONCURRENCY))
-    todo = iter(allowed)
+    todo = iter(reachable)
     ready: list[tuple[_Pending, Prepared]] = []
     in_flight: dict[Future, tuple[_Pending, Prepared]] = {}
     answered: list[tuple[_Pending, Prepared, Delivery | None]] = []
     last_flush = time.monotonic()
     sent_since_renew = 0
-    stop: str | None = None  # why no more sends start: "cancelled", "disconnected"
+    stop: str | None = None  # why no more chunks are taken: "cancelled", "disconnected", "turn"
     exhausted = False
+    chunks = 0
+
+    def settle(contact_ids: list[int], *, engaged: bool) -> None:
+        by_month: dict[datetime.date, list[int]] = {}
+        for contact_id in contact_ids:
+            by_month.setdefault(unsettled[contact_id], []).append(contact_id)
+        for month, ids in sorted(by_month.items()):
+            reservation_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
+                               ref=campaign.ref, engaged=ids if engaged else [], not_engaged=[] if engaged else ids,
+                               reason=Status.SENT if engaged else "not_sent")
 
     def flush() -> None:
         nonlocal answered, last_flush
@@ -611,53 +627,73 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
             deliveries_record(workspace=workspace, deliveries=[d for _, _, d in done if d is not None], now=now)
             written = _outcomes_write(campaign.pk, outcomes, now)
             _counters_move(campaign.pk, written)
-            engaged = [o.contact_id for o in outcomes if o.contact_id in unsettled and o.status == Status.SENT]
-            refused = [o.contact_id for o in outcomes if o.contact_id in unsettled and o.status != Status.SENT]
-            for contact_ids, is_engaged in ((engaged, True), (refused, False)):
-                if contact_ids:
-                    reservation_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
-                                       ref=campaign.ref, engaged=contact_ids if is_engaged else [],
-                                       not_engaged=[] if is_engaged else contact_ids,
-                                       reason=Status.SENT if is_engaged else "not_sent")
-        unsettled.difference_update(o.contact_id for o in outcomes)
+            settle([o.contact_id for o in outcomes if o.contact_id in unsettled and o.status == Status.SENT],
+                   engaged=True)
+            settle([o.contact_id for o in outcomes if o.contact_id in unsettled and o.status != Status.SENT],
+                   engaged=False)
+        for o in outcomes:
+            unsettled.pop(o.contact_id, None)
+
+    def next_chunk() -> None:
+        """Gate the next chunk; write its refused contacts as limited; store the allowed ones' messages."""
+        nonlocal exhausted
+        chunk = list(itertools.islice(todo, width))
+        exhausted = len(chunk) < width
+        if not chunk:
+            return
+        # Reservations (rule 13): each is confirmed when its message is sent, released when it is not.
+        result = activate_many(workspace, [r.contact_id for r in chunk], kind=AutomationKind.CAMPAIGN,
+                               ref=campaign.ref, reserve=workspace.activation_reserve, confirm=False)
+        refused, held = set(result.refused), set(result.held)
+        unsettled.update((contact_id, result.month) for contact_id in held)
+        limited = [r for r in chunk if r.contact_id in refused]
+        allowed = [r for r in chunk if r.contact_id not in refused]
+        if limited:
+            _write_outcomes(campaign, workspace, limited, [_Outcome(r.contact_id, r.rank, Status.LIMITED)
+                                                           for r in limited], timezone.now())
+        prepared = messages_prepare(
+            workspace=workspace, text=campaign.text, automation_ref=campaign.ref,
+            items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in allowed],
+        )
+        for recipient, item in zip(allowed, prepared, strict=True):
+            if item.duplicate and item.status == Message.Status.QUEUED:
+                # Its earlier attempt died with the send in flight or about to start: the outcome is
+                # unknown and it is not sent again (see above).
+                answered.append((recipient, item, Delivery(item.message_id, Status.FAILED.value,
+                                                           error=_UNKNOWN_OUTCOME)))
+            elif item.duplicate:
+                answered.append((recipient, item, None))  # its earlier attempt's outcome
+            else:
+                ready.append((recipient, item))
 
     try:
         while True:
-            # Keep the pool full: store the next chunk's messages just before their sends start.
-            if stop is None and not ready and not exhausted and len(in_flight) < width:
+            # Keep the pool full: gate and store the next chunk while the previous one is in flight.
+            if stop is None and not exhausted and len(ready) < width and len(in_flight) < 2 * width:
                 if sent_since_renew >= FANOUT_RENEW_EVERY:
                     sent_since_renew = 0
                     if not renew():
                         raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
                     if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
                         stop = "cancelled"
+                if stop is None and turn_ends is not None and chunks and time.monotonic() >= turn_ends:
+                    stop = "turn"  # (a turn sends at least one chunk)
                 if stop is None:
-                    chunk = list(itertools.islice(todo, width))
-                    exhausted = len(chunk) < width
-                    prepared = messages_prepare(
-                        workspace=workspace, text=campaign.text, automation_ref=campaign.ref,
-                        items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in chunk],
-                    )
-                    for recipient, item in zip(chunk, prepared, strict=True):
-                        if item.duplicate and item.status == Message.Status.QUEUED:
-                            # Its earlier attempt died with the send in flight or about to start: the
-                            # outcome is unknown and it is not sent again (see above).
-                            answered.append((recipient, item, Delivery(item.message_id, Status.FAILED.value,
-                                                                       error=_UNKNOWN_OUTCOME)))
-                        elif item.duplicate:
-                            answered.append((recipient, item, None))  # its earlier attempt's outcome
-                        else:
-                            ready.append((recipient, item))
-            while stop is None and ready and len(in_flight) < width:
+                    next_chunk()
+                    chunks += 1
+            while stop in (None, "turn") and ready and len(in_flight) < width:
                 recipient, item = ready.pop(0)
                 future = pool.submit(sender.deliver, message_id=item.message_id,
                                      contact=contacts[recipient.contact_id], text=campaign.text,
                                      automation_ref=campaign.ref)
                 in_flight[future] = (recipient, item)
                 sent_since_renew += 1
-            if not in_flight and (stop is not None or (exhausted and not ready)):
+            if not in_flight and (stop is not None or (exhausted and not ready)) and (stop != "turn" or not ready):
                 break
-            finished, _ = wait(list(in_flight), timeout=_FLUSH_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+            if in_flight:
+                finished, _ = wait(list(in_flight), timeout=_FLUSH_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+            else:
+                finished = set()
             for future in finished:
                 recipient, item = in_flight.pop(future)
                 delivery = future.result()
@@ -673,14 +709,16 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
             deliveries_record(workspace=workspace, deliveries=[
                 Delivery(item.message_id, Status.FAILED.value, error=_CANCELLED) for _, item in ready])
             return
+        if stop == "turn":
+            return  # the batch's other contacts are sent in the campaign's next turn
         if stop == "disconnected":
             # Meta rejected the workspace's token: the recipients not answered wait for the reconnect as
             # paused actions (their queued messages, if stored, are sent under their keys then); their
             # reservations are released by the finally, and the resume asks the gate again.
             answered_ids = set(CampaignRecipient.objects.filter(
-                campaign_id=campaign.pk, contact_id__in=[r.contact_id for r in allowed]).values_list(
+                campaign_id=campaign.pk, contact_id__in=[r.contact_id for r in reachable]).values_list(
                 "contact_id", flat=True))
-            rest = [r for r in allowed if r.contact_id not in answered_ids]
+            rest = [r for r in reachable if r.contact_id not in answered_ids]
             _write_outcomes(campaign, workspace, rest, [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in rest],
                             timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
             return
@@ -701,8 +739,7 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
     finally:
         if unsettled:
             try:
-                reservation_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
-                                   ref=campaign.ref, not_engaged=sorted(unsettled), reason="not_sent")
+                settle(sorted(unsettled), engaged=False)
             except DatabaseError:
                 # The database went away: the settle job releases them once ACTIVATION_SETTLE_SECONDS pass.
                 logger.warning("campaign %s: %s reservations left to the settle job", campaign.pk, len(unsettled))
@@ -758,7 +795,8 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
             if not renew():
                 raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
             batch_id, number = batch
-            _send_batch(campaign, workspace, batch_id, _batch_pending(campaign_id, batch_id), renew, writer)
+            _send_batch(campaign, workspace, batch_id, _batch_pending(campaign_id, batch_id), renew, writer,
+                        turn_ends=turn_ends)
     except BaseException:
         if writer is not None:
             writer.close(raise_error=False)  # the batch being written commits or rolls back whole

@@ -252,9 +252,9 @@ def test_task_killed_mid_batch_and_retried_sends_nobody_twice(
     sent = sorted(final.values()).count("sent")
     failed = sorted(final.values()).count("failed")
     limited = sorted(final.values()).count("limited")
-    # The crash may leave a few more messages stored but not yet handed over (up to the pool's width):
+    # The crash may leave a few more messages stored but not yet handed over (up to two pool-widths):
     # they end failed too, never sent twice. Failed ones are not charged: the quota's 100 went to others.
-    assert 1 <= failed <= concurrency + 1
+    assert 1 <= failed <= 2 * concurrency + 1
     assert (sent, limited) == (100, 30 - failed)
     assert (campaign.status, campaign.sent_count, campaign.failed_count, campaign.limited_count) == (
         "done", sent, failed, limited)
