@@ -30,7 +30,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -269,8 +268,10 @@ def main() -> None:
     rows: list[Row] = []
     flush()
     tag = RUN[-5:]
-    with tempfile.TemporaryDirectory() as tmp:
-        processes = Processes(env, Path(tmp))
+    logs = ROOT / "var" / "bench_meta_send"  # the processes' logs, kept for a look after the run
+    logs.mkdir(parents=True, exist_ok=True)
+    if True:
+        processes = Processes(env, logs)
         try:
             gunicorn = str(Path(sys.executable).with_name("gunicorn"))
             web = f"http://127.0.0.1:{port + 1}"

@@ -445,7 +445,8 @@ def _overlap_batches() -> bool:
 
 def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: list[_Pending],
                 renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None,
-                turn_ends: float | None = None) -> None:
+                turn_ends: float | None = None) -> bool:
+    """Send one batch; True when its turn ended before the batch was done (network backends)."""
     now = timezone.now()
     cutoff = _micros(_window_cutoff(now))
     Status = CampaignRecipient.Status
@@ -470,8 +471,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     elif reachable and not backend_sends_in_bulk():
         # Over the network the gate is asked chunk by chunk while earlier sends are in flight.
         _write_outcomes(campaign, workspace, [], outcomes, now)
-        _send_concurrently(campaign, workspace, batch_id, reachable, renew, turn_ends=turn_ends)
-        return
+        return _send_concurrently(campaign, workspace, batch_id, reachable, renew, turn_ends=turn_ends)
     elif reachable:
         # Reservations (rule 13): each is confirmed when its message is sent, released when it is not.
         result = activate_many(
@@ -518,6 +518,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
         write()
     else:
         writer.submit(write)
+    return False
 
 
 def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pending], outcomes: list[_Outcome],
@@ -563,7 +564,7 @@ _FLUSH_EVERY_SENDS = 200
 
 
 def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, reachable: list[_Pending],
-                       renew: Callable[[], bool], *, turn_ends: float | None = None) -> None:
+                       renew: Callable[[], bool], *, turn_ends: float | None = None) -> bool:
     """A backend that talks to the network (Graph API): up to META_SEND_CONCURRENCY calls to Meta in
     flight at once (a pool of threads per worker process, each call paced by its account's rate), the
     database work batched around them on this thread and never held open across a call:
@@ -591,7 +592,7 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
     sender = MessageSender(workspace=workspace)
     pool = _send_pool()
     width = max(1, int(settings.META_SEND_CONCURRENCY))
-    todo = iter(reachable)
+    position = 0  # reachable[:position] went to the gate
     ready: list[tuple[_Pending, Prepared]] = []
     in_flight: dict[Future, tuple[_Pending, Prepared]] = {}
     answered: list[tuple[_Pending, Prepared, Delivery | None]] = []
@@ -636,9 +637,10 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
 
     def next_chunk() -> None:
         """Gate the next chunk; write its refused contacts as limited; store the allowed ones' messages."""
-        nonlocal exhausted
-        chunk = list(itertools.islice(todo, width))
-        exhausted = len(chunk) < width
+        nonlocal exhausted, position
+        chunk = reachable[position:position + width]
+        position += len(chunk)
+        exhausted = position >= len(reachable)
         if not chunk:
             return
         # Reservations (rule 13): each is confirmed when its message is sent, released when it is not.
@@ -708,9 +710,9 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
             # the others not reached, get no recipient row, and the finally releases their reservations.
             deliveries_record(workspace=workspace, deliveries=[
                 Delivery(item.message_id, Status.FAILED.value, error=_CANCELLED) for _, item in ready])
-            return
+            return False
         if stop == "turn":
-            return  # the batch's other contacts are sent in the campaign's next turn
+            return True  # the batch's other contacts are sent in the campaign's next turn
         if stop == "disconnected":
             # Meta rejected the workspace's token: the recipients not answered wait for the reconnect as
             # paused actions (their queued messages, if stored, are sent under their keys then); their
@@ -721,8 +723,9 @@ def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, 
             rest = [r for r in reachable if r.contact_id not in answered_ids]
             _write_outcomes(campaign, workspace, rest, [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in rest],
                             timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
-            return
+            return False
         _outcomes_write(campaign.pk, [], timezone.now(), batch_id=batch_id)
+        return False
     except BaseException:
         # The sends already handed to Meta finish; their outcomes are written if the database lets us.
         for future in list(in_flight):
@@ -795,14 +798,21 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
             if not renew():
                 raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
             batch_id, number = batch
-            _send_batch(campaign, workspace, batch_id, _batch_pending(campaign_id, batch_id), renew, writer,
-                        turn_ends=turn_ends)
+            if _send_batch(campaign, workspace, batch_id, _batch_pending(campaign_id, batch_id), renew, writer,
+                           turn_ends=turn_ends):
+                campaign.refresh_from_db()
+                return campaign  # its turn is over mid-batch: the campaign stays "sending"
     except BaseException:
         if writer is not None:
             writer.close(raise_error=False)  # the batch being written commits or rolls back whole
         raise
     if writer is not None:
         writer.close()
+    if (Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists()
+            and CampaignBatch.objects.filter(campaign_id=campaign_id, done_at__isnull=True).exists()):
+        # A batch left not done (its turn ended): never "done" with contacts still to reach.
+        campaign.refresh_from_db()
+        return campaign
     # The batches moved the counters by their own tallies; one exact recount settles them whatever
     # ran before (a crash between a batch and its tally, a paused message resumed meanwhile).
     with transaction.atomic():

@@ -63,6 +63,15 @@ class SendApiStandIn:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self):  # GET /me: the token check the fan-out makes before a batch
+                data = json.dumps({"user_id": "17841400000000000", "username": "stand_in"}).encode()
+                status = 200 if self.path.split("?")[0].endswith("/me") else 404
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args):
                 pass
 
