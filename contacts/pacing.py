@@ -63,6 +63,7 @@ def _redis(url: str):
 
 _local_backoff: dict[str, float] = {}  # memory storage: account -> time.time() the back-off ends
 _locks: dict[tuple[str, str], threading.Lock] = {}
+_next_send: dict[tuple[str, str], float] = {}  # (account, lane) -> time.monotonic() of this process's next send
 _locks_guard = threading.Lock()
 
 
@@ -78,6 +79,10 @@ def send_rate() -> int:
 def broadcast_rate() -> int:
     share = min(max(float(settings.META_CONVERSATION_RATE_SHARE), 0.0), 0.9)
     return max(1, int(send_rate() * (1 - share)))
+
+
+def _lane_rate(lane: str) -> int:
+    return broadcast_rate() if lane == BROADCAST else send_rate()
 
 
 def _items(lane: str) -> list:
@@ -140,8 +145,15 @@ def send_slot(account_id: str, *, lane: str = BROADCAST, sleep=None) -> float:
                 waited_out = time.time() + backoff
                 sleep(backoff)
                 continue
+            # Spread this process's sends over the second (at most the lane's rate, evenly): the window
+            # alone would let a whole second's worth out at once, and arrival jitter on the way to Meta
+            # could then put more than the rate in one of Meta's seconds.
+            spacing = _next_send.get((account_id, lane), 0.0) - time.monotonic()
+            if spacing > 0:
+                sleep(spacing)
             wait = _try_slot(limiter, account_id, lane)
             if wait == 0.0:
+                _next_send[(account_id, lane)] = time.monotonic() + 1.0 / _lane_rate(lane)
                 return time.monotonic() - started
             # A little jitter: processes waiting for the same account do not all ask at the same instant.
             sleep(min(wait, 1.0) + random.uniform(0, 0.002))  # noqa: S311 - not security
@@ -155,7 +167,9 @@ def private_reply_slot(account_id: str) -> float:
     backoff = backoff_remaining(account_id)
     if backoff > 0:
         return backoff
-    window = max(1, int(getattr(settings, "META_PRIVATE_REPLY_WINDOW_SECONDS", 3600)))
+    # One second more than Meta's window: the time from this slot to Meta's receiving the reply varies,
+    # and it must never put one reply more in Meta's window.
+    window = max(1, int(getattr(settings, "META_PRIVATE_REPLY_WINDOW_SECONDS", 3600))) + 1
     item = RateLimitItemPerSecond(max(1, int(settings.META_PRIVATE_REPLY_RATE)), window, namespace="private-reply")
     if limiter.hit(item, account_id):
         return 0.0
@@ -173,3 +187,4 @@ def pacing_reset() -> None:
         for key in client.scan_iter(f"{_KEY_PREFIX}:backoff:*"):
             client.delete(key)
     _local_backoff.clear()
+    _next_send.clear()

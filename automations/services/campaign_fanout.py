@@ -764,13 +764,15 @@ def campaign_send(*, campaign_id: int, batch_size: int | None = None, turn_secon
 def campaign_turn_seconds(*, campaign_id: int) -> float | None:
     """How long a fan-out task sends before it lets others have the workers: CAMPAIGN_TURN_SECONDS
     shared by the campaigns its workspace (one Instagram account) is sending, so broadcasts take turns
-    by account, not by campaign. None: no turns (the outbox backend, or 0)."""
+    by account, not by campaign. None: no turns (the outbox backend, 0, or no other campaign sending)."""
     base = float(settings.CAMPAIGN_TURN_SECONDS)
     if base <= 0 or backend_sends_in_bulk():
         return None
     workspace_id = Campaign.objects.filter(pk=campaign_id).values_list("workspace_id", flat=True).first()
-    sending = Campaign.objects.filter(workspace_id=workspace_id, status=Campaign.Status.SENDING).count()
-    return base / max(1, sending)
+    sending = Campaign.objects.filter(status=Campaign.Status.SENDING).exclude(pk=campaign_id)
+    if not sending.exists():
+        return None  # no other broadcast waits for the workers: no turns
+    return base / max(1, sending.filter(workspace_id=workspace_id).count() + 1)
 
 
 def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[], bool], *,

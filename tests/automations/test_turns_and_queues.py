@@ -50,8 +50,10 @@ def test_a_workspaces_turn_is_shared_by_its_sending_campaigns(free_workspace, se
     settings.INSTAGRAM_SEND_BACKEND = "tests.automations.test_campaigns.OneByOneOutbox"
     settings.CAMPAIGN_TURN_SECONDS = 12
     first, second, third = (campaign_create(workspace=free_workspace, name=f"C{n}", text="Hi") for n in range(3))
-    Campaign.objects.filter(pk__in=[first.pk, second.pk]).update(status=Campaign.Status.SENDING)
+    Campaign.objects.filter(pk=first.pk).update(status=Campaign.Status.SENDING)
+    assert campaign_turn_seconds(campaign_id=first.pk) is None  # nobody else waits: no turns
 
+    Campaign.objects.filter(pk=second.pk).update(status=Campaign.Status.SENDING)
     assert campaign_turn_seconds(campaign_id=first.pk) == 6  # two of its campaigns are sending
 
     settings.INSTAGRAM_SEND_BACKEND = "outbox"  # storing is not calling Meta: no turns
