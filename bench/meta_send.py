@@ -47,7 +47,7 @@ SEND_RATE = integer("BENCH_META_SEND_RATE", 250)
 PRIVATE_RATE, PRIVATE_WINDOW = 20, 10
 # The broadcast workers run at a lower CPU priority than the conversation workers and the web server, as
 # they would on machines of their own: on this one machine everything shares 2 cores (0: no nice).
-NICE = int(os.environ.get("BENCH_META_BROADCAST_NICE", "10"))
+NICE = int(os.environ.get("BENCH_META_BROADCAST_NICE", "19"))
 RUN = f"{int(time.time()) % 10**7:07d}"
 PHASES = [p.strip() for p in os.environ.get("BENCH_META_PHASES", "idle,single,many,private").split(",") if p.strip()]
 

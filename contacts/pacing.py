@@ -153,7 +153,10 @@ def send_slot(account_id: str, *, lane: str = BROADCAST, sleep=None) -> float:
                 sleep(spacing)
             wait = _try_slot(limiter, account_id, lane)
             if wait == 0.0:
-                _next_send[(account_id, lane)] = time.monotonic() + 1.0 / _lane_rate(lane)
+                # On a schedule, not from now: the time of the Redis calls does not slow the rate down
+                # (a process that fell behind catches up by at most 50 ms of sends at once).
+                key = (account_id, lane)
+                _next_send[key] = max(_next_send.get(key, 0.0), time.monotonic() - 0.05) + 1.0 / _lane_rate(lane)
                 return time.monotonic() - started
             # A little jitter: processes waiting for the same account do not all ask at the same instant.
             sleep(min(wait, 1.0) + random.uniform(0, 0.002))  # noqa: S311 - not security
