@@ -92,7 +92,7 @@ def environment(meta_base: str) -> dict:
         "CELERY_CONVERSATION_QUEUE": CONVERSATION_QUEUE, "INSTAGRAM_SEND_BACKEND": "graph",
         "META_GRAPH_API_BASE": meta_base, "META_PACING_URL": PACING, "META_SEND_RATE": str(SEND_RATE),
         "META_PRIVATE_REPLY_RATE": str(PRIVATE_RATE), "META_PRIVATE_REPLY_WINDOW_SECONDS": str(PRIVATE_WINDOW),
-        "META_WEBHOOK_DRAIN_NUDGE_SECONDS": "0.05", "LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "INFO",
         "PYTHONWARNINGS": "ignore:No directory at",
     }
 
@@ -283,7 +283,7 @@ def main() -> None:
             processes.start("gunicorn", [gunicorn, "inro.wsgi", "--bind", f"127.0.0.1:{port + 1}", "--workers", "2",
                                          "--threads", "4", "--worker-class", "gthread", "--timeout", "60"],
                             b"Booting worker")
-            processes.worker("conversation", CONVERSATION_QUEUE, "-P", "prefork", "-c", "2")
+            processes.worker("conversation", CONVERSATION_QUEUE, "-P", "prefork", "-c", "4")
             broadcast_1 = processes.worker("broadcast-1", QUEUE, "-P", "threads", "-c", "4", nice=NICE)
             time.sleep(2)  # gunicorn's workers import the app
             # The replying brand: account 0 of the many, with a keyword scenario.

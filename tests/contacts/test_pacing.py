@@ -14,30 +14,29 @@ def asked(monkeypatch):
     return waits
 
 
-def test_an_account_gets_its_send_rate_a_second_and_then_waits(settings, asked):
+def test_an_account_gets_its_send_rate_a_second_and_broadcasts_leave_the_replies_their_share(settings):
     settings.META_SEND_RATE, settings.META_CONVERSATION_RATE_SHARE = 10, 0.2
-    spacing = 1 / 8  # the broadcasts' 80 %, spread evenly over the second
+    limiter, _ = pacing._limiter(pacing.pacing_url())
 
+    def slots(account: str, lane: str, n: int) -> list[bool]:
+        return [pacing._try_slot(limiter, account, lane) == 0.0 for _ in range(n)]
+
+    assert slots("acct-1", pacing.BROADCAST, 9) == [True] * 8 + [False]  # broadcasts: 80 % of the second
+    assert slots("acct-1", pacing.CONVERSATION, 3) == [True, True, False]  # replies: the rest, then the account is full
+    assert 0 < pacing._try_slot(limiter, "acct-1", pacing.BROADCAST) <= 1.0  # how long until the window moves
+    assert slots("acct-2", pacing.BROADCAST, 1) == [True]  # another account: its own rate
+
+
+def test_a_waiting_sender_asks_to_wait_for_the_window_then_sends(settings, asked):
+    settings.META_SEND_RATE, settings.META_CONVERSATION_RATE_SHARE = 10, 0.2
+    limiter, _ = pacing._limiter(pacing.pacing_url())
     for _ in range(8):
-        pacing.send_slot("acct-1", lane=pacing.BROADCAST, sleep=asked.append)
-    assert len(asked) == 7 and all(0 < wait <= spacing for wait in asked)  # spread, never held back longer
-    asked.clear()
+        pacing._try_slot(limiter, "acct-1", pacing.BROADCAST)
+
     with pytest.raises(TimeoutError):
         pacing.send_slot("acct-1", lane=pacing.BROADCAST, sleep=_give_up_after(asked, 3))
-    assert any(spacing < wait <= 1.01 for wait in asked)  # the 9th waits for the window to move
 
-    asked.clear()
-    for _ in range(2):  # the conversation share is still free: replies go without waiting for the window
-        pacing.send_slot("acct-1", lane=pacing.CONVERSATION, sleep=asked.append)
-    assert all(wait <= 1 / 10 for wait in asked)
-    asked.clear()
-    with pytest.raises(TimeoutError):  # the account's whole rate is used now
-        pacing.send_slot("acct-1", lane=pacing.CONVERSATION, sleep=_give_up_after(asked, 3))
-    assert any(1 / 10 < wait <= 1.01 for wait in asked)
-
-    asked.clear()
-    pacing.send_slot("acct-2", lane=pacing.BROADCAST, sleep=asked.append)  # another account: its own rate
-    assert asked == []
+    assert all(0 < wait <= 1.01 for wait in asked)
 
 
 def _give_up_after(waits: list[float], times: int):
