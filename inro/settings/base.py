@@ -335,7 +335,7 @@ CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default
 # Over the Graph API, a campaign's audience is frozen in batches of this many contacts, and a fan-out task
 # sends for CAMPAIGN_TURN_SECONDS (shared by its workspace's sending campaigns) before it goes to the back
 # of the queue: broadcasts of many workspaces take turns by account. 0: a task sends its campaign whole.
-CAMPAIGN_NETWORK_BATCH_SIZE = env.int("CAMPAIGN_NETWORK_BATCH_SIZE", default=1000)
+CAMPAIGN_NETWORK_BATCH_SIZE = env.int("CAMPAIGN_NETWORK_BATCH_SIZE", default=5000)
 CAMPAIGN_TURN_SECONDS = env.float("CAMPAIGN_TURN_SECONDS", default=5.0)
 # Conversational work (webhook intake, scenario runs) has a queue of its own, with workers of its own
 # (Procfile `conversation`), so no broadcast delays a reply. Empty: everything on the default queue.
