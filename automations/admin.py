@@ -117,15 +117,12 @@ class PausedActionAdmin(admin.ModelAdmin):
     @admin.action(description="Resume waiting actions of these workspaces (oldest first, up to the headroom)",
                   permissions=["change"])
     def resume_selected(self, request, queryset):
-        workspace_ids = set(queryset.filter(status=models.PausedAction.Status.WAITING)
-                            .values_list("workspace_id", flat=True))
-        resumed = expired = 0
-        for workspace in Workspace.objects.filter(pk__in=workspace_ids, deleted_at__isnull=True):
-            result = services.paused_actions_resume(workspace=workspace)
-            resumed += result.resumed
-            expired += result.expired
-        self.message_user(request, f"Resumed {resumed} and expired {expired} paused actions "
-                                   f"in {len(workspace_ids)} workspaces; the rest wait for headroom.")
+        # Queued, never run inside the request: a resume sends messages (paced by Meta's limits).
+        workspace_ids = sorted(set(queryset.filter(status=models.PausedAction.Status.WAITING)
+                                   .values_list("workspace_id", flat=True)))
+        queued = services.paused_actions_resume_queue(workspace_ids=workspace_ids)
+        self.message_user(request, f"Queued the resume of the waiting actions of {queued} workspaces "
+                                   "(oldest first, up to the headroom); the rest wait for headroom.")
 
     @admin.action(description="Cancel selected waiting actions", permissions=["change"])
     def cancel_selected(self, request, queryset):

@@ -7,9 +7,9 @@ from django.db import InterfaceError, OperationalError
 
 from accounts.models import Workspace
 from automations import enqueue, services
-from automations.models import EnrichmentJob, Segment
+from automations.models import Campaign, EnrichmentJob, Segment
 from automations.services import alerts, integrations, scenarios, segments
-from automations.services.campaign_fanout import CampaignBusy, campaigns_resume_stalled
+from automations.services.campaign_fanout import CampaignBusy, campaign_turn_seconds, campaigns_resume_stalled
 from automations.services.resume import paused_actions_resume_due
 
 logger = logging.getLogger(__name__)
@@ -42,8 +42,11 @@ CAMPAIGN_DB_RETRIES = 8
 
 @shared_task(bind=True, name=enqueue.CAMPAIGN_SEND, max_retries=None)
 def campaign_send(self, campaign_id: int) -> None:
+    # Inline (eager), the campaign is sent whole; on a worker it sends for its turn, then goes to the
+    # back of the queue while batches are left, so many workspaces' broadcasts take turns.
+    turn = None if self.request.is_eager else campaign_turn_seconds(campaign_id=campaign_id)
     try:
-        services.campaign_send(campaign_id=campaign_id)
+        campaign = services.campaign_send(campaign_id=campaign_id, turn_seconds=turn)
     except CampaignBusy:
         if self.request.is_eager:
             return  # inline: the worker holding the campaign finishes it
@@ -55,6 +58,8 @@ def campaign_send(self, campaign_id: int) -> None:
         if self.request.retries >= CAMPAIGN_DB_RETRIES:
             raise
         raise self.retry(exc=error, countdown=min(2 ** (self.request.retries + 1), 300)) from None
+    if turn is not None and campaign.status == Campaign.Status.SENDING:
+        enqueue.campaign_send(campaign_id)  # its next turn, behind the work queued meanwhile
 
 
 @shared_task(name=enqueue.CAMPAIGNS_LAUNCH_DUE)

@@ -6,8 +6,13 @@ The mix: signed Meta webhook deliveries (new and known contacts; processed inlin
 Afterwards: activations <= quota for every workspace and month, every counter equals its records
 (`usage_integrity`), no 5xx. Prints requests, errors, p50/p99 per kind.
 
-It builds a fresh PostgreSQL database of its own, starts gunicorn on a free loopback port (tasks run
-inline: CELERY_TASK_ALWAYS_EAGER=true), and stops it at the end (bounded waits everywhere).
+It builds a fresh PostgreSQL database of its own, starts gunicorn on a free loopback port and, as
+production runs, real Celery workers on Redis (LOAD_REDIS_DB, default 5, flushed before and after): one
+for the default queue (threads, 4 at once) and one for the conversation queue; the service calls of the
+clients queue their tasks there too. After the load it measures the time until every queued task has run
+(the queues and the workers' unacknowledged tasks empty). LOAD_EAGER=true runs tasks inline instead
+(the old way: a bonus grant then resumes paused actions inside the request). Everything it started is
+stopped at the end (bounded waits everywhere).
 
     .venv/bin/python bench/load_mixed.py        # LOAD_CLIENTS=16 LOAD_SECONDS=60 LOAD_DATABASE_URL=...
 """
@@ -29,7 +34,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATABASE_URL = os.environ.get("LOAD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/inro_load_mixed")
+sys.path.insert(0, str(ROOT / "bench"))
+_BENCH = os.environ.get("BENCH_DATABASE_URL")
+DATABASE_URL = os.environ.get("LOAD_DATABASE_URL") or (
+    f"{_BENCH}_load_mixed" if _BENCH else "postgres://postgres@127.0.0.1:5432/inro_load_mixed")
+EAGER = os.environ.get("LOAD_EAGER", "false").lower() in ("1", "true", "yes")
+REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('LOAD_REDIS_DB', '5'))}"
+QUEUES = ("load-default", "load-conversation")
 CLIENTS = int(os.environ.get("LOAD_CLIENTS", "16"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "60"))
 CONTACTS = int(os.environ.get("LOAD_CONTACTS", "3000"))
@@ -41,11 +52,16 @@ ENV = {
     **os.environ,
     "DATABASE_URL": DATABASE_URL,
     "DJANGO_SETTINGS_MODULE": "inro.settings.test",
-    "CELERY_TASK_ALWAYS_EAGER": "true",
+    "CELERY_TASK_ALWAYS_EAGER": "true" if EAGER else "false",
+    "TEST_CELERY_BROKER_URL": REDIS_URL,
+    "CELERY_TASK_DEFAULT_QUEUE": QUEUES[0],
+    "CELERY_CONVERSATION_QUEUE": QUEUES[1],
     "API_THROTTLE_USER": "1000000/min",
     "LOG_LEVEL": "WARNING",
 }
-os.environ.update({k: ENV[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CELERY_TASK_ALWAYS_EAGER")})
+os.environ.update({k: ENV[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CELERY_TASK_ALWAYS_EAGER",
+                                       "TEST_CELERY_BROKER_URL", "CELERY_TASK_DEFAULT_QUEUE",
+                                       "CELERY_CONVERSATION_QUEUE")})
 os.environ["LOG_LEVEL"] = "WARNING"
 
 
@@ -187,6 +203,8 @@ def run_load(base: str, workspace_id: int, key: str, ids: list[int]) -> Stats:
                     timed("meta_webhook", lambda b=body, s=signature: http.post(
                         f"{base}/webhooks/instagram/", data=b, timeout=30,
                         headers={"Content-Type": "application/json", "X-Hub-Signature-256": s}).status_code)
+                elif roll < 0.38:  # the same-run reference: a static answer under the same load
+                    timed("healthz", lambda: http.get(f"{base}/healthz", timeout=30).status_code)
                 elif roll < 0.55:
                     timed("usage_api", lambda: http.get(f"{base}/api/v1/workspaces/{workspace_id}/usage/",
                                                         headers=api, timeout=30).status_code)
@@ -221,7 +239,7 @@ def run_load(base: str, workspace_id: int, key: str, ids: list[int]) -> Stats:
     return stats
 
 
-def check_and_report(stats: Stats, workspace_id: int) -> int:
+def check_and_report(stats: Stats, workspace_id: int, drain_seconds: float | None, load_text: str) -> int:
     import io
 
     from django.core.management import call_command
@@ -241,9 +259,10 @@ def check_and_report(stats: Stats, workspace_id: int) -> int:
     usage = MonthlyUsage.objects.get(workspace_id=workspace_id, month=MonthlyUsage.objects.latest("month").month)
 
     total = sum(len(v) for v in stats.latency.values())
-    http_kinds = ("meta_webhook", "usage_api", "usage_page", "manual_dm")
+    http_kinds = ("meta_webhook", "usage_api", "usage_page", "manual_dm", "healthz")
     http_total = sum(len(stats.latency[k]) for k in http_kinds)
-    print(f"\nload_mixed: {CLIENTS} clients for {SECONDS:.0f}s against gunicorn on loopback (PostgreSQL, tasks inline)")
+    mode = "tasks inline" if EAGER else "Celery workers on Redis"
+    print(f"\nload_mixed: {CLIENTS} clients for {SECONDS:.0f}s against gunicorn on loopback (PostgreSQL, {mode})")
     print(f"{'kind':<16}{'count':>8}{'p50 ms':>10}{'p99 ms':>10}  statuses")
     all_latency = []
     for kind in sorted(stats.latency):
@@ -264,25 +283,99 @@ def check_and_report(stats: Stats, workspace_id: int) -> int:
     if stats.errors:
         print("errors:", stats.errors[:20])
     print("RESULT:", "FAIL" if failed else "OK")
+    http = sorted(v for k in http_kinds if k != "healthz" for v in stats.latency[k])
+    static = sorted(stats.latency["healthz"])
+    p99 = http[min(len(http) - 1, int(len(http) * 0.99))] if http else 0.0
+    static_p99 = static[min(len(static) - 1, int(len(static) * 0.99))] if static else 0.0
+    drained = "inline" if drain_seconds is None else f"{drain_seconds:.1f} s"
+    from common import Row, emit
+
+    emit([Row(
+        scenario=f"mixed load, {CLIENTS} clients × {SECONDS:.0f} s, {mode} (load {load_text})",
+        figure=f"HTTP p99 {p99 * 1000:,.0f} ms (p50 {statistics.median(http) * 1000:,.0f} ms);"
+               f" every queued task run {drained} after the load",
+        reference=f"/healthz in the same mix: p99 {static_p99 * 1000:,.0f} ms",
+        ratio=f"{static_p99 / p99:.2f}" if p99 else "—",
+        target="HTTP p99 < 500 ms; no 5xx; no drift",
+        met=Row.verdict(p99 < 0.5 and not failed),
+    )])
     return 1 if failed else 0
 
 
+def start_worker(name: str, queue: str, *pool: str) -> subprocess.Popen:
+    log_path = ROOT / "var" / f"load_mixed_{name}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(  # fixed argv
+        [str(Path(sys.executable).parent / "celery"), "-A", "inro", "worker", *pool, "-Q", queue,
+         "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
+         "-n", f"load-{name}-{os.getpid()}@localhost"],
+        cwd=ROOT, env={**ENV, "LOG_LEVEL": "INFO"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while b" ready." not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise SystemExit(f"the {name} worker did not start; see {log_path}")
+        time.sleep(0.2)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def drained_after(client, limit: float = 600) -> float:
+    """Seconds until the queues and the workers' unacknowledged tasks stay empty for half a second."""
+    started = time.monotonic()
+    quiet_since = None
+    while time.monotonic() - started < limit:
+        busy = sum(client.llen(q) for q in QUEUES) + client.hlen("unacked")
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 0.5:
+            return quiet_since - started
+        time.sleep(0.05)
+    raise SystemExit(f"queued tasks still not run {limit:.0f} s after the load")
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()  # this bench's own database number
     fresh_database()
     workspace, _, key, ids = build()
-    port = free_port()
+    port = int(os.environ.get("LOAD_PORT", "0")) or free_port()
     log_path = ROOT / "var" / "load_mixed_gunicorn.log"
     log_path.parent.mkdir(exist_ok=True)
+    workers = [] if EAGER else [start_worker("default", QUEUES[0], "-P", "threads", "-c", "4"),
+                                start_worker("conversation", QUEUES[1], "-c", "2")]
     server = start_server(port, log_path)
+    drain_seconds = None
+    load_text = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
         stats = run_load(f"http://127.0.0.1:{port}", workspace.pk, key, ids)
+        if not EAGER:
+            drain_seconds = drained_after(client)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
-    return check_and_report(stats, workspace.pk)
+        for worker in workers:
+            stop(worker)
+        client.flushdb()
+    return check_and_report(stats, workspace.pk, drain_seconds, load_text)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from common import BENCH_URL, HEADERS, ROOT, Row, database_name, ensure_database
 
 BENCH = Path(__file__).resolve().parent
 # In the order of the results table's rows.
-SCENARIOS = ["activation", "fanout", "intake", "usage", "rollover", "inbox"]
+SCENARIOS = ["activation", "fanout", "intake", "usage", "rollover", "inbox", "meta_send", "load_mixed"]
 
 
 def machine(load_at_start: tuple) -> list[str]:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import User, Workspace
-from contacts import windows
+from contacts import pacing, windows
 from contacts.instagram_connection import DISCONNECTED_REASON, connection_mark_broken
 from contacts.models import Contact, Message
 from inro.errors import ApplicationError
@@ -48,6 +48,15 @@ class OutboxBackend:
 
     def deliver(self, message: Message) -> str:
         return f"outbox.{message.pk}"
+
+
+def private_reply_wait(*, workspace: Workspace) -> float:
+    """Take one of the hour's private replies of the workspace's Instagram account (META_PRIVATE_REPLY_RATE):
+    0.0 when taken, else the seconds until one frees (the reply waits its turn, and its 7-day window is
+    checked when it is sent). A backend that does not reach Meta (the outbox) is never paced."""
+    if not getattr(backend(), "paced", False) or not workspace.instagram_account_id:
+        return 0.0
+    return pacing.private_reply_slot(workspace.instagram_account_id)
 
 
 def backend():
@@ -278,3 +287,116 @@ def _existing(workspace_id: int, keys: list[str], now: datetime.datetime) -> dic
         found = {key: (message_id, Message.Status.SENT.value if status == Message.Status.QUEUED else status)
                  for key, (message_id, status) in found.items()}
     return found
+
+
+# --- concurrent sends: the database work batched around calls to Meta made by a pool of threads --------
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message stored under its key before its send: `status` queued (deliver it now) unless the key
+    was used before (`duplicate`: that earlier attempt's status; still queued, its outcome is unknown)."""
+
+    contact_id: int
+    idempotency_key: str
+    message_id: int
+    status: str
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What Meta answered for one prepared message: sent (with its id), failed, or DISCONNECTED."""
+
+    message_id: int
+    status: str
+    meta_mid: str = ""
+    error: str = ""
+
+
+def messages_prepare(
+    *, workspace: Workspace, items: Sequence[tuple[int, str]], text: str, automation_ref: str = "",
+    now: datetime.datetime | None = None,
+) -> list[Prepared]:
+    """Store automated messages as queued under their keys, in one statement, before they are sent
+    (`MessageSender.deliver`, then `deliveries_record`). Results follow the order of `items`. The caller
+    has checked the window. A contact not the workspace's: ValueError, nothing stored."""
+    if not items:
+        return []
+    keys = [key for _, key in items]
+    if not all(keys) or len(set(keys)) != len(keys):
+        raise ValueError("Each prepared message needs its own idempotency key.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_MESSAGES} ({_INSERT_COLUMNS})"  # noqa: S608
+                " SELECT %s, c.id, %s, %s, %s, %s, '', %s, NULL, '', t.key, '', %s, NULL"
+                " FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS t(contact_id, key, position)"
+                f" JOIN {_CONTACTS} c ON c.id = t.contact_id AND c.workspace_id = %s"
+                " ORDER BY t.position ON CONFLICT DO NOTHING RETURNING idempotency_key, id",
+                [workspace.pk, Message.Direction.OUTBOUND.value, Message.Origin.AUTOMATED.value,
+                 Message.Status.QUEUED.value, text, automation_ref, now,
+                 pg_array(c for c, _ in items), pg_array(keys), workspace.pk],
+            )
+            inserted = dict(cursor.fetchall())
+        missing = [key for key in keys if key not in inserted]
+        earlier = Message.objects.filter(workspace_id=workspace.pk, idempotency_key__in=missing).exclude(
+            idempotency_key="").values_list("idempotency_key", "id", "status") if missing else []
+        existing = {key: (message_id, status) for key, message_id, status in earlier}
+        results = []
+        for contact_id, key in items:
+            if key in inserted:
+                results.append(Prepared(contact_id, key, inserted[key], Message.Status.QUEUED.value))
+            elif key in existing:
+                results.append(Prepared(contact_id, key, existing[key][0], existing[key][1], duplicate=True))
+            else:
+                raise ValueError("The contact belongs to another workspace.")
+    return results
+
+
+class MessageSender:
+    """Delivers prepared messages of one workspace from any thread: touches no database (the backend's
+    per-workspace context, e.g. the Instagram credentials, is read once, here, by the caller's thread)."""
+
+    def __init__(self, *, workspace: Workspace) -> None:
+        self.workspace_id = workspace.pk
+        self._backend = backend()
+        prepare = getattr(self._backend, "workspace_context", None)
+        self._context = prepare(workspace_id=workspace.pk) if prepare is not None else None
+
+    def deliver(self, *, message_id: int, contact: Contact, text: str, automation_ref: str = "") -> Delivery:
+        message = Message(pk=message_id, workspace_id=self.workspace_id, contact=contact, text=text,
+                          direction=Message.Direction.OUTBOUND, origin=Message.Origin.AUTOMATED,
+                          status=Message.Status.QUEUED, automation_ref=automation_ref)
+        try:
+            if self._context is not None:
+                mid = self._backend.deliver(message, context=self._context)
+            else:
+                mid = self._backend.deliver(message)
+        except DeliveryError as error:
+            if getattr(error, "token_rejected", False):
+                return Delivery(message_id, DISCONNECTED, error=DISCONNECTED_REASON)
+            return Delivery(message_id, Message.Status.FAILED.value, error=str(error)[:2000])
+        return Delivery(message_id, Message.Status.SENT.value, meta_mid=mid)
+
+
+def deliveries_record(*, workspace: Workspace, deliveries: Sequence[Delivery],
+                      now: datetime.datetime | None = None) -> None:
+    """Write what Meta answered for prepared messages, in one statement (only rows still queued). A
+    DISCONNECTED one stays queued (sent under its key after a reconnect) and breaks the connection."""
+    if not deliveries:
+        return
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_MESSAGES} m SET status = CASE WHEN v.status = %s THEN m.status ELSE v.status END,"  # noqa: S608
+            " meta_mid = v.mid, error = v.error, sent_at = CASE WHEN v.status = %s THEN %s::timestamptz END"
+            " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS v(id, status, mid, error)"
+            " WHERE m.id = v.id AND m.status = %s",
+            [DISCONNECTED, Message.Status.SENT.value, now, pg_array(d.message_id for d in deliveries),
+             pg_array(d.status for d in deliveries), pg_array(d.meta_mid for d in deliveries),
+             pg_array(d.error for d in deliveries), Message.Status.QUEUED.value],
+        )
+    if any(d.status == DISCONNECTED for d in deliveries):
+        connection_mark_broken(workspace_id=workspace.pk, reason="Instagram rejected the access token (error 190).")

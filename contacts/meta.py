@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from django.conf import settings
 
+from contacts import pacing
 from contacts.instagram_connection import connection_credentials
 from contacts.messaging import DeliveryError
 from contacts.models import Message
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 60.0
 TOKEN_REJECTED_CODE = 190
+THROTTLE_CODES = pacing.THROTTLE_CODES
 # Business Login scopes: profile (user id, username), DMs, comments (and so @mentions in comments).
 SCOPES = ("instagram_business_basic", "instagram_business_manage_messages", "instagram_business_manage_comments")
 # Webhook fields each connected account is subscribed to (docs/deploy.md says why each one):
@@ -137,6 +139,17 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def _pooled_session() -> requests.Session:
+    """A session whose connection pool keeps as many connections to Meta open as the fan-out has calls
+    in flight (META_SEND_CONCURRENCY): each call reuses a kept-alive connection."""
+    session = requests.Session()
+    size = max(10, int(getattr(settings, "META_SEND_CONCURRENCY", 10)))
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class GraphClient:
     def __init__(
         self,
@@ -154,15 +167,19 @@ class GraphClient:
         self.timeout = timeout or settings.META_GRAPH_TIMEOUT_SECONDS
         # Looked up at call time so tests can stand in for the clock without waiting.
         self.sleep = sleep or (lambda seconds: time.sleep(seconds))
-        self.session = session or requests.Session()
+        self.session = session or _pooled_session()
 
     # --- sends -----------------------------------------------------------------------------------
 
-    def send(self, *, account_id: str, access_token: str, recipient: dict, text: str, tag: str = "") -> str:
+    def send(self, *, account_id: str, access_token: str, recipient: dict, text: str, tag: str = "",
+             before_attempt: Callable[[], object] | None = None,
+             on_throttle: Callable[[float | None], object] | None = None) -> str:
         """POST /{account id}/messages with the account's own token; returns Meta's message id.
 
         `tag` ("HUMAN_AGENT"): sent as Meta's message tag (`"messaging_type": "MESSAGE_TAG"`), which lets
-        a person's reply through 24 hours to 7 days after their last message."""
+        a person's reply through 24 hours to 7 days after their last message. `before_attempt` runs
+        before each attempt (the account's pacing slot), `on_throttle` when Meta throttles the account
+        (429 or codes 4, 17, 32, 613; its argument is Retry-After, if any): see `request`."""
         if not access_token or not account_id:
             raise DeliveryError("This workspace has no Instagram account connected: nothing was sent.")
         payload = {"recipient": recipient, "message": {"text": text}}
@@ -170,7 +187,8 @@ class GraphClient:
             payload.update(messaging_type="MESSAGE_TAG", tag=tag)
         try:
             data = self.request("POST", f"{self.base_url}/{account_id}/messages", label="/messages",
-                                token=access_token, json=payload)
+                                token=access_token, json=payload, before_attempt=before_attempt,
+                                on_throttle=on_throttle)
         except TokenRejected as error:
             raise SendTokenRejected(str(error)) from None
         except MetaError as error:
@@ -183,8 +201,15 @@ class GraphClient:
     # --- every call ------------------------------------------------------------------------------
 
     def request(self, method: str, url: str, *, label: str, token: str = "", params: dict | None = None,
-                json: dict | None = None, data: dict | None = None, secrets: Iterable[str] = ()) -> object:
-        """One call with retries; the JSON answer. `label` names it in errors and logs (never the URL)."""
+                json: dict | None = None, data: dict | None = None, secrets: Iterable[str] = (),
+                before_attempt: Callable[[], object] | None = None,
+                on_throttle: Callable[[float | None], object] | None = None) -> object:
+        """One call with retries; the JSON answer. `label` names it in errors and logs (never the URL).
+
+        Throttling (HTTP 429, or Meta's codes 4, 17, 32, 613 whatever the status) is retried: with
+        `on_throttle`, that callback records the account's back-off and the next `before_attempt` waits
+        it out (so every worker waits, not only this one), up to META_THROTTLE_MAX_RETRIES times, not
+        counted in max_attempts; without it, with this client's own exponential backoff."""
         secrets = [s for s in (token, *secrets) if s]
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         kwargs = {"headers": headers, "timeout": self.timeout}
@@ -196,8 +221,13 @@ class GraphClient:
             kwargs["data"] = data
         call = getattr(self.session, method.lower())
         last_problem = ""
-        for attempt in range(1, self.max_attempts + 1):
+        throttles_left = max(0, int(getattr(settings, "META_THROTTLE_MAX_RETRIES", 10)))
+        attempt = 0
+        while attempt < self.max_attempts:
+            attempt += 1
             retry_after = None
+            if before_attempt is not None:
+                before_attempt()
             try:
                 response = call(url, **kwargs)
             except (requests.Timeout, requests.ConnectionError) as error:
@@ -212,9 +242,15 @@ class GraphClient:
                 last_problem, code = _describe(response, secrets)
                 if code == TOKEN_REJECTED_CODE:
                     raise TokenRejected(last_problem, code=code, status=response.status_code)
-                if response.status_code != 429 and response.status_code < 500:
+                throttled = response.status_code == 429 or code in THROTTLE_CODES
+                if not throttled and response.status_code < 500:
                     raise MetaError(last_problem, code=code, status=response.status_code)
                 retry_after = _retry_after(response)
+                if throttled and on_throttle is not None and throttles_left:
+                    throttles_left -= 1
+                    attempt -= 1  # a throttle is not a failed attempt: the account waits, then sends
+                    on_throttle(retry_after)
+                    continue
             if attempt < self.max_attempts:
                 delay = min(self.backoff_base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
                 if retry_after is not None:
@@ -339,12 +375,21 @@ class GraphBackend:
     """INSTAGRAM_SEND_BACKEND=graph: DMs by IGSID, private replies by the comment id they answer, each
     from the workspace's own account with its own token."""
 
+    # Each send takes a slot of its account's rate first (contacts.pacing).
+    paced = True
+
     def __init__(self, client: GraphClient | None = None, **client_options) -> None:
         self.client = client or GraphClient(**client_options)
 
-    def deliver(self, message: Message) -> str:
-        credentials = connection_credentials(workspace_id=message.workspace_id)
-        if credentials is None:
+    def workspace_context(self, *, workspace_id: int):
+        """What a send of this workspace needs from the database, read once for a run of sends."""
+        return connection_credentials(workspace_id=workspace_id) or _NOT_CONNECTED
+
+    def deliver(self, message: Message, *, context=None) -> str:
+        """Send one message; `context` (from `workspace_context`): no database read here, so any thread
+        may call it."""
+        credentials = context if context is not None else connection_credentials(workspace_id=message.workspace_id)
+        if credentials is None or credentials is _NOT_CONNECTED:
             raise DeliveryError("This workspace has no Instagram account connected: nothing was sent.")
         if credentials.broken:
             raise SendTokenRejected("Instagram disconnected: reconnect the account to send.")
@@ -352,5 +397,21 @@ class GraphBackend:
             recipient = {"comment_id": message.reply_to_comment_id}
         else:
             recipient = {"id": message.contact.igsid}
-        return self.client.send(account_id=credentials.account_id, access_token=credentials.access_token,
-                                recipient=recipient, text=message.text, tag=message.tag)
+        account_id = credentials.account_id
+        lane = message_lane(message)
+        return self.client.send(
+            account_id=account_id, access_token=credentials.access_token, recipient=recipient, text=message.text,
+            tag=message.tag, before_attempt=lambda: pacing.send_slot(account_id, lane=lane),
+            on_throttle=lambda retry_after: pacing.account_back_off(account_id, retry_after),
+        )
+
+
+_NOT_CONNECTED = object()
+
+
+def message_lane(message: Message) -> str:
+    """Campaign messages are broadcasts; everything else (scenario replies, members' replies, paused
+    messages of scenarios) is conversation, with its own share of the account's rate."""
+    if message.origin == Message.Origin.AUTOMATED and message.automation_ref.startswith("campaign:"):
+        return pacing.BROADCAST
+    return pacing.CONVERSATION

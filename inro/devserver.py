@@ -95,6 +95,15 @@ def _run_step(command: list[str], env: dict) -> bool:
     return child.returncode == 0
 
 
+def _queues(env: dict) -> str:
+    """The default queue and the conversational one (inro.settings.base reads the same variables)."""
+    queues = [env.get("CELERY_TASK_DEFAULT_QUEUE") or "celery"]
+    conversation = env.get("CELERY_CONVERSATION_QUEUE", "conversation")
+    if conversation and conversation not in queues:
+        queues.append(conversation)
+    return ",".join(queues)
+
+
 def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _note_signal)
@@ -115,8 +124,9 @@ def main() -> int:
             return 1
         devdb.say("Starting Celery worker and beat (logs in var/worker.log, var/beat.log)...")
         children = {
+            # One worker for both queues here (production runs a worker line per queue: Procfile).
             "Celery worker": _start([sys.executable, "-m", "celery", "-A", "inro", "worker", "--loglevel=INFO",
-                                     "--concurrency=2"], env, "worker.log"),
+                                     "--concurrency=2", f"--queues={_queues(env)}"], env, "worker.log"),
             "Celery beat": _start([sys.executable, "-m", "celery", "-A", "inro", "beat", "--loglevel=INFO",
                                    f"--schedule={VAR / 'celerybeat-schedule'}"], env, "beat.log"),
             "web server": _start([*manage, "runserver", f"{HOST}:{PORT}"], env),

@@ -12,6 +12,7 @@ from billing.migrations import _plans
 from contacts import hooks as contact_hooks
 from contacts.fakemeta import FakeMeta
 from contacts.fakemeta.server import FakeMetaServer
+from contacts.pacing import pacing_reset
 from tests.factories import ContactFactory, MembershipFactory, WorkspaceFactory
 
 
@@ -42,6 +43,12 @@ def _default_plans_after_flush(request):
     request.getfixturevalue("transactional_db")
 
     _plans.create_plans(django_apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pacing():
+    """Each test starts with every Instagram account's send windows empty and no back-off."""
+    pacing_reset()
 
 
 @pytest.fixture(autouse=True)

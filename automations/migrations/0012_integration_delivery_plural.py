@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0009_campaign_critical'),
+        ('automations', '0011_scenario_next_message'),
     ]
 
     operations = [

@@ -13,7 +13,7 @@ from automations.services.campaigns import (
 )
 from automations.services.enrichment import enrichment_job_create, enrichment_job_for_segment, enrichment_job_run
 from automations.services.integrations import integration_create, integration_push, integration_update
-from automations.services.paused import paused_action_cancel, paused_actions_cancel
+from automations.services.paused import paused_action_cancel, paused_actions_cancel, paused_actions_resume_queue
 from automations.services.resume import ResumeResult, paused_actions_resume
 from automations.services.scenarios import (
     inbound_event_handle,
@@ -40,7 +40,8 @@ __all__ = [
     "enrichment_job_run", "integration_update", "scenario_update", "segment_run_request", "segment_schedule_set",
     "segments_run_due",
     "inbound_event_handle", "integration_create", "integration_push", "paused_action_cancel",
-    "paused_actions_cancel", "paused_actions_resume", "scenario_create", "scenario_run_execute",
+    "paused_actions_cancel", "paused_actions_resume", "paused_actions_resume_queue", "scenario_create",
+    "scenario_run_execute",
     "scenario_set_enabled", "scenario_start", "scenario_webhook_fire", "segment_create", "segment_run",
     "segment_size", "segment_update", "usage_alert_send", "usage_alerts_check",
 ]

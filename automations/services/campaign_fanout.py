@@ -19,9 +19,11 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -35,13 +37,23 @@ from accounts.models import Workspace
 from automations.models import Campaign, CampaignBatch, CampaignRecipient, PausedAction
 from automations.services.alerts import usage_alerts_check
 from automations.services.campaigns import _queue_send, _window_cutoff, campaign_audience
-from automations.services.engagement import outcome_settle, reservation_settle
+from automations.services.engagement import reservation_settle
 from automations.services.paused import PauseItem, paused_actions_create
 from billing.activation import activate_many
 from billing.models import AutomationKind
 from contacts.instagram import connection_verify
 from contacts.instagram_connection import DISCONNECTED_REASON, sending_blocked
-from contacts.messaging import DISCONNECTED, backend_sends_in_bulk, send_message, send_messages_bulk
+from contacts.messaging import (
+    DISCONNECTED,
+    Delivery,
+    MessageSender,
+    Prepared,
+    backend_sends_in_bulk,
+    deliveries_record,
+    messages_prepare,
+    send_message,
+    send_messages_bulk,
+)
 from contacts.models import Contact, Message
 from inro.sql import pg_array
 
@@ -432,7 +444,9 @@ def _overlap_batches() -> bool:
 
 
 def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: list[_Pending],
-                renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None) -> None:
+                renew: Callable[[], bool] = lambda: True, writer: _BatchWriter | None = None,
+                turn_ends: float | None = None) -> bool:
+    """Send one batch; True when its turn ended before the batch was done (network backends)."""
     now = timezone.now()
     cutoff = _micros(_window_cutoff(now))
     Status = CampaignRecipient.Status
@@ -454,6 +468,10 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     reason = DISCONNECTED_REASON if blocked else ""
     if blocked:
         refused = {r.contact_id for r in reachable}
+    elif reachable and not backend_sends_in_bulk():
+        # Over the network the gate is asked chunk by chunk while earlier sends are in flight.
+        _write_outcomes(campaign, workspace, [], outcomes, now)
+        return _send_concurrently(campaign, workspace, batch_id, reachable, renew, turn_ends=turn_ends)
     elif reachable:
         # Reservations (rule 13): each is confirmed when its message is sent, released when it is not.
         result = activate_many(
@@ -464,10 +482,6 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
     limited = [r for r in reachable if r.contact_id in refused]
     allowed = [r for r in reachable if r.contact_id not in refused]
     outcomes += [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in limited]
-    if allowed and not backend_sends_in_bulk():
-        _write_outcomes(campaign, workspace, limited, outcomes, now, reason=reason)
-        _send_one_by_one(campaign, workspace, batch_id, allowed, renew, held=held, month=month)
-        return
 
     def write(before_counters: Callable[[], None] | None = None) -> None:
         # One transaction for the whole batch: the messages, the recipient rows, the paused actions,
@@ -504,6 +518,7 @@ def _send_batch(campaign: Campaign, workspace: Workspace, batch_id: int, batch: 
         write()
     else:
         writer.submit(write)
+    return False
 
 
 def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pending], outcomes: list[_Outcome],
@@ -525,66 +540,244 @@ def _write_outcomes(campaign: Campaign, workspace: Workspace, limited: list[_Pen
         _counters_move(campaign.pk, written, before_counters=before_counters)
 
 
-def _send_one_by_one(campaign: Campaign, workspace: Workspace, batch_id: int, allowed: list[_Pending],
-                     renew: Callable[[], bool], *, held: set[int] = frozenset(),
-                     month: datetime.date | None = None) -> None:
-    """A backend that talks to the network (Graph API): one message at a time, never inside a
-    transaction; each recipient's row is written right after its send, with its reservation confirmed
-    (sent) or released (refused for good, window closed) in the same transaction; the batch is marked
-    done last. Cancelled meanwhile, or stopped by an error, the batch releases what it still holds."""
-    contacts = Contact.objects.in_bulk([r.contact_id for r in allowed])
-    unsettled = {r.contact_id for r in allowed if r.contact_id in held}
+_send_pool_lock = threading.Lock()
+_send_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _send_pool() -> ThreadPoolExecutor:
+    """This process's pool of threads calling Meta (META_SEND_CONCURRENCY of them), made on first use
+    (so after a prefork worker has forked) and kept for every campaign the process sends."""
+    size = max(1, int(settings.META_SEND_CONCURRENCY))
+    with _send_pool_lock:
+        pool = _send_pools.get(size)
+        if pool is None:
+            pool = _send_pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="meta-send")
+        return pool
+
+
+_UNKNOWN_OUTCOME = ("Outcome unknown: the worker sending it stopped before Meta's answer was recorded;"
+                    " not sent again, so that nobody gets it twice.")
+_CANCELLED = "The campaign was cancelled before this message was sent."
+# Outcomes are written at least this often while sends are in flight (and whenever this many are in).
+_FLUSH_EVERY_SECONDS = 0.5
+_FLUSH_EVERY_SENDS = 200
+
+
+def _send_concurrently(campaign: Campaign, workspace: Workspace, batch_id: int, reachable: list[_Pending],
+                       renew: Callable[[], bool], *, turn_ends: float | None = None) -> bool:
+    """A backend that talks to the network (Graph API): up to META_SEND_CONCURRENCY calls to Meta in
+    flight at once (a pool of threads per worker process, each call paced by its account's rate), the
+    database work batched around them on this thread and never held open across a call:
+
+    1. the next chunk of contacts (one pool-width) goes to the gate (`activate_many`, reservations) while
+       the previous chunk's sends are in flight; refused contacts become paused actions at once;
+    2. the allowed ones' messages are stored as queued under their keys in one INSERT
+       (`messages_prepare`), just before their sends start: a key used before is not sent again (a
+       still-queued one, whose earlier attempt died with its send in flight, ends failed: Meta may or
+       may not have it, and Meta has no idempotency key, so sending again could message the contact
+       twice);
+    3. the threads call Meta (no database);
+    4. every half second (or 200 answers) one transaction writes the messages' outcomes, the recipient
+       rows, the counters and the reservations confirmed (sent) or released (refused);
+    5. the batch is marked done last.
+
+    When the turn ends (`turn_ends`) no new chunk is taken: the sends prepared go out, their outcomes are
+    written and the batch is left not done, its other contacts for the next turn. Cancelled meanwhile,
+    or stopped by an error, the batch stops submitting, waits for the calls in flight, writes their
+    outcomes, and releases what it still holds. A rejected token (error 190) stops the batch: the rest
+    waits for the reconnect as paused actions."""
+    Status = CampaignRecipient.Status
+    contacts = Contact.objects.only("id", "igsid", "workspace_id").in_bulk([r.contact_id for r in reachable])
+    unsettled: dict[int, datetime.date] = {}  # contact id -> month of the reservation it holds
+    sender = MessageSender(workspace=workspace)
+    pool = _send_pool()
+    width = max(1, int(settings.META_SEND_CONCURRENCY))
+    position = 0  # reachable[:position] went to the gate
+    ready: list[tuple[_Pending, Prepared]] = []
+    in_flight: dict[Future, tuple[_Pending, Prepared]] = {}
+    answered: list[tuple[_Pending, Prepared, Delivery | None]] = []
+    last_flush = time.monotonic()
+    sent_since_renew = 0
+    stop: str | None = None  # why no more chunks are taken: "cancelled", "disconnected", "turn"
+    exhausted = False
+    chunks = 0
+
+    def settle(contact_ids: list[int], *, engaged: bool) -> None:
+        by_month: dict[datetime.date, list[int]] = {}
+        for contact_id in contact_ids:
+            by_month.setdefault(unsettled[contact_id], []).append(contact_id)
+        for month, ids in sorted(by_month.items()):
+            reservation_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
+                               ref=campaign.ref, engaged=ids if engaged else [], not_engaged=[] if engaged else ids,
+                               reason=Status.SENT if engaged else "not_sent")
+
+    def flush() -> None:
+        nonlocal answered, last_flush
+        done, answered = answered, []
+        last_flush = time.monotonic()
+        if not done:
+            return
+        now = timezone.now()
+        outcomes = []
+        for recipient, prepared, delivery in done:
+            status = delivery.status if delivery is not None else _final_status(prepared.status)
+            if status != DISCONNECTED:
+                outcomes.append(_Outcome(recipient.contact_id, recipient.rank, _final_status(status),
+                                         prepared.message_id))
+        with transaction.atomic():
+            deliveries_record(workspace=workspace, deliveries=[d for _, _, d in done if d is not None], now=now)
+            written = _outcomes_write(campaign.pk, outcomes, now)
+            _counters_move(campaign.pk, written)
+            settle([o.contact_id for o in outcomes if o.contact_id in unsettled and o.status == Status.SENT],
+                   engaged=True)
+            settle([o.contact_id for o in outcomes if o.contact_id in unsettled and o.status != Status.SENT],
+                   engaged=False)
+        for o in outcomes:
+            unsettled.pop(o.contact_id, None)
+
+    def next_chunk() -> None:
+        """Gate the next chunk; write its refused contacts as limited; store the allowed ones' messages."""
+        nonlocal exhausted, position
+        chunk = reachable[position:position + width]
+        position += len(chunk)
+        exhausted = position >= len(reachable)
+        if not chunk:
+            return
+        # Reservations (rule 13): each is confirmed when its message is sent, released when it is not.
+        result = activate_many(workspace, [r.contact_id for r in chunk], kind=AutomationKind.CAMPAIGN,
+                               ref=campaign.ref, reserve=workspace.activation_reserve, confirm=False)
+        refused, held = set(result.refused), set(result.held)
+        unsettled.update((contact_id, result.month) for contact_id in held)
+        limited = [r for r in chunk if r.contact_id in refused]
+        allowed = [r for r in chunk if r.contact_id not in refused]
+        if limited:
+            _write_outcomes(campaign, workspace, limited, [_Outcome(r.contact_id, r.rank, Status.LIMITED)
+                                                           for r in limited], timezone.now())
+        prepared = messages_prepare(
+            workspace=workspace, text=campaign.text, automation_ref=campaign.ref,
+            items=[(r.contact_id, _message_key(campaign.pk, r.contact_id)) for r in allowed],
+        )
+        for recipient, item in zip(allowed, prepared, strict=True):
+            if item.duplicate and item.status == Message.Status.QUEUED:
+                # Its earlier attempt died with the send in flight or about to start: the outcome is
+                # unknown and it is not sent again (see above).
+                answered.append((recipient, item, Delivery(item.message_id, Status.FAILED.value,
+                                                           error=_UNKNOWN_OUTCOME)))
+            elif item.duplicate:
+                answered.append((recipient, item, None))  # its earlier attempt's outcome
+            else:
+                ready.append((recipient, item))
+
     try:
-        for position, recipient in enumerate(allowed):
-            if position and position % FANOUT_RENEW_EVERY == 0:
-                if not renew():
-                    raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
-                if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
-                    return  # cancelled before these sends: the finally releases them
-            sent = send_message(
-                workspace=workspace, contact=contacts[recipient.contact_id], text=campaign.text,
-                origin=Message.Origin.AUTOMATED, idempotency_key=_message_key(campaign.pk, recipient.contact_id),
-                automation_ref=campaign.ref,
-            )
-            if sent.status == DISCONNECTED:
-                # Meta rejected the workspace's token: this recipient and the rest of the batch wait for
-                # the reconnect as paused actions; their reservations are released by the finally (nothing
-                # engaged them), and the resume asks the gate again.
-                rest = allowed[position:]
-                _write_outcomes(campaign, workspace, rest,
-                                [_Outcome(r.contact_id, r.rank, CampaignRecipient.Status.LIMITED) for r in rest],
-                                timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
-                return
-            status = _final_status(sent.status)
-            with transaction.atomic():
-                written = _outcomes_write(campaign.pk, [_Outcome(recipient.contact_id, recipient.rank, status,
-                                                                 sent.message.pk)], timezone.now())
-                _counters_move(campaign.pk, written)
-                if recipient.contact_id in held:
-                    outcome_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
-                                   ref=campaign.ref, contact_id=recipient.contact_id, outcome=status)
-            unsettled.discard(recipient.contact_id)
+        while True:
+            # Keep the pool full: gate and store the next chunk while the previous one is in flight.
+            if stop is None and not exhausted and len(ready) < width and len(in_flight) < 2 * width:
+                if sent_since_renew >= FANOUT_RENEW_EVERY:
+                    sent_since_renew = 0
+                    if not renew():
+                        raise CampaignBusy(f"Campaign {campaign.pk}: the lease was lost to another worker.")
+                    if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
+                        stop = "cancelled"
+                if stop is None and turn_ends is not None and chunks and time.monotonic() >= turn_ends:
+                    stop = "turn"  # (a turn sends at least one chunk)
+                if stop is None:
+                    next_chunk()
+                    chunks += 1
+            while stop in (None, "turn") and ready and len(in_flight) < width:
+                recipient, item = ready.pop(0)
+                future = pool.submit(sender.deliver, message_id=item.message_id,
+                                     contact=contacts[recipient.contact_id], text=campaign.text,
+                                     automation_ref=campaign.ref)
+                in_flight[future] = (recipient, item)
+                sent_since_renew += 1
+            if not in_flight and (stop is not None or (exhausted and not ready)) and (stop != "turn" or not ready):
+                break
+            if in_flight:
+                finished, _ = wait(list(in_flight), timeout=_FLUSH_EVERY_SECONDS, return_when=FIRST_COMPLETED)
+            else:
+                finished = set()
+            for future in finished:
+                recipient, item = in_flight.pop(future)
+                delivery = future.result()
+                answered.append((recipient, item, delivery))
+                if delivery.status == DISCONNECTED:
+                    stop = "disconnected"
+            if len(answered) >= _FLUSH_EVERY_SENDS or time.monotonic() - last_flush >= _FLUSH_EVERY_SECONDS:
+                flush()
+        flush()
+        if stop == "cancelled":
+            # Messages stored but never handed to Meta end failed, not left queued; their contacts, like
+            # the others not reached, get no recipient row, and the finally releases their reservations.
+            deliveries_record(workspace=workspace, deliveries=[
+                Delivery(item.message_id, Status.FAILED.value, error=_CANCELLED) for _, item in ready])
+            return False
+        if stop == "turn":
+            return True  # the batch's other contacts are sent in the campaign's next turn
+        if stop == "disconnected":
+            # Meta rejected the workspace's token: the recipients not answered wait for the reconnect as
+            # paused actions (their queued messages, if stored, are sent under their keys then); their
+            # reservations are released by the finally, and the resume asks the gate again.
+            answered_ids = set(CampaignRecipient.objects.filter(
+                campaign_id=campaign.pk, contact_id__in=[r.contact_id for r in reachable]).values_list(
+                "contact_id", flat=True))
+            rest = [r for r in reachable if r.contact_id not in answered_ids]
+            _write_outcomes(campaign, workspace, rest, [_Outcome(r.contact_id, r.rank, Status.LIMITED) for r in rest],
+                            timezone.now(), batch_id=batch_id, reason=DISCONNECTED_REASON)
+            return False
         _outcomes_write(campaign.pk, [], timezone.now(), batch_id=batch_id)
+        return False
+    except BaseException:
+        # The sends already handed to Meta finish; their outcomes are written if the database lets us.
+        for future in list(in_flight):
+            recipient, item = in_flight.pop(future)
+            try:
+                answered.append((recipient, item, future.result()))
+            except Exception:  # noqa: S112 - its message stays queued: it ends failed on the retry
+                continue
+        try:
+            flush()
+        except Exception:
+            logger.warning("campaign %s: outcomes of %s sends left to the retry", campaign.pk, len(answered))
+        raise
     finally:
         if unsettled:
             try:
-                reservation_settle(workspace_id=workspace.pk, month=month, kind=AutomationKind.CAMPAIGN,
-                                   ref=campaign.ref, not_engaged=sorted(unsettled), reason="not_sent")
+                settle(sorted(unsettled), engaged=False)
             except DatabaseError:
                 # The database went away: the settle job releases them once ACTIVATION_SETTLE_SECONDS pass.
                 logger.warning("campaign %s: %s reservations left to the settle job", campaign.pk, len(unsettled))
 
 
-def campaign_send(*, campaign_id: int, batch_size: int | None = None) -> Campaign:
-    """The fan-out (the task's body). Safe to run again after a crash at any point."""
-    batch_size = batch_size or CAMPAIGN_BATCH_SIZE
+def campaign_send(*, campaign_id: int, batch_size: int | None = None, turn_seconds: float | None = None) -> Campaign:
+    """The fan-out (the task's body). Safe to run again after a crash at any point.
+
+    `turn_seconds`: this call's turn; once it is over and batches are left, it returns with the campaign
+    still "sending" and the caller queues it again behind the other work (`campaign_turn_seconds`)."""
+    batch_size = batch_size or (CAMPAIGN_BATCH_SIZE if backend_sends_in_bulk()
+                                else max(1, int(settings.CAMPAIGN_NETWORK_BATCH_SIZE)))
     with _fanout_lease(campaign_id) as renew:
         if renew is None:
             raise CampaignBusy(f"Campaign {campaign_id} is being sent by another worker.")
-        return _campaign_send_leased(campaign_id, batch_size, renew)
+        return _campaign_send_leased(campaign_id, batch_size, renew, turn_seconds=turn_seconds)
 
 
-def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[], bool]) -> Campaign:
+def campaign_turn_seconds(*, campaign_id: int) -> float | None:
+    """How long a fan-out task sends before it lets others have the workers: CAMPAIGN_TURN_SECONDS
+    shared by the campaigns its workspace (one Instagram account) is sending, so broadcasts take turns
+    by account, not by campaign. None: no turns (the outbox backend, 0, or no other campaign sending)."""
+    base = float(settings.CAMPAIGN_TURN_SECONDS)
+    if base <= 0 or backend_sends_in_bulk():
+        return None
+    workspace_id = Campaign.objects.filter(pk=campaign_id).values_list("workspace_id", flat=True).first()
+    sending = Campaign.objects.filter(status=Campaign.Status.SENDING).exclude(pk=campaign_id)
+    if not sending.exists():
+        return None  # no other broadcast waits for the workers: no turns
+    return base / max(1, sending.filter(workspace_id=workspace_id).count() + 1)
+
+
+def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[], bool], *,
+                          turn_seconds: float | None = None) -> Campaign:
+    turn_ends = time.monotonic() + turn_seconds if turn_seconds else None
     campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
     if campaign.status != Campaign.Status.SENDING:
         return campaign
@@ -600,16 +793,28 @@ def _campaign_send_leased(campaign_id: int, batch_size: int, renew: Callable[[],
             batch = _next_batch(campaign_id, after=number)
             if batch is None:
                 break
+            if turn_ends is not None and number >= 0 and time.monotonic() >= turn_ends:
+                # This turn is over: the campaign stays "sending", its caller queues it again.
+                campaign.refresh_from_db()
+                return campaign
             if not renew():
                 raise CampaignBusy(f"Campaign {campaign_id}: the lease was lost to another worker.")
             batch_id, number = batch
-            _send_batch(campaign, workspace, batch_id, _batch_pending(campaign_id, batch_id), renew, writer)
+            if _send_batch(campaign, workspace, batch_id, _batch_pending(campaign_id, batch_id), renew, writer,
+                           turn_ends=turn_ends):
+                campaign.refresh_from_db()
+                return campaign  # its turn is over mid-batch: the campaign stays "sending"
     except BaseException:
         if writer is not None:
             writer.close(raise_error=False)  # the batch being written commits or rolls back whole
         raise
     if writer is not None:
         writer.close()
+    if (Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).exists()
+            and CampaignBatch.objects.filter(campaign_id=campaign_id, done_at__isnull=True).exists()):
+        # A batch left not done (its turn ended): never "done" with contacts still to reach.
+        campaign.refresh_from_db()
+        return campaign
     # The batches moved the counters by their own tallies; one exact recount settles them whatever
     # ran before (a crash between a batch and its tally, a paused message resumed meanwhile).
     with transaction.atomic():

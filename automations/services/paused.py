@@ -8,9 +8,11 @@ automations.services.resume, above them all.
 import datetime
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
+from automations import enqueue
 from automations.models import PausedAction
 from contacts.instagram_connection import DISCONNECTED_REASON
 from contacts.messaging import messaging_window_closes_at
@@ -91,3 +93,12 @@ def workspaces_with_waiting_actions() -> list[int]:
         .distinct()
         .order_by("workspace_id")
     )
+
+
+def paused_actions_resume_queue(*, workspace_ids: list[int]) -> int:
+    """Queue the resume of these workspaces' waiting actions (after the caller's commit); never run
+    here: a resume sends messages, which no request or webhook should wait for. Returns how many."""
+    ids = sorted(set(workspace_ids))
+    for workspace_id in ids:
+        transaction.on_commit(lambda workspace_id=workspace_id: enqueue.paused_actions_resume(workspace_id))
+    return len(ids)

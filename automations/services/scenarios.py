@@ -9,6 +9,7 @@ step when headroom appears. Every step writes a log line; sends use a key per ru
 
 import datetime
 import logging
+import math
 import re
 import unicodedata
 
@@ -39,7 +40,7 @@ from billing.activation import activate
 from billing.models import AutomationKind
 from contacts.hooks import InboundEvent
 from contacts.instagram_connection import DISCONNECTED_REASON, sending_blocked
-from contacts.messaging import DISCONNECTED, send_message, window_is_open
+from contacts.messaging import DISCONNECTED, private_reply_wait, send_message, window_is_open
 from contacts.models import Contact, Message, Tag
 from inro.errors import ApplicationError
 
@@ -457,6 +458,20 @@ def _execute_claimed(run_id: int, followups: list) -> ScenarioRun:
             # The Instagram connection is broken: the run waits before the gate (nothing charged).
             _pause(run, index, step, reason=DISCONNECTED_REASON)
             break
+        if step["type"] in MESSAGE_STEPS and _private_reply_id(run) and _window_open(run):
+            wait = private_reply_wait(workspace=run.workspace)
+            if wait > 0:
+                # The account's private replies of the hour are used up: this one waits its turn (its
+                # 7-day window is checked again then). A reservation is not held across the wait.
+                _release_held(run, "private_reply_paced")
+                if ScenarioRun.objects.filter(pk=run.pk, status=ScenarioRun.Status.RUNNING).update(
+                    status=ScenarioRun.Status.WAITING, next_step=index
+                ):
+                    seconds = max(1, math.ceil(wait))
+                    _log(run, index, step["type"], "paced",
+                         f"Private replies of the hour used up: sent in {seconds} s.")
+                    followups.append(lambda i=index, s=seconds: _queue_continue(run.pk, i, s))
+                break
         if not run.engaged:
             if step["type"] in MESSAGE_STEPS and not _window_open(run):
                 # Rule 14: outside Meta's window nothing is sent, so nothing reaches the gate.

@@ -223,6 +223,23 @@ META_WEBHOOK_PREPARED_STATEMENTS = env.bool("META_WEBHOOK_PREPARED_STATEMENTS", 
 META_GRAPH_MAX_ATTEMPTS = env.int("META_GRAPH_MAX_ATTEMPTS", default=4)
 META_GRAPH_RETRY_BASE_SECONDS = env.float("META_GRAPH_RETRY_BASE_SECONDS", default=1.0)
 META_GRAPH_TIMEOUT_SECONDS = env.float("META_GRAPH_TIMEOUT_SECONDS", default=10.0)
+# Pacing per Instagram account, shared by every worker (contacts/pacing.py): text messages a second
+# (Meta allows 300), the share of it kept for conversational sends (scenario and inbox replies; campaigns
+# get the rest), private replies an hour (Meta's limit), and the back-off of a throttled account when Meta
+# sends no Retry-After. The windows live in Redis: META_PACING_URL, else the broker when it is Redis,
+# else in the process (offline `make run`).
+META_SEND_RATE = env.int("META_SEND_RATE", default=250)
+META_CONVERSATION_RATE_SHARE = env.float("META_CONVERSATION_RATE_SHARE", default=0.1)
+META_PRIVATE_REPLY_RATE = env.int("META_PRIVATE_REPLY_RATE", default=750)
+# The private replies' window: an hour (Meta's); benches compress it.
+META_PRIVATE_REPLY_WINDOW_SECONDS = env.int("META_PRIVATE_REPLY_WINDOW_SECONDS", default=3600)
+META_PACING_URL = env("META_PACING_URL", default="")
+META_THROTTLE_BACKOFF_SECONDS = env.float("META_THROTTLE_BACKOFF_SECONDS", default=60.0)
+META_THROTTLE_BACKOFF_MAX_SECONDS = env.float("META_THROTTLE_BACKOFF_MAX_SECONDS", default=3600.0)
+META_THROTTLE_MAX_RETRIES = env.int("META_THROTTLE_MAX_RETRIES", default=10)
+# Calls to Meta in flight at once per worker process during a campaign's fan-out (threads sharing one
+# HTTP connection pool; 64 × Meta's ~150 ms answers is room for 400 DMs/s); 1: one at a time.
+META_SEND_CONCURRENCY = env.int("META_SEND_CONCURRENCY", default=64)
 # Members' replies 24 hours to 7 days after the person's last message go out with Meta's HUMAN_AGENT tag
 # (Meta grants the Human Agent feature per app). Off: those replies are refused like later ones.
 META_HUMAN_AGENT_TAG = env.bool("META_HUMAN_AGENT_TAG", default=True)
@@ -315,6 +332,20 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # A campaign fan-out's lease (automations.services.campaign_fanout): after a worker dies, another takes the
 # campaign over once it runs out. 0 (the default): as long as CAMPAIGN_STALL_SECONDS, 5 minutes unless set.
 CAMPAIGN_FANOUT_LEASE_SECONDS = env.int("CAMPAIGN_FANOUT_LEASE_SECONDS", default=0)
+# Over the Graph API, a campaign's audience is frozen in batches of this many contacts, and a fan-out task
+# sends for CAMPAIGN_TURN_SECONDS (shared by its workspace's sending campaigns) before it goes to the back
+# of the queue: broadcasts of many workspaces take turns by account. 0: a task sends its campaign whole.
+CAMPAIGN_NETWORK_BATCH_SIZE = env.int("CAMPAIGN_NETWORK_BATCH_SIZE", default=5000)
+CAMPAIGN_TURN_SECONDS = env.float("CAMPAIGN_TURN_SECONDS", default=5.0)
+# Conversational work (webhook intake, scenario runs) has a queue of its own, with workers of its own
+# (Procfile `conversation`), so no broadcast delays a reply. Empty: everything on the default queue.
+CELERY_CONVERSATION_QUEUE = env("CELERY_CONVERSATION_QUEUE", default="conversation")
+CONVERSATION_TASKS = (
+    "contacts.tasks.process_instagram_delivery", "contacts.tasks.drain_instagram_deliveries",
+    "automations.tasks.scenario_run_execute", "automations.tasks.scenario_run_continue",
+)
+CELERY_TASK_ROUTES = ({name: {"queue": CELERY_CONVERSATION_QUEUE} for name in CONVERSATION_TASKS}
+                      if CELERY_CONVERSATION_QUEUE else {})
 # On PostgreSQL with the outbox backend, the fan-out writes its batches on two more connections while
 # it gates the next one, committing them in order (automations.services.campaign_fanout._BatchWriter).
 # False: one connection, in turn.

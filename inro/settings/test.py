@@ -10,6 +10,14 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Pacing windows in the test process unless a test (or a worker it starts) points them at Redis.
+META_PACING_URL = env("META_PACING_URL", default="memory://")
+# One queue in tests (the fault tests' workers take their run's queue) unless a test routes otherwise.
+CELERY_CONVERSATION_QUEUE = env("CELERY_CONVERSATION_QUEUE", default="")
+CELERY_TASK_ROUTES = ({name: {"queue": CELERY_CONVERSATION_QUEUE} for name in CONVERSATION_TASKS}  # noqa: F405
+                      if CELERY_CONVERSATION_QUEUE else {})
+# One call to Meta at a time unless a test asks for more: stand-ins answer queued responses in order.
+META_SEND_CONCURRENCY = env.int("META_SEND_CONCURRENCY", default=1)
 STRIPE_SECRET_KEY = "sk_test_suite"  # noqa: S105
 STRIPE_WEBHOOK_SECRET = "whsec_test_suite"  # noqa: S105
 META_APP_SECRET = "meta_app_secret_test"  # noqa: S105

@@ -176,9 +176,11 @@ def test_paused_actions_are_resumed_and_cancelled_through_the_services(client, d
     first, *_, last = list(waiting)
 
     client.post(url, {"action": "cancel_selected", "_selected_action": [last.pk]})
-    response = client.post(url, {"action": "resume_selected", "_selected_action": [first.pk]}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"action": "resume_selected", "_selected_action": [first.pk]}, follow=True)
 
-    assert "Resumed 2 and expired 0 paused actions in 1 workspaces" in response.content.decode()
+    # Queued, and run inline here (tests run tasks eagerly), after the request's commit.
+    assert "Queued the resume of the waiting actions of 1 workspaces" in response.content.decode()
     statuses = list(PausedAction.objects.filter(workspace=workspace).order_by("created_at", "id")
                     .values_list("status", flat=True))
     assert statuses == ["resumed", "resumed", "waiting", "cancelled"]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from contacts.messaging import DeliveryError, send_message
 from contacts.meta import GraphBackend, GraphClient
 from contacts.models import InstagramConnection, Message
+from contacts.pacing import backoff_remaining
 from tests.factories import ContactFactory, connect_instagram
 
 pytestmark = pytest.mark.django_db
@@ -75,9 +76,10 @@ def graph(settings, workspace):
 
 @pytest.fixture
 def sleeps(monkeypatch):
-    """Backoff delays asked for, without waiting."""
+    """Backoff delays asked for, without waiting (the pacer's few-millisecond spreading of sends is
+    not a back-off: left out)."""
     asked: list[float] = []
-    monkeypatch.setattr("contacts.meta.time.sleep", asked.append)
+    monkeypatch.setattr("contacts.meta.time.sleep", lambda seconds: asked.append(seconds) if seconds >= 0.05 else None)
     return asked
 
 
@@ -117,12 +119,25 @@ def test_503_is_retried_with_backoff_then_succeeds(workspace, graph, sleeps):
     assert sleeps == [0.5, 1.0]
 
 
-def test_429_honours_retry_after(workspace, graph, sleeps):
+def test_429_honours_retry_after_for_the_whole_account(workspace, graph, sleeps):
     graph.queue(429, {"error": {"message": "Calls to this api have exceeded the rate limit.", "code": 4}},
                 {"Retry-After": "7"})
 
     assert GraphBackend().deliver(_message(workspace)) == "mid.2"
-    assert sleeps == [7.0]
+    assert len(sleeps) == 1 and 6.5 < sleeps[0] <= 7.0
+    # Every worker sees the account backed off, not only the one that was throttled.
+    assert 6 < backoff_remaining(ACCOUNT_ID) <= 7
+
+
+@pytest.mark.parametrize("code", [4, 17, 32, 613])
+def test_metas_throttling_codes_back_the_account_off_and_are_sent_after(workspace, graph, sleeps, settings, code):
+    settings.META_THROTTLE_BACKOFF_SECONDS = 30
+    graph.queue(400, {"error": {"message": "Application request limit reached", "code": code}})
+
+    assert GraphBackend().deliver(_message(workspace)) == "mid.2"
+    assert len(graph.requests) == 2
+    assert len(sleeps) == 1 and 29 < sleeps[0] <= 30
+    assert backoff_remaining(ACCOUNT_ID) > 29
 
 
 def test_gives_up_after_the_bounded_number_of_attempts(workspace, graph, sleeps):
