@@ -144,9 +144,13 @@ def _campaign_context(membership: Membership, campaign: Campaign) -> dict:
     waiting = selectors.paused_action_list(workspace=membership.workspace).filter(automation_ref=campaign.ref)
     first_expiry = waiting.exclude(expires_at=None).order_by("expires_at").values_list("expires_at", flat=True).first()
     summary = billing_selectors.usage_summary(workspace=membership.workspace)
+    # Every waiting message's window closes before the quota resets: the reset will not send them.
+    expire_before_reset = bool(first_expiry) and summary.resets_at is not None and not waiting.filter(
+        Q(expires_at=None) | Q(expires_at__gte=summary.resets_at)).exists()
     return {
         "section": "campaigns", "campaign": campaign, "preview": preview,
         "paused_for_campaign": waiting.count(), "first_expiry": first_expiry, "summary": summary,
+        "expire_before_reset": expire_before_reset,
         "reset_words": reset_wording(resets_at=summary.resets_at, now=timezone.now()),
     }
 
