@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Workspace
-from automations.models import Campaign, Scenario, Segment
+from automations.models import Campaign, EnrichmentJob, Integration, Scenario, Segment
 from automations.services import campaign_create, scenario_create, segment_create
 from billing.models import CheckoutSession
 from contacts.models import ConversationRead, Folder, FolderMembership, Message
@@ -57,6 +57,16 @@ ROUTES = [
     ("GET", "scenarios/{scenario}/", None),
     ("POST", "scenarios/{scenario}/enable/", None),
     ("POST", "scenarios/{scenario}/disable/", None),
+    ("POST", "scenarios/", {"name": "Stolen", "trigger_type": "webhook", "trigger_config": {},
+                            "steps": [{"type": "add_tag", "tag": "x"}]}),
+    ("PATCH", "scenarios/{scenario}/", {"name": "Renamed"}),
+    ("POST", "segments/{segment}/run/", None),
+    ("POST", "segments/{segment}/enrichment-jobs/", None),
+    ("GET", "enrichment-jobs/", None),
+    ("GET", "integrations/", None),
+    ("POST", "integrations/", {"name": "Stolen", "url": "https://example.com/hook"}),
+    ("GET", "integrations/{integration}/", None),
+    ("PATCH", "integrations/{integration}/", {"name": "Renamed"}),
     ("GET", "paused-actions/", None),
     ("POST", "billing/checkout/", {"plan": "pro", "addon_packs": 1}),
     ("POST", "billing/portal/", None),
@@ -80,11 +90,14 @@ class Objects:
         self.scenario = scenario_create(workspace=workspace, name="Kw", trigger_type="dm_keyword",
                                         trigger_config={"keywords": ["hi"]}, steps=[{"type": "send_message",
                                                                                     "text": "yo"}], enabled=False)
+        self.integration = Integration.objects.create(workspace=workspace, name="Hook",
+                                                      url="https://example.com/hook")
 
     def fill(self, route):
         method, path, body = route
         path = path.format(contact=self.contact.pk, folder=self.folder.pk, segment=self.segment.pk,
-                           campaign=self.campaign.pk, scenario=self.scenario.pk)
+                           campaign=self.campaign.pk, scenario=self.scenario.pk,
+                           integration=self.integration.pk)
         if body and "contact_ids" in body:
             body = {"contact_ids": [self.contact.pk]}
         return method, path, body
@@ -101,6 +114,12 @@ class Objects:
         workspace = Workspace.objects.get(pk=self.contact.workspace_id)
         assert (workspace.monthly_cap, workspace.activation_reserve) == (None, 0)
         assert Scenario.objects.get(pk=self.scenario.pk).enabled is False
+        assert Scenario.objects.get(pk=self.scenario.pk).name == "Kw"
+        assert not Scenario.objects.filter(name="Stolen").exists()
+        assert Integration.objects.get(pk=self.integration.pk).name == "Hook"
+        assert not Integration.objects.filter(name="Stolen").exists()
+        assert EnrichmentJob.objects.count() == 0
+        assert Segment.objects.get(pk=self.segment.pk).last_run_at is None
         assert not Folder.objects.filter(name="Stolen").exists()
         assert not Segment.objects.filter(name="Stolen").exists()
         assert not Campaign.objects.filter(name="Stolen").exists()

@@ -116,7 +116,8 @@ def world():
         "integration_id": integration.pk,
         "object_id": contact.pk, "content_type_id": 1, "code": "nosuchcode", "uidb64": "MQ", "token": "set-password",
         "app_label": "contacts", "url": "nothing-here/", "id": owner.pk,
-        "path": "customers", "session_id": "cs_1", "portal_id": "bps_1",  # the demo Stripe stand-in
+        # the demo Stripe stand-in:
+        "path": "customers", "session_id": "cs_1", "portal_id": "bps_1", "invoice_id": "in_1",
         "device_id": api_token_create(user=owner, name="victimsecret phone")[0].pk,  # the owner's device
     }
     return {"victim": victim, "owner": owner, "member": member, "outsider": outsider, "params": params}
